@@ -1,0 +1,52 @@
+/* The little of libbpf's headers that the probe needs, written out so that
+ * building it takes clang and nothing else. Helper ids are the kernel's ABI
+ * (include/uapi/linux/bpf.h, enum bpf_func_id): they never change. */
+#ifndef PROBE_BPF_DEFS_H
+#define PROBE_BPF_DEFS_H
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef signed int __s32;
+typedef signed long long __s64;
+
+#define SEC(name) __attribute__((section(name), used))
+#define __always_inline inline __attribute__((always_inline))
+
+/* Map types and flags used here (enum bpf_map_type). */
+#define BPF_MAP_TYPE_ARRAY 2
+#define BPF_MAP_TYPE_PERF_EVENT_ARRAY 4
+#define BPF_MAP_TYPE_PERCPU_ARRAY 6
+#define BPF_F_CURRENT_CPU 0xffffffffULL
+
+/* A map as the loader reads it from the "maps" section: five u32 words.
+ * max_entries 0 on a perf event array means "one slot per possible CPU". */
+struct bpf_map_def {
+	__u32 type;
+	__u32 key_size;
+	__u32 value_size;
+	__u32 max_entries;
+	__u32 map_flags;
+};
+#define BPF_MAP(name, kind, key, value, entries) \
+	struct bpf_map_def SEC("maps") name = { \
+		.type = kind, .key_size = sizeof(key), \
+		.value_size = sizeof(value), .max_entries = entries, \
+	}
+
+/* Helpers, called through their fixed ids. */
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
+static __u32 (*bpf_get_smp_processor_id)(void) = (void *)8;
+static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
+static __u64 (*bpf_get_current_uid_gid)(void) = (void *)15;
+static long (*bpf_get_current_comm)(void *buf, __u32 size) = (void *)16;
+static long (*bpf_perf_event_output)(void *ctx, void *map, __u64 flags,
+				     void *data, __u64 size) = (void *)25;
+static long (*bpf_probe_read_kernel)(void *dst, __u32 size,
+				     const void *src) = (void *)113;
+static long (*bpf_probe_read_user)(void *dst, __u32 size,
+				   const void *src) = (void *)112;
+
+#endif

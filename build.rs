@@ -1,0 +1,60 @@
+//! Compiles the C probe in `bpf/` to a BPF ELF object with clang, into
+//! OUT_DIR, where `include_bytes!` embeds it in the binary. Also compiles the
+//! loader's test fixtures in `bpf/tests/`, which are never shipped.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, exit};
+
+const OBJECTS: &[(&str, &str)] = &[
+    ("bpf/probe.c", "probe.bpf.o"),
+    ("bpf/tests/subprog.c", "subprog.bpf.o"),
+];
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=CLANG");
+    println!("cargo:rerun-if-changed=bpf");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let clang = find_clang().unwrap_or_else(|| {
+        fail(
+            "clang not found (looked at $CLANG, clang, clang-20 .. clang-11): \
+             install it with `sudo apt-get install clang`, or set CLANG=/path/to/clang",
+        )
+    });
+    for (source, object) in OBJECTS {
+        compile(&clang, Path::new(source), &out_dir.join(object));
+    }
+}
+
+fn find_clang() -> Option<String> {
+    let mut candidates: Vec<String> = env::var("CLANG").ok().into_iter().collect();
+    candidates.push("clang".into());
+    candidates.extend((11..=20).rev().map(|v| format!("clang-{v}")));
+    candidates.into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+fn compile(clang: &str, source: &Path, object: &Path) {
+    let status = Command::new(clang)
+        .args(["-target", "bpf", "-O2", "-g", "-Wall", "-c"])
+        .arg(source)
+        .arg("-o")
+        .arg(object)
+        .status()
+        .unwrap_or_else(|e| fail(&format!("could not run {clang}: {e}")));
+    if !status.success() {
+        fail(&format!(
+            "{clang} failed to compile {}: see its messages above",
+            source.display()
+        ));
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    exit(1)
+}

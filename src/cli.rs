@@ -1,0 +1,206 @@
+//! Command-line parsing: flags in, a checked `Options` out, or a usage
+//! error (exit code 2) that says which flag and why.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::abi::COMM_LEN;
+use crate::attach::Method;
+
+pub const DEFAULT_PAGES: usize = 256;
+pub const DEFAULT_LOG: &str = "syscalls.log";
+const MAX_PAGES: usize = 1 << 16;
+
+pub const USAGE: &str = "\
+usage: probe [options]        monitor every read(2) and write(2) on this machine
+       probe inspect FILE     show what the loader sees in a BPF object file
+
+options:
+  --attach METHOD  auto (default), kprobe, kprobe-legacy or tracepoint
+  -p, --pid PID    only this process (its tgid), filtered in the kernel
+  -c, --comm NAME  only processes whose name is exactly NAME (1-15 bytes)
+  -v, --verbose    details on each line, and the first bytes of each write;
+                   -vv also shows the loader's steps on stderr
+  -q, --quiet      no per-event lines on stdout
+      --json       one JSON object per event on stdout instead of hello lines
+      --log PATH   the detailed log (default: syscalls.log)
+      --no-log     no log file
+  -d, --duration SECS  stop after SECS seconds (default: until Ctrl+C or SIGTERM)
+      --pages N    data pages per CPU ring, a power of two (default: 256)
+  -h, --help       this text
+      --version    the version";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// None: try each method in turn.
+    pub attach: Option<Method>,
+    pub pid: Option<u32>,
+    pub comm: Option<Vec<u8>>,
+    pub verbose: u32,
+    pub quiet: bool,
+    pub json: bool,
+    pub log: Option<PathBuf>,
+    pub duration: Option<Duration>,
+    pub pages: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            attach: None,
+            pid: None,
+            comm: None,
+            verbose: 0,
+            quiet: false,
+            json: false,
+            log: Some(PathBuf::from(DEFAULT_LOG)),
+            duration: None,
+            pages: DEFAULT_PAGES,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Run(Options),
+    Inspect(PathBuf),
+    Help,
+    Version,
+}
+
+/// A usage error, shown as `probe: MESSAGE` and a hint to `--help`.
+#[derive(Debug, PartialEq)]
+pub struct UsageError(pub String);
+
+fn usage<T>(message: impl Into<String>) -> Result<T, UsageError> {
+    Err(UsageError(message.into()))
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
+    let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|a| a == "inspect") {
+        args.next();
+        let (Some(file), None) = (args.next(), args.next()) else {
+            return usage("inspect takes exactly one FILE");
+        };
+        return Ok(Command::Inspect(PathBuf::from(file)));
+    }
+    let mut o = Options::default();
+    let mut log_flag = None::<&str>;
+    while let Some(arg) = args.next() {
+        let bytes = arg.as_bytes();
+        // --flag=value, and -xVALUE for the short flags that take a value.
+        let (flag, mut inline): (String, Option<OsString>) = match bytes
+            .iter()
+            .position(|&b| b == b'=')
+        {
+            Some(i) if bytes.starts_with(b"--") => (
+                String::from_utf8_lossy(&bytes[..i]).into_owned(),
+                Some(std::ffi::OsStr::from_bytes(&bytes[i + 1..]).to_owned()),
+            ),
+            _ if bytes.len() > 2 && bytes[0] == b'-' && matches!(bytes[1], b'p' | b'c' | b'd') => (
+                String::from_utf8_lossy(&bytes[..2]).into_owned(),
+                Some(std::ffi::OsStr::from_bytes(&bytes[2..]).to_owned()),
+            ),
+            _ => (String::from_utf8_lossy(bytes).into_owned(), None),
+        };
+        let mut value = |name: &str| -> Result<OsString, UsageError> {
+            match inline.take().or_else(|| args.next()) {
+                Some(v) => Ok(v),
+                None => usage(format!("{name} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--version" => return Ok(Command::Version),
+            "--attach" => {
+                let v = value("--attach")?;
+                let v = v.to_string_lossy();
+                o.attach = match v.as_ref() {
+                    "auto" => None,
+                    m => match Method::parse(m) {
+                        Some(m) => Some(m),
+                        None => {
+                            return usage(format!(
+                                "--attach {m}: unknown method (auto, kprobe, kprobe-legacy, tracepoint)"
+                            ));
+                        }
+                    },
+                };
+            }
+            "-p" | "--pid" => {
+                let v = value("--pid")?;
+                let v = v.to_string_lossy();
+                match v.parse::<u32>() {
+                    Ok(p) if p > 0 => o.pid = Some(p),
+                    _ => {
+                        return usage(format!(
+                            "--pid {v}: not a process id (a whole number above 0)"
+                        ));
+                    }
+                }
+            }
+            "-c" | "--comm" => {
+                let v = value("--comm")?;
+                let v = v.as_bytes();
+                if v.is_empty() || v.len() >= COMM_LEN || v.contains(&0) {
+                    return usage(format!(
+                        "--comm {}: a process name is 1 to {} bytes (the kernel keeps no more)",
+                        String::from_utf8_lossy(v),
+                        COMM_LEN - 1
+                    ));
+                }
+                o.comm = Some(v.to_vec());
+            }
+            "-v" | "--verbose" => o.verbose += 1,
+            "-vv" => o.verbose += 2,
+            "-q" | "--quiet" => o.quiet = true,
+            "--json" => o.json = true,
+            "--log" => {
+                let v = value("--log")?;
+                if v.is_empty() {
+                    return usage("--log needs a path");
+                }
+                log_flag = Some("--log");
+                o.log = Some(PathBuf::from(v));
+            }
+            "--no-log" => {
+                log_flag.get_or_insert("--no-log");
+                o.log = None;
+            }
+            "-d" | "--duration" => {
+                let v = value("--duration")?;
+                let v = v.to_string_lossy();
+                match v.parse::<f64>() {
+                    Ok(s) if s > 0.0 && s.is_finite() && s < 1e9 => {
+                        o.duration = Some(Duration::from_secs_f64(s))
+                    }
+                    _ => return usage(format!("--duration {v}: not a number of seconds above 0")),
+                }
+            }
+            "--pages" => {
+                let v = value("--pages")?;
+                let v = v.to_string_lossy();
+                match v.parse::<usize>() {
+                    Ok(n) if n.is_power_of_two() && n <= MAX_PAGES => o.pages = n,
+                    _ => {
+                        return usage(format!(
+                            "--pages {v}: must be a power of two from 1 to {MAX_PAGES}"
+                        ));
+                    }
+                }
+            }
+            other => return usage(format!("unknown option {other}")),
+        }
+        if inline.is_some() {
+            return usage(format!("{flag} takes no value"));
+        }
+    }
+    if log_flag == Some("--log") && o.log.is_none() {
+        return usage("--log and --no-log contradict each other");
+    }
+    Ok(Command::Run(o))
+}

@@ -1,0 +1,28 @@
+//! `probe`: a monitor of read(2) and write(2) built on eBPF, with its own
+//! loader. The layers, from the bytes of the BPF object up:
+//!
+//! - [`obj`]: pure parsing and linking of the BPF ELF (no syscalls);
+//! - [`sys`]: thin typed wrappers over bpf(2) and perf_event_open(2);
+//! - [`loader`]: maps created, map fds patched in, programs loaded;
+//! - [`attach`]: one module per attach method;
+//! - [`ring`]: per-CPU perf rings and the thread that drains them;
+//! - [`abi`], [`batch`], [`output`]: what the events mean and where they go;
+//! - [`monitor`]: the run itself, wiring all of the above.
+
+pub mod abi;
+pub mod attach;
+pub mod batch;
+pub mod cli;
+pub mod cpus;
+pub mod inspect;
+pub mod loader;
+pub mod monitor;
+pub mod obj;
+pub mod output;
+pub mod privileges;
+pub mod ring;
+pub mod signals;
+pub mod sys;
+
+/// The probe compiled by build.rs from bpf/probe.c.
+pub const PROBE_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probe.bpf.o"));

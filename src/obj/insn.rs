@@ -1,0 +1,53 @@
+//! One eBPF instruction as the kernel reads it (struct bpf_insn).
+
+/// `struct bpf_insn`: opcode, two 4-bit registers, offset, immediate.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Insn {
+    pub code: u8,
+    /// dst_reg in the low nibble, src_reg in the high one.
+    pub regs: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+
+pub const INSN_SIZE: usize = 8;
+/// `BPF_LD | BPF_IMM | BPF_DW`: the first half of a 16-byte load.
+pub const OP_LD_IMM64: u8 = 0x18;
+/// `BPF_JMP | BPF_CALL`.
+pub const OP_CALL: u8 = 0x85;
+/// src_reg of an ld_imm64 whose immediate is a map fd.
+pub const PSEUDO_MAP_FD: u8 = 1;
+/// src_reg of a call whose immediate is a relative instruction offset.
+pub const PSEUDO_CALL: u8 = 1;
+
+impl Insn {
+    pub fn from_bytes(b: &[u8]) -> Insn {
+        Insn {
+            code: b[0],
+            regs: b[1],
+            off: i16::from_le_bytes([b[2], b[3]]),
+            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    pub fn src_reg(&self) -> u8 {
+        self.regs >> 4
+    }
+
+    pub fn set_src_reg(&mut self, src: u8) {
+        self.regs = (self.regs & 0x0f) | (src << 4);
+    }
+
+    pub fn is_pseudo_call(&self) -> bool {
+        self.code == OP_CALL && self.src_reg() == PSEUDO_CALL
+    }
+}
+
+/// Decodes a run of instructions; the caller has checked the length.
+pub fn decode_all(bytes: &[u8]) -> Vec<Insn> {
+    bytes
+        .chunks_exact(INSN_SIZE)
+        .map(Insn::from_bytes)
+        .collect()
+}

@@ -1,0 +1,122 @@
+//! The pure half of the loader: BPF ELF bytes in, descriptions of programs
+//! and maps out. No syscalls here, so all of it is testable without root and
+//! safe to feed hostile files (every offset and size is checked).
+
+mod insn;
+mod link;
+mod parse;
+
+pub use insn::{INSN_SIZE, Insn, OP_LD_IMM64, PSEUDO_MAP_FD};
+pub use parse::parse;
+
+/// Where a program attaches, from its section name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgramKind {
+    /// `kprobe/FUNCTION`
+    Kprobe { function: String },
+    /// `tracepoint/CATEGORY/NAME`
+    Tracepoint { category: String, name: String },
+}
+
+impl ProgramKind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProgramKind::Kprobe { .. } => "kprobe",
+            ProgramKind::Tracepoint { .. } => "tracepoint",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapSpec {
+    pub name: String,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+}
+
+/// An ld_imm64 at `insn_index` that must be given the fd of map `map_index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapRef {
+    pub insn_index: usize,
+    pub map_index: usize,
+}
+
+/// What a relocation resolved to, kept for `probe inspect` and the tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelocTarget {
+    Map(String),
+    Subprogram(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relocation {
+    /// Index in the linked program (subprograms appended), not in the section.
+    pub insn_index: usize,
+    pub symbol: String,
+    pub target: RelocTarget,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramSpec {
+    pub name: String,
+    pub section: String,
+    pub kind: ProgramKind,
+    /// The program followed by every `.text` subprogram it reaches, with the
+    /// call offsets already fixed; map loads still wait for their fds.
+    pub insns: Vec<Insn>,
+    pub map_refs: Vec<MapRef>,
+    pub relocations: Vec<Relocation>,
+    /// Names of the subprograms appended, in order.
+    pub subprograms: Vec<String>,
+}
+
+impl ProgramSpec {
+    /// The instructions with every map reference pointing at its map's fd;
+    /// `map_fds` is indexed like `ObjectSpec::maps`.
+    pub fn insns_with_map_fds(&self, map_fds: &[i32]) -> Vec<Insn> {
+        let mut insns = self.insns.clone();
+        for r in &self.map_refs {
+            let insn = &mut insns[r.insn_index];
+            insn.set_src_reg(PSEUDO_MAP_FD);
+            insn.imm = map_fds[r.map_index];
+        }
+        insns
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectSpec {
+    pub programs: Vec<ProgramSpec>,
+    pub maps: Vec<MapSpec>,
+    pub license: String,
+}
+
+impl ObjectSpec {
+    pub fn program(&self, name: &str) -> Option<&ProgramSpec> {
+        self.programs.iter().find(|p| p.name == name)
+    }
+
+    pub fn map_index(&self, name: &str) -> Option<usize> {
+        self.maps.iter().position(|m| m.name == name)
+    }
+}
+
+/// Why a file is not a usable BPF object. One line, for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+macro_rules! bail_parse {
+    ($($arg:tt)*) => { return Err($crate::obj::ParseError(format!($($arg)*))) };
+}
+pub(crate) use bail_parse;

@@ -1,0 +1,132 @@
+//! Formatting an event as a hello line, a log line or a JSON object, into
+//! a caller's buffer with no allocation.
+//!
+//! A comm is whatever bytes a process chose (prctl PR_SET_NAME), terminal
+//! escapes and newlines included, so it is always escaped the same way:
+//! printable ASCII other than `\` and `"` as is, everything else `\xNN`,
+//! `\` as `\\`. The result is one token with no spaces, safe on a terminal,
+//! one line in the log, and valid inside a JSON string once its
+//! backslashes are doubled.
+
+use crate::abi::{Event, Syscall};
+
+fn hello_text(s: Syscall) -> &'static [u8] {
+    match s {
+        Syscall::Read => b"hello sys_read was called",
+        Syscall::Write => b"hello sys_write was called",
+    }
+}
+
+pub fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[i..]);
+}
+
+pub fn push_i64(buf: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        buf.push(b'-');
+    }
+    push_u64(buf, v.unsigned_abs());
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Escapes `bytes` as described above; `json` doubles each backslash so the
+/// same text can sit inside a JSON string.
+pub fn push_escaped(buf: &mut Vec<u8>, bytes: &[u8], json: bool) {
+    let slash: &[u8] = if json { b"\\\\" } else { b"\\" };
+    for &b in bytes {
+        match b {
+            b'\\' => {
+                buf.extend_from_slice(slash);
+                buf.extend_from_slice(slash);
+            }
+            0x21..=0x7e if b != b'"' => buf.push(b),
+            _ => {
+                buf.extend_from_slice(slash);
+                buf.extend_from_slice(&[b'x', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+            }
+        }
+    }
+}
+
+fn field_u64(buf: &mut Vec<u8>, key: &[u8], v: u64) {
+    buf.extend_from_slice(key);
+    push_u64(buf, v);
+}
+
+/// ` pid=.. comm=.. fd=.. count=..` and ` data=..` when there is a preview.
+fn details(buf: &mut Vec<u8>, e: &Event) {
+    field_u64(buf, b" pid=", e.pid as u64);
+    field_u64(buf, b" tgid=", e.tgid as u64);
+    buf.extend_from_slice(b" comm=");
+    push_escaped(buf, e.comm(), false);
+    buf.extend_from_slice(b" fd=");
+    push_i64(buf, e.fd as i64);
+    field_u64(buf, b" count=", e.count);
+    if let Some(data) = e.preview() {
+        buf.extend_from_slice(b" data=");
+        push_escaped(buf, data, false);
+    }
+}
+
+/// `hello sys_read was called`, with details appended when `verbose`.
+pub fn hello(buf: &mut Vec<u8>, e: &Event, verbose: bool) {
+    buf.extend_from_slice(hello_text(e.syscall()));
+    if verbose {
+        details(buf, e);
+    }
+    buf.push(b'\n');
+}
+
+/// `ts=.. cpu=.. pid=.. tgid=.. uid=.. comm=.. syscall=.. fd=.. count=..`
+pub fn log(buf: &mut Vec<u8>, e: &Event) {
+    field_u64(buf, b"ts=", e.ts_ns);
+    field_u64(buf, b" cpu=", e.cpu as u64);
+    field_u64(buf, b" pid=", e.pid as u64);
+    field_u64(buf, b" tgid=", e.tgid as u64);
+    field_u64(buf, b" uid=", e.uid as u64);
+    buf.extend_from_slice(b" comm=");
+    push_escaped(buf, e.comm(), false);
+    buf.extend_from_slice(b" syscall=");
+    buf.extend_from_slice(e.syscall().name().as_bytes());
+    buf.extend_from_slice(b" fd=");
+    push_i64(buf, e.fd as i64);
+    field_u64(buf, b" count=", e.count);
+    if let Some(data) = e.preview() {
+        buf.extend_from_slice(b" data=");
+        push_escaped(buf, data, false);
+    }
+    buf.push(b'\n');
+}
+
+/// One JSON object with the log's keys.
+pub fn json(buf: &mut Vec<u8>, e: &Event) {
+    field_u64(buf, b"{\"ts\":", e.ts_ns);
+    field_u64(buf, b",\"cpu\":", e.cpu as u64);
+    field_u64(buf, b",\"pid\":", e.pid as u64);
+    field_u64(buf, b",\"tgid\":", e.tgid as u64);
+    field_u64(buf, b",\"uid\":", e.uid as u64);
+    buf.extend_from_slice(b",\"comm\":\"");
+    push_escaped(buf, e.comm(), true);
+    buf.extend_from_slice(b"\",\"syscall\":\"");
+    buf.extend_from_slice(e.syscall().name().as_bytes());
+    buf.extend_from_slice(b"\",\"fd\":");
+    push_i64(buf, e.fd as i64);
+    field_u64(buf, b",\"count\":", e.count);
+    if let Some(data) = e.preview() {
+        buf.extend_from_slice(b",\"data\":\"");
+        push_escaped(buf, data, true);
+        buf.push(b'"');
+    }
+    buf.extend_from_slice(b"}\n");
+}

@@ -1,0 +1,169 @@
+//! One perf ring buffer, mmapped: a metadata page, then 2^n data pages that
+//! the kernel fills at `data_head` and we free by advancing `data_tail`.
+//!
+//! No lock: the kernel is the only writer of the data and of `data_head`, we
+//! are the only writer of `data_tail`. An acquire load of `data_head` makes
+//! the records before it visible; a release store of `data_tail` hands their
+//! space back only after we are done reading it.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sys::perf::{self, Mapping};
+
+/// Offsets in `struct perf_event_mmap_page` (include/uapi/linux/perf_event.h).
+const DATA_HEAD: usize = 1024;
+const DATA_TAIL: usize = 1032;
+const DATA_OFFSET: usize = 1040;
+const DATA_SIZE: usize = 1048;
+
+const PERF_RECORD_LOST: u32 = 2;
+const PERF_RECORD_SAMPLE: u32 = 9;
+const HEADER_SIZE: usize = 8;
+
+/// A record, borrowed from the ring (or from a copy when it wrapped).
+#[derive(Debug)]
+pub enum Record<'a> {
+    /// A `PERF_SAMPLE_RAW` payload: what the BPF program output, padded by
+    /// the kernel to keep records 8-byte aligned.
+    Sample(&'a [u8]),
+    /// `PERF_RECORD_LOST`: this many samples did not fit in the ring.
+    Lost(u64),
+}
+
+pub struct PerfRing {
+    cpu: u32,
+    map: Mapping,
+    event: OwnedFd,
+    data_offset: usize,
+    data_size: usize,
+    /// Where a record that wraps past the end is put back together.
+    scratch: Vec<u8>,
+    wrapped_records: u64,
+}
+
+impl PerfRing {
+    /// Opens the BPF output event for `cpu` and maps 1 + `data_pages` pages.
+    /// The reader is woken when `watermark` bytes are waiting.
+    pub fn open(cpu: u32, data_pages: usize, watermark: u32) -> io::Result<PerfRing> {
+        let event = perf::open_bpf_output(cpu, watermark)?;
+        let page = perf::page_size();
+        let map = Mapping::new(event.as_fd(), page * (1 + data_pages))?;
+        let mut ring = PerfRing {
+            cpu,
+            map,
+            event,
+            data_offset: page,
+            data_size: page * data_pages,
+            scratch: Vec::new(),
+            wrapped_records: 0,
+        };
+        // Kernels since 4.1 say where the data is; older ones leave zeros
+        // and use the layout assumed above.
+        let (offset, size) = (ring.meta(DATA_OFFSET), ring.meta(DATA_SIZE));
+        if size != 0 && offset as usize + size as usize <= ring.map.len() {
+            ring.data_offset = offset as usize;
+            ring.data_size = size as usize;
+        }
+        perf::enable(ring.event.as_fd())?;
+        Ok(ring)
+    }
+
+    pub fn cpu(&self) -> u32 {
+        self.cpu
+    }
+
+    pub fn data_size(&self) -> usize {
+        self.data_size
+    }
+
+    /// How many records so far had to be copied because they wrapped.
+    pub fn wrapped_records(&self) -> u64 {
+        self.wrapped_records
+    }
+
+    fn meta(&self, offset: usize) -> u64 {
+        // SAFETY: the metadata page is mapped and these fields are aligned.
+        unsafe { std::ptr::read_volatile(self.map.as_ptr().add(offset) as *const u64) }
+    }
+
+    fn atomic(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: an aligned u64 in the mapped metadata page, shared with
+        // the kernel, which accesses it atomically too.
+        unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU64) }
+    }
+
+    /// Bytes waiting to be read.
+    pub fn pending(&self) -> u64 {
+        let head = self.atomic(DATA_HEAD).load(Ordering::Acquire);
+        head.wrapping_sub(self.atomic(DATA_TAIL).load(Ordering::Relaxed))
+    }
+
+    /// Reads every record up to the current head; returns how many.
+    pub fn read(&mut self, mut on_record: impl FnMut(Record)) -> usize {
+        let head = self.atomic(DATA_HEAD).load(Ordering::Acquire);
+        let mut tail = self.atomic(DATA_TAIL).load(Ordering::Relaxed);
+        let mut records = 0;
+        while tail < head {
+            let pos = (tail % self.data_size as u64) as usize;
+            let header = self.bytes(pos, HEADER_SIZE);
+            let kind = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+            let size = u16::from_le_bytes([header[6], header[7]]) as usize;
+            if size < HEADER_SIZE || size as u64 > head - tail {
+                // Not a record the kernel could have written: give up on
+                // what is in the ring rather than read garbage.
+                tail = head;
+                break;
+            }
+            let record = if pos + size <= self.data_size {
+                self.bytes(pos, size)
+            } else {
+                self.wrapped_records += 1;
+                self.unwrap_record(pos, size)
+            };
+            match kind {
+                PERF_RECORD_SAMPLE if size >= HEADER_SIZE + 4 => {
+                    let len = u32::from_le_bytes([record[8], record[9], record[10], record[11]]);
+                    let end = (HEADER_SIZE + 4).saturating_add(len as usize).min(size);
+                    on_record(Record::Sample(&record[HEADER_SIZE + 4..end]));
+                }
+                // { header; u64 id; u64 lost }: the count is at 16, not 8.
+                PERF_RECORD_LOST if size >= 24 => {
+                    let lost = u64::from_le_bytes(record[16..24].try_into().unwrap_or_default());
+                    on_record(Record::Lost(lost));
+                }
+                _ => {}
+            }
+            records += 1;
+            tail += size as u64;
+        }
+        self.atomic(DATA_TAIL).store(tail, Ordering::Release);
+        records
+    }
+
+    /// `len` bytes of the data area from `pos`, which must not wrap.
+    fn bytes(&self, pos: usize, len: usize) -> &[u8] {
+        debug_assert!(pos + len <= self.data_size);
+        // SAFETY: inside the mapping, and between tail and head, where the
+        // kernel does not write until we move the tail past it; the borrow
+        // of self ends before `read` stores the new tail.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(self.data_offset + pos), len) }
+    }
+
+    fn unwrap_record(&mut self, pos: usize, size: usize) -> &[u8] {
+        let first = self.data_size - pos;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend_from_slice(self.bytes(pos, first));
+        scratch.extend_from_slice(self.bytes(0, size - first));
+        self.scratch = scratch;
+        &self.scratch
+    }
+}
+
+impl AsFd for PerfRing {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.event.as_fd()
+    }
+}

@@ -1,0 +1,182 @@
+//! perf_event_open(2), the ioctls that enable an event and attach a BPF
+//! program to it, and the mmap of a perf ring.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+const PERF_TYPE_SOFTWARE: u32 = 1;
+const PERF_TYPE_TRACEPOINT: u32 = 2;
+const PERF_COUNT_SW_BPF_OUTPUT: u64 = 10;
+const PERF_SAMPLE_RAW: u64 = 1 << 10;
+/// perf_event_attr flag bits (the C bitfield, from bit 0 up).
+const FLAG_DISABLED: u64 = 1 << 0;
+const FLAG_WATERMARK: u64 = 1 << 14;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_DISABLE: libc::c_ulong = 0x2401;
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+
+/// `struct perf_event_attr` up to PERF_ATTR_SIZE_VER5 (112 bytes), which
+/// every kernel this tool supports accepts.
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttr {
+    type_: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup: u32,
+    bp_type: u32,
+    config1: u64,
+    config2: u64,
+    branch_sample_type: u64,
+    sample_regs_user: u64,
+    sample_stack_user: u32,
+    clockid: i32,
+    sample_regs_intr: u64,
+    aux_watermark: u32,
+    sample_max_stack: u16,
+    _reserved: u16,
+}
+
+fn open(attr: &mut PerfEventAttr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
+    attr.size = std::mem::size_of::<PerfEventAttr>() as u32;
+    // SAFETY: attr is a complete perf_event_attr of the size it declares.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr as *mut PerfEventAttr,
+            pid,
+            cpu,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    // SAFETY: a fresh fd from the kernel, owned by nobody else.
+    super::check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The event whose ring `bpf_perf_event_output` writes to on `cpu`. The
+/// reader is woken once `watermark` bytes are waiting, not per record.
+pub fn open_bpf_output(cpu: u32, watermark: u32) -> io::Result<OwnedFd> {
+    let mut attr = PerfEventAttr {
+        type_: PERF_TYPE_SOFTWARE,
+        config: PERF_COUNT_SW_BPF_OUTPUT,
+        sample_period: 1,
+        sample_type: PERF_SAMPLE_RAW,
+        flags: FLAG_WATERMARK,
+        wakeup: watermark.max(1),
+        ..Default::default()
+    };
+    open(&mut attr, -1, cpu as i32)
+}
+
+/// A tracepoint (or a tracefs-made kprobe, which is one) by its tracefs id.
+/// Opened on CPU 0 for all processes: an attached BPF program still runs on
+/// every CPU, since it hangs off the tracepoint itself.
+pub fn open_tracepoint(id: u64) -> io::Result<OwnedFd> {
+    let mut attr = PerfEventAttr {
+        type_: PERF_TYPE_TRACEPOINT,
+        config: id,
+        sample_period: 1,
+        flags: FLAG_DISABLED,
+        ..Default::default()
+    };
+    open(&mut attr, -1, 0)
+}
+
+/// A kprobe made through the kprobe PMU (kernel 4.17+): it lives exactly as
+/// long as the returned fd, so a killed monitor leaves nothing behind.
+pub fn open_kprobe(pmu_type: u32, function: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    let mut attr = PerfEventAttr {
+        type_: pmu_type,
+        sample_period: 1,
+        flags: FLAG_DISABLED,
+        config1: function.as_ptr() as u64,
+        ..Default::default()
+    };
+    open(&mut attr, -1, 0)
+}
+
+fn ioctl(fd: BorrowedFd, request: libc::c_ulong, arg: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: these perf ioctls take an integer argument, not a pointer.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
+    super::check(ret as libc::c_long).map(drop)
+}
+
+pub fn set_bpf(event: BorrowedFd, prog: BorrowedFd) -> io::Result<()> {
+    ioctl(
+        event,
+        PERF_EVENT_IOC_SET_BPF,
+        prog.as_raw_fd() as libc::c_ulong,
+    )
+}
+
+pub fn enable(event: BorrowedFd) -> io::Result<()> {
+    ioctl(event, PERF_EVENT_IOC_ENABLE, 0)
+}
+
+pub fn disable(event: BorrowedFd) -> io::Result<()> {
+    ioctl(event, PERF_EVENT_IOC_DISABLE, 0)
+}
+
+/// A shared read-write mapping of a perf event's ring; unmapped on drop.
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; who reads it is decided by
+// the owner of the Mapping, not by the thread that made it.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    pub fn new(event: BorrowedFd, len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh mapping of the event's fd, owned by the result.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                event.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            ptr: ptr as *mut u8,
+            len,
+        })
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr and len are the mapping made in new().
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
+
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
