@@ -1,6 +1,7 @@
 //! Compiles the C probe in `bpf/` to a BPF ELF object with clang, into
 //! OUT_DIR, where `include_bytes!` embeds it in the binary. Also compiles the
-//! loader's test fixtures in `bpf/tests/`, which are never shipped.
+//! loader's test fixtures in `bpf/tests/` and the benchmark's floor program
+//! in `bpf/bench/`, which are never shipped in the probe.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,8 @@ use std::process::{Command, exit};
 const OBJECTS: &[(&str, &str)] = &[
     ("bpf/probe.c", "probe.bpf.o"),
     ("bpf/tests/subprog.c", "subprog.bpf.o"),
+    ("bpf/tests/ring_writer.c", "ring_writer.bpf.o"),
+    ("bpf/bench/count_floor.c", "count_floor.bpf.o"),
 ];
 
 fn main() {

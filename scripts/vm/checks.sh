@@ -7,7 +7,12 @@
 # Exit status 0 if every check passed.
 #
 # Environment:
-#   PROBE, LOADGEN          paths of the (static) binaries
+#   PROBE, LOADGEN          paths of the (static) binaries.  The loadgen
+#                           file must NOT be named "loadgen": its comm would
+#                           then be "loadgen" from execve on, and the Rust/glibc
+#                           start-up code's read of /proc/self/maps (before
+#                           main) would be counted.  loadgen sets its comm to
+#                           "loadgen" itself with prctl just around its loop.
 #   VMTEST_TMP              scratch directory (default /tmp)
 #   VMTEST_METHODS          attach methods, default "kprobe kprobe-legacy tracepoint auto"
 #   VMTEST_WRITES           1-byte writes done by loadgen (default 1000)
@@ -19,7 +24,7 @@
 #   VMTEST_EXIT_TIMEOUT     seconds to wait for exit after SIGINT (default 60)
 
 PROBE=${PROBE:-/probe}
-LOADGEN=${LOADGEN:-/loadgen}
+LOADGEN=${LOADGEN:-/loadgen-exe}
 VMTEST_TMP=${VMTEST_TMP:-/tmp}
 VMTEST_METHODS=${VMTEST_METHODS:-kprobe kprobe-legacy tracepoint auto}
 VMTEST_WRITES=${VMTEST_WRITES:-1000}
@@ -120,6 +125,7 @@ run_method() {
     fail=
     received=? lost=? writes=? reads=? attach=- via=?
     t0=$(now_cs)
+    say "start kernel=$KERNEL method=$m"
 
     "$PROBE" --attach "$m" -c loadgen -q --log "$log" >/dev/null 2>"$err" &
     pid=$!
@@ -129,7 +135,8 @@ run_method() {
         want_via=$m
         [ "$m" = auto ] && want_via=$VMTEST_AUTO_EXPECT
         [ "$via" = "$want_via" ] || fail="$fail attached-via:'$via'(want:$want_via)"
-        "$LOADGEN" --writes "$VMTEST_WRITES" --reads "$VMTEST_READS" || fail="$fail loadgen-exit-code:$?"
+        timeout "$EXIT_TIMEOUT" "$LOADGEN" --writes "$VMTEST_WRITES" --reads "$VMTEST_READS" ||
+            fail="$fail loadgen-exit-code:$?"
     else
         fail="$fail not-attached-after-$(fmt_cs "$ATTACH_CS")s"
     fi
@@ -169,6 +176,7 @@ run_sigkill() {
     err1=$VMTEST_TMP/sigkill1.err
     err2=$VMTEST_TMP/sigkill2.err
     t0=$(now_cs)
+    say "start kernel=$KERNEL method=sigkill-recovery"
 
     "$PROBE" --attach "$m" -c loadgen -q --no-log >/dev/null 2>"$err1" &
     pid=$!
@@ -176,8 +184,7 @@ run_sigkill() {
         kill -KILL "$pid"
         wait "$pid" 2>/dev/null
         if [ -e "$KEV" ]; then
-            echo "VMTEST-OUT: kprobe_events after SIGKILL (stale entries expected):"
-            out "$KEV"
+            say "note kernel=$KERNEL kprobe_events after SIGKILL (stale entries expected): '$(tr '\n' ';' <"$KEV")'"
         fi
     else
         fail="$fail first-run-not-attached-after-$(fmt_cs "$ATTACH_CS")s"

@@ -3,7 +3,11 @@
 //! writes to /dev/null and M one-byte reads from /dev/zero, and nothing
 //! else, until it renames itself again to report.
 //!
-//! loadgen [--comm NAME] [--writes N] [--reads M] [--cpu C] [--rate CALLS_PER_SEC] [--report]
+//! loadgen [--comm NAME] [--writes N] [--reads M] [--cpu C] [--rate CALLS_PER_SEC]
+//!         [--wait-signal] [--report]
+//!
+//! `--wait-signal` waits for SIGUSR1 before starting, without a read or a
+//! write, so a test can start a probe filtered on this pid first.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -16,6 +20,7 @@ struct Args {
     cpu: Option<usize>,
     rate: Option<f64>,
     report: bool,
+    wait_signal: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -26,12 +31,20 @@ fn parse() -> Result<Args, String> {
         cpu: None,
         rate: None,
         report: false,
+        wait_signal: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--report" {
-            a.report = true;
-            continue;
+        match flag.as_str() {
+            "--report" => {
+                a.report = true;
+                continue;
+            }
+            "--wait-signal" => {
+                a.wait_signal = true;
+                continue;
+            }
+            _ => {}
         }
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
         let bad = format!("{flag} {v}: bad value");
@@ -64,6 +77,19 @@ fn pin(cpu: usize) {
     }
 }
 
+/// Blocks SIGUSR1 and waits for it: no read or write on the way.
+fn wait_for_sigusr1() {
+    // SAFETY: a sigset built and used on this thread only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let mut sig = 0;
+        libc::sigwait(&set, &mut sig);
+    }
+}
+
 fn main() {
     let args = match parse() {
         Ok(a) => a,
@@ -86,6 +112,9 @@ fn main() {
     // Paced runs check the clock every 64 calls; that costs no syscall.
     let interval = args.rate.map(|r| Duration::from_secs_f64(64.0 / r));
 
+    if args.wait_signal {
+        wait_for_sigusr1();
+    }
     set_comm(&args.comm);
     let start = Instant::now();
     for i in 0..total {

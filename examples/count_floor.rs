@@ -1,0 +1,55 @@
+//! The benchmark's floor: loads bpf/bench/count_floor.c with the probe's own
+//! loader, attaches it to the read and write tracepoints, and counts calls
+//! by one comm in the kernel, sending nothing to user space. Stops on
+//! SIGINT/SIGTERM and prints `count=N`.
+//!
+//! cargo run --release --example count_floor -- COMM
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use probe::attach::{self, Method};
+use probe::loader::Loaded;
+use probe::sys::bpf;
+use probe::{cpus, obj, privileges, signals};
+
+const FLOOR_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/count_floor.bpf.o"));
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("count_floor: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let Some(comm) = std::env::args().nth(1) else {
+        bail!("usage: count_floor COMM");
+    };
+    privileges::check()?;
+    signals::block();
+    privileges::raise_memlock();
+    let possible = cpus::possible_count()?;
+    let loaded = Loaded::create_maps(obj::parse(FLOOR_OBJECT)?, possible)?;
+    let mut filter = [0u8; 16];
+    let n = comm.len().min(15);
+    filter[..n].copy_from_slice(&comm.as_bytes()[..n]);
+    bpf::map_update(loaded.map("floor_filter")?, &0u32.to_ne_bytes(), &filter)
+        .context("writing the filter")?;
+    let attachment = attach::attach(&loaded, Some(Method::Tracepoint))?;
+    eprintln!("count_floor: attached via {}", attachment.method);
+    while signals::wait(Duration::from_millis(200)).is_none() {}
+    attachment.detach();
+    let mut values = vec![0u8; possible as usize * 8];
+    bpf::map_lookup(
+        loaded.map("floor_counts")?,
+        &0u32.to_ne_bytes(),
+        &mut values,
+    )?;
+    let count: u64 = values
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+        .sum();
+    println!("count={count}");
+    Ok(())
+}

@@ -1,0 +1,635 @@
+#!/usr/bin/env python3
+"""Runner for scripts/bench (which installs and builds first; run that).
+
+Runs loadgen alone, under count_floor, under probe in three output modes and
+under bpftrace, interleaved and repeated, then a paced run per probe mode,
+and prints markdown tables.  Every monitor is pinned to --monitor-cpu with
+taskset, loadgen to --load-cpu, and this runner to the monitor CPU too (it
+only sleeps while the load runs).  Every child is tracked and stopped on any
+exit (and dies with this process: PR_SET_PDEATHSIG).
+"""
+
+import argparse
+import atexit
+import ctypes
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.environ.get("BENCH_ROOT") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REL = os.path.join(ROOT, "target", "release")
+PROBE = os.path.join(REL, "probe")
+LOADGEN = os.path.join(REL, "loadgen")
+FLOOR = os.path.join(REL, "examples", "count_floor")
+ATTACH_TIMEOUT = 10.0
+STOP_TIMEOUT = 60.0
+BT_LINE = b"hello sys_write was called"
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+LIVE = {}  # pid -> Popen of every child still running
+SPAWNED = []  # pid of every monitor started, to check none survived
+
+
+def progress(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def die_with_parent():
+    # In the child between fork and exec: die if this runner dies, however.
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def spawn(argv, **kw):
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True,
+                         preexec_fn=die_with_parent, **kw)
+    LIVE[p.pid] = p
+    return p
+
+
+def reap(p, timeout):
+    """Waits for p; returns (returncode, timed_out)."""
+    try:
+        rc = p.wait(timeout=timeout)
+        return rc, False
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return p.wait(), True
+    finally:
+        LIVE.pop(p.pid, None)
+
+
+def stop_all():
+    for p in list(LIVE.values()):
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGINT)
+                p.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            except ProcessLookupError:
+                pass
+        LIVE.pop(p.pid, None)
+
+
+def on_signal(signum, _frame):
+    stop_all()
+    sys.exit(128 + signum)
+
+
+def cpu_seconds(pid):
+    """CPU time (user+system, all threads, ns resolution) of a live process,
+    read from its process CPU clock; None if it is gone."""
+    try:
+        return time.clock_gettime(((~pid) << 3) | 2)  # CPUCLOCK_SCHED, process
+    except OSError:
+        return None
+
+
+def vm_hwm_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def count_lines(path, prefix=None):
+    """Lines in a file (only those starting with prefix, if given)."""
+    n = 0
+    try:
+        with open(path, "rb") as f:
+            if prefix is None:
+                while chunk := f.read(1 << 22):
+                    n += chunk.count(b"\n")
+            else:
+                for line in f:
+                    if line.startswith(prefix):
+                        n += 1
+    except OSError:
+        return None
+    return n
+
+
+def last_line(data):
+    lines = [l for l in data.decode(errors="replace").splitlines() if l.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+class Mode:
+    """One kind of row: how to start the monitor, know it is ready, and read
+    its event counts when it stopped."""
+
+    def __init__(self, key, label, kind, argv=None, ready=None, calls_div=1):
+        self.key, self.label, self.kind = key, label, kind
+        self.argv, self.ready, self.calls_div = argv, ready, calls_div
+
+
+def modes(attach):
+    pa = ["--attach", attach]
+    return [
+        Mode("bare", "load alone", "bare"),
+        Mode("floor", "count_floor (in-kernel count)", "floor",
+             lambda c, d: [FLOOR, c], rb"count_floor: attached"),
+        Mode("q", "probe -q --no-log", "probe",
+             lambda c, d: [PROBE, *pa, "-c", c, "-q", "--no-log"], rb"probe: attached"),
+        Mode("log", "probe (stdout + syscalls.log to files)", "probe",
+             lambda c, d: [PROBE, *pa, "-c", c, "--log", os.path.join(d, "syscalls.log")],
+             rb"probe: attached"),
+        Mode("json", "probe --json --no-log (to file)", "probe",
+             lambda c, d: [PROBE, *pa, "-c", c, "--json", "--no-log"], rb"probe: attached"),
+        Mode("bpftrace", "bpftrace printf per event", "bpftrace",
+             lambda c, d: ["bpftrace", "-e",
+                           f'tracepoint:syscalls:sys_enter_write /comm == "{c}"/ '
+                           '{ printf("hello sys_write was called\\n"); }'],
+             rb"Attaching \d+ probes?", calls_div=10),
+    ]
+
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.tmp = tempfile.mkdtemp(prefix="probe-bench.")
+        self.seq = 0
+        self.failed = False
+
+    def comm(self, key):
+        self.seq += 1
+        return f"bn{key[:4]}{os.getpid() % 1000}-{self.seq}"[:15]
+
+    def loadgen(self, comm, calls, rate=None):
+        """Runs the load; returns (ns_per_call, ns_total, error)."""
+        argv = [LOADGEN, "--comm", comm, "--writes", str(calls),
+                "--cpu", str(self.a.load_cpu), "--report"]
+        if rate:
+            argv += ["--rate", str(rate)]
+        p = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = p.communicate(timeout=120 + calls * 50e-6)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            LIVE.pop(p.pid, None)
+            return None, None, "loadgen timed out"
+        LIVE.pop(p.pid, None)
+        m = re.search(rb"calls=(\d+) ns=(\d+)", out)
+        if p.returncode != 0 or not m:
+            return None, None, f"loadgen failed (rc={p.returncode}): {last_line(err + out)}"
+        return int(m.group(2)) / int(m.group(1)), int(m.group(2)), None
+
+    def run_one(self, mode, calls, rate=None):
+        """One measurement.  Returns a dict; 'error' set if something failed."""
+        r = {"calls": calls, "error": None, "notes": []}
+        comm = self.comm(mode.key)
+        if mode.kind == "bare":
+            r["ns_call"], r["ns"], r["error"] = self.loadgen(comm, calls, rate)
+            return r
+        d = tempfile.mkdtemp(dir=self.tmp)
+        out_p, err_p = os.path.join(d, "stdout"), os.path.join(d, "stderr")
+        try:
+            return self._monitored(mode, calls, rate, comm, d, out_p, err_p, r)
+        finally:
+            if not self.a.keep:
+                shutil.rmtree(d, ignore_errors=True)
+
+    def _monitored(self, mode, calls, rate, comm, d, out_p, err_p, r):
+        argv = ["taskset", "-c", str(self.a.monitor_cpu)] + mode.argv(comm, d)
+        with open(out_p, "wb") as out_f, open(err_p, "wb") as err_f:
+            t0 = time.monotonic()
+            p = spawn(argv, stdout=out_f, stderr=err_f, cwd=d)
+        SPAWNED.append(p.pid)
+        # Wait for "attached", polling stdout+stderr every ~1 ms.
+        ready = re.compile(mode.ready)
+        deadline = t0 + ATTACH_TIMEOUT
+        while True:
+            if ready.search(read(err_p)) or (mode.kind == "bpftrace" and ready.search(read(out_p))):
+                r["attach_s"] = time.monotonic() - t0
+                break
+            if p.poll() is not None:
+                LIVE.pop(p.pid, None)
+                r["error"] = (f"{mode.kind} exited (rc={p.returncode}) before attaching: "
+                              f"{last_line(read(err_p) + read(out_p))}")
+                return r
+            if time.monotonic() > deadline:
+                reap_sigint(p, 5)
+                r["error"] = (f"{mode.kind} not attached within {ATTACH_TIMEOUT:.0f} s: "
+                              f"{last_line(read(err_p))}")
+                return r
+            time.sleep(0.001)
+        pre = 0
+        if mode.kind == "bpftrace":
+            # bpftrace prints "Attaching N probes..." before it attaches: send
+            # single writes until one shows up in its output, then start the
+            # load; those lines are subtracted from what it received.
+            while True:
+                if self.loadgen(comm, 1)[2] is not None or p.poll() is not None:
+                    r["error"] = f"bpftrace failed before its first event: {last_line(read(err_p))}"
+                    reap_sigint(p, 5)
+                    return r
+                seen = time.monotonic() + 0.3
+                while time.monotonic() < seen and not count_lines(out_p, BT_LINE):
+                    time.sleep(0.001)
+                if count_lines(out_p, BT_LINE):
+                    r["first_event_s"] = time.monotonic() - t0
+                    break
+                if time.monotonic() > deadline:
+                    r["error"] = f"bpftrace saw no event within {ATTACH_TIMEOUT:.0f} s"
+                    reap_sigint(p, 5)
+                    return r
+            time.sleep(0.05)
+            pre = count_lines(out_p, BT_LINE)
+        cpu0 = cpu_seconds(p.pid)
+
+        r["ns_call"], r["ns"], err = self.loadgen(comm, calls, rate)
+        if err:
+            r["error"] = err
+
+        # Let the monitor drain what is buffered: wait until it uses under 2%
+        # of a CPU over 50 ms (at most 60 s), then sample CPU time and peak RSS.
+        last, t_end = cpu_seconds(p.pid), time.monotonic() + 60
+        while last is not None and time.monotonic() < t_end:
+            time.sleep(0.05)
+            now = cpu_seconds(p.pid)
+            if now is None or now - last < 0.001:
+                break
+            last = now
+        else:
+            if last is not None:
+                r["notes"].append("still busy 60 s after the load")
+        cpu1 = cpu_seconds(p.pid)
+        r["hwm_kb"] = vm_hwm_kb(p.pid)
+        if cpu0 is not None and cpu1 is not None:
+            r["cpu_s"] = cpu1 - cpu0
+        rc, killed = reap_sigint(p, STOP_TIMEOUT)
+        if killed:
+            r["error"] = r["error"] or f"{mode.kind} did not exit {STOP_TIMEOUT:.0f} s after SIGINT (killed)"
+        elif rc != 0:
+            r["error"] = r["error"] or f"{mode.kind} exited rc={rc}: {last_line(read(err_p))}"
+
+        err_text = read(err_p)
+        r["generated"] = calls
+        if mode.kind == "probe":
+            m = re.search(rb"probe: received=(\d+) lost=(\d+)\s*$", err_text)
+            if m:
+                r["received"], r["lost"] = int(m.group(1)), int(m.group(2))
+            else:
+                r["error"] = r["error"] or f"no received/lost line: {last_line(err_text)}"
+            text = err_text.decode(errors="replace")
+            for why, pat in (("rings full", r"(\d+) the kernel could not put in a ring"),
+                             ("read too fast", r"(\d+) read too fast"),
+                             ("malformed", r"(\d+) malformed")):
+                n = sum(int(x) for x in re.findall(pat, text))
+                if n:
+                    r.setdefault("loss_why", {})[why] = n
+            for l in text.splitlines():
+                if l.strip() and not re.match(r"probe: (attached|received=|lost \d+ events)", l):
+                    r["notes"].append("stderr: " + re.sub(r"\d+", "N", l)[:100])
+            if mode.key == "log":
+                self.check_lines(r, out_p, "stdout lines")
+                self.check_lines(r, os.path.join(d, "syscalls.log"), "log lines", b"ts=")
+            elif mode.key == "json":
+                self.check_lines(r, out_p, "json lines")
+            elif mode.key == "q":
+                n = count_lines(out_p)
+                if n:
+                    r["notes"].append(f"-q printed {n} lines")
+        elif mode.kind == "floor":
+            m = re.search(rb"count=(\d+)", read(out_p))
+            if m:
+                r["received"], r["lost"] = int(m.group(1)), 0
+            else:
+                r["error"] = r["error"] or f"no count= line: {last_line(err_text)}"
+        elif mode.kind == "bpftrace":
+            r["received"] = count_lines(out_p, BT_LINE) - pre
+            lost = re.findall(rb"Lost (\d+) events", read(out_p) + err_text)
+            r["lost"] = sum(int(x) for x in lost)
+        return r
+
+    def check_lines(self, r, path, what, prefix=None):
+        n = count_lines(path, prefix)
+        if r.get("received") is not None and n != r["received"]:
+            r["notes"].append(f"{what}={n} != received")
+
+    # ---- the two phases -------------------------------------------------
+
+    def calls_for(self, m):
+        if m.kind == "bpftrace" and self.a.bpftrace_calls:
+            return self.a.bpftrace_calls
+        return max(1000, self.a.calls // m.calls_div)
+
+    def main_runs(self):
+        ms = [m for m in modes(self.a.attach)
+              if not (m.kind == "bpftrace" and self.a.no_bpftrace)]
+        progress("warm-up: one short run of each row, discarded")
+        for m in ms:
+            self.run_one(m, max(1000, self.calls_for(m) // 10))
+        results = {m.key: [] for m in ms}
+        for run in range(self.a.runs):
+            order = ms[run % len(ms):] + ms[:run % len(ms)]  # rotate the order each run
+            for m in order:
+                calls = self.calls_for(m)
+                progress(f"run {run + 1}/{self.a.runs}: {m.label}, {calls} writes")
+                r = self.run_one(m, calls)
+                if r["error"]:
+                    progress(f"  FAILED: {r['error']}")
+                    self.failed = True
+                results[m.key].append(r)
+        return ms, results
+
+    def paced_runs(self):
+        ms = [m for m in modes(self.a.attach) if m.kind in ("bare", "probe")]
+        rates = [float(x) for x in self.a.rates.split(",")]
+        res = {}
+        for m in ms:
+            for rate in rates:
+                calls = int(rate * 1e6 * self.a.rate_secs)
+                progress(f"paced: {m.label} at {rate:g} M calls/s, {calls} writes")
+                r = self.run_one(m, calls, rate * 1e6)
+                if r["error"]:
+                    progress(f"  FAILED: {r['error']}")
+                    self.failed = True
+                res[(m.key, rate)] = r
+        return ms, rates, res
+
+
+def reap_sigint(p, timeout):
+    try:
+        p.send_signal(signal.SIGINT)
+    except ProcessLookupError:
+        pass
+    rc, killed = reap(p, timeout)
+    return rc, killed
+
+
+# ---- report -------------------------------------------------------------
+
+def med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, spec=".0f", none="–"):
+    return none if v is None else format(v, spec)
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---" if i == 0 or h == "notes" else "---:"
+                          for i, h in enumerate(header)) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def report_main(ms, results, args):
+    ok = {k: [r for r in rs if not r["error"] and r.get("ns_call") is not None]
+          for k, rs in results.items()}
+    ns = {k: med([r["ns_call"] for r in rs]) for k, rs in ok.items()}
+    bare = ns.get("bare")
+    floor_ov = ns["floor"] - bare if ns.get("floor") is not None and bare is not None else None
+    rows = []
+    for m in ms:
+        rs, good = results[m.key], ok[m.key]
+        v = ns[m.key]
+        spread = (f"{min(r['ns_call'] for r in good):.0f}–{max(r['ns_call'] for r in good):.0f}"
+                  if good else "–")
+        ov = v - bare if v is not None and bare is not None and m.kind != "bare" else None
+        mult = (ov / floor_ov if ov is not None and floor_ov and floor_ov > 0 else None)
+        done = [r for r in rs if r.get("received") is not None]
+        gen = sum(r["generated"] for r in done)
+        rec = sum(r["received"] for r in done)
+        lost = sum(r["lost"] or 0 for r in done)
+        cpu_ev = med([r["cpu_s"] * 1e9 / r["received"] for r in done
+                      if r.get("cpu_s") is not None and r["received"]])
+        hwm = med([r.get("hwm_kb") for r in rs])
+        att = med([r.get("attach_s") for r in rs])
+        notes = []
+        errs = [r["error"] for r in rs if r["error"]]
+        if errs:
+            notes.append(f"FAILED {len(errs)}/{len(rs)} runs: {errs[-1]}")
+        why = {}
+        for r in rs:
+            for k, n in r.get("loss_why", {}).items():
+                why[k] = why.get(k, 0) + n
+            for n in r["notes"]:
+                if n not in notes:
+                    notes.append(n)
+        if why:
+            notes.append("probe says lost: " + ", ".join(f"{n:,} {k}" for k, n in why.items())
+                         + f" ({sum(1 for r in rs if r.get('lost'))}/{len(rs)} runs)")
+        first = med([r.get("first_event_s") for r in rs])
+        if first is not None:
+            notes.append(f"first event seen {first * 1000:.0f} ms after exec (median)")
+        if rs and rs[0]["calls"] != args.calls:
+            notes.insert(0, f"only {rs[0]['calls']:,} writes per run (slow)")
+        if m.kind == "bare" or not done:
+            ev = ("–",) * 5
+        else:
+            missing = gen - rec - lost
+            ev = (f"{gen:,}", f"{rec:,}", f"{lost:,}", f"{missing:,}",
+                  fmt(cpu_ev, ".1f"))
+        rows.append([m.label, f"{rs[0]['calls']:,}", fmt(v, ".1f"), spread,
+                     fmt(ov, "+.1f"), fmt(mult, ".2f") + ("×" if mult is not None else ""),
+                     *ev,
+                     fmt(hwm / 1024 if hwm else None, ".1f"),
+                     fmt(att * 1000 if att is not None else None, ".1f"),
+                     "; ".join(notes)])
+    header = ["row", "writes/run", "ns/syscall (median)", "min–max", "overhead ns",
+              "× floor overhead", "generated (all runs)", "received", "lost",
+              "missing", "monitor CPU ns/event", "peak RSS MiB", "exec→attached ms",
+              "notes"]
+    return table(header, rows)
+
+
+def report_paced(ms, rates, res):
+    header = ["row"] + [f"{r:g} M/s" for r in rates] + ["highest sustained, zero loss"]
+    rows = []
+    for m in ms:
+        row, best, capped = [m.label], None, None
+        for rate in rates:
+            r = res[(m.key, rate)]
+            if r["error"]:
+                row.append("FAILED: " + r["error"][:60])
+                continue
+            achieved = r["calls"] / r["ns"] * 1e3 if r.get("ns") else None  # M/s
+            reached = achieved is not None and achieved >= 0.95 * rate
+            cell = f"{achieved:.2f} M/s" if achieved is not None else "?"
+            if m.kind == "bare":
+                zero = True
+            else:
+                lost = r.get("lost") or 0
+                missing = r["generated"] - (r.get("received") or 0) - lost
+                zero = lost == 0 and missing == 0
+                cell += (", 0 lost" if zero else
+                         f", lost {lost:,}" + (f" missing {missing:,}" if missing else "")
+                         + f" ({(lost + missing) / r['generated']:.3%})")
+            if zero and reached:
+                best = rate
+            elif zero and achieved is not None:
+                capped = max(capped or 0, achieved)
+            row.append(cell)
+        cell = f"{best:g} M/s" if best is not None else "none"
+        if capped is not None and (best is None or capped > best):
+            cell += f" (and 0 lost at {capped:.2f} M/s, the most the load reached)"
+        row.append(cell)
+        rows.append(row)
+    return table(header, rows)
+
+
+def machine_info(args, load_start, stale):
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+
+    def cmd(*argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=10,
+                                  cwd=ROOT).stdout.strip().splitlines()[0]
+        except Exception:
+            return "?"
+
+    with open("/proc/loadavg") as f:
+        load_end = " ".join(f.read().split()[:3])
+    return "\n".join([
+        f"- command: `{os.environ.get('BENCH_CMDLINE') or ' '.join(sys.argv)}`",
+        f"- kernel: {platform.release()} ({platform.machine()}); CPU: {cpu}; "
+        f"{os.cpu_count()} CPUs online",
+        f"- probe: {cmd(PROBE, '--version')} (commit {cmd('git', 'rev-parse', '--short', 'HEAD')}, "
+        f"working tree may differ); {cmd('bpftrace', '--version')}",
+        f"- pinning: loadgen on CPU {args.load_cpu}; monitor (taskset -c {args.monitor_cpu}) "
+        f"and this runner on CPU {args.monitor_cpu}; probe --attach {args.attach}",
+        f"- loadavg at start {load_start}, at end {load_end}",
+        "- monitors already running before the bench (not ours, left alone; their BPF "
+        "programs run on every write too): " + ("; ".join(f"`{l}`" for l in stale.splitlines())
+                                                 if stale else "none"),
+        "- monitors started by the bench still running at the end: "
+        + (", ".join(map(str, survivors())) or "none"),
+    ])
+
+
+def survivors():
+    alive = []
+    for pid in SPAWNED:
+        try:
+            os.kill(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    return alive
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="measured runs per row (median; default 5, min 3 advised)")
+    ap.add_argument("--calls", type=int, default=2_000_000, help="writes per run (default 2000000)")
+    ap.add_argument("--bpftrace-calls", type=int, default=None,
+                    help="writes per bpftrace run (default calls/10: bpftrace is slow)")
+    ap.add_argument("--rates", default="0.5,1,2,4", help="paced rates, M calls/s (default 0.5,1,2,4)")
+    ap.add_argument("--rate-secs", type=float, default=1.5, help="seconds of load per paced rate (default 1.5)")
+    ap.add_argument("--no-paced", action="store_true", help="skip the paced runs")
+    ap.add_argument("--no-bpftrace", action="store_true", help="skip the bpftrace row")
+    ap.add_argument("--attach", default="tracepoint", help="probe --attach METHOD (default tracepoint, like the floor)")
+    ap.add_argument("--load-cpu", type=int, default=0)
+    ap.add_argument("--monitor-cpu", type=int, default=1)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary files")
+    ap.add_argument("--no-build", action="store_true", help="(handled by scripts/bench) do not build")
+    args = ap.parse_args()
+    if args.runs < 1 or args.calls < 1:
+        ap.error("--runs and --calls must be positive")
+
+    if os.geteuid() != 0:
+        print("bench: must run as root", file=sys.stderr)
+        return 1
+    for path in (PROBE, LOADGEN, FLOOR):
+        if not os.access(path, os.X_OK):
+            print(f"bench: {path} missing: build with "
+                  "`cargo build --release --bins --example count_floor`", file=sys.stderr)
+            return 1
+    if shutil.which("bpftrace") is None and not args.no_bpftrace:
+        print("bench: bpftrace not found (scripts/bench installs it)", file=sys.stderr)
+        return 1
+    if os.cpu_count() < 2:
+        progress("only one CPU: load and monitor share it")
+        args.load_cpu = args.monitor_cpu = 0
+
+    atexit.register(stop_all)
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(s, on_signal)
+    os.sched_setaffinity(0, {args.monitor_cpu})
+
+    stale = "\n".join(filter(None, (
+        subprocess.run(["pgrep", "-a", "-x", name], capture_output=True, text=True).stdout.strip()
+        for name in ("probe", "bpftrace", "count_floor"))))
+    if stale:
+        progress("WARNING: monitors already running (not ours, left alone; they "
+                 "perturb the numbers):\n" + stale)
+    with open("/proc/loadavg") as f:
+        load_start = " ".join(f.read().split()[:3])
+
+    b = Bench(args)
+    t0 = time.monotonic()
+    try:
+        ms, results = b.main_runs()
+        paced = None if args.no_paced else b.paced_runs()
+    finally:
+        stop_all()
+        if not args.keep:
+            shutil.rmtree(b.tmp, ignore_errors=True)
+        else:
+            progress(f"kept {b.tmp}")
+
+    print("# probe benchmark\n")
+    print(machine_info(args, load_start, stale))
+    print(f"- {args.runs} measured runs per row, interleaved (row order rotated each run) "
+          f"after one discarded warm-up round; medians; total {time.monotonic() - t0:.0f} s\n")
+    print(f"## Load of {args.calls:,} one-byte writes per run\n")
+    print(report_main(ms, results, args))
+    print("""
+- ns/syscall: loadgen --report (wall time of its loop / calls), median over runs;
+  overhead = median − median of the bare load; × floor = overhead / floor's overhead.
+- received/lost: probe's final `received= lost=` line; bpftrace: output lines and
+  its "Lost N events"; floor: its in-kernel count.  missing = generated − received − lost.
+- monitor CPU ns/event: user+system CPU of the monitor process (all threads) from
+  "attached" to just before SIGINT (after it went idle), / events received.  The BPF
+  program itself runs in loadgen's context: it is in ns/syscall, not here.
+- peak RSS: VmHWM just before SIGINT.  exec→attached: from spawn (taskset + exec)
+  to the ready line on stderr/stdout, polled every ~1 ms.""")
+    if paced:
+        pm, rates, res = paced
+        print(f"\n## Paced load (loadgen --rate, {args.rate_secs:g} s per rate, one run each)\n")
+        print(report_paced(pm, rates, res))
+        print("""
+- Each cell: the rate loadgen achieved, and the events lost (probe's count) or missing.
+- Sustained: zero lost and missing, and the load reached ≥ 95% of the target rate
+  (the monitor's in-kernel cost slows the load itself, so high rates may be unreachable).""")
+    return 1 if b.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+//! What the root tests share: running the real `probe` and `loadgen`
+//! binaries, and asking the kernel what is still loaded afterwards.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const PROBE: &str = env!("CARGO_BIN_EXE_probe");
+pub const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
+
+/// The tests that run a probe take turns: each checks afterwards that
+/// nothing of any probe is left in the kernel.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "these tests load BPF programs: run them as root");
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("probe-test-{}-{tag}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A comm no other process on the machine has (at most 15 bytes).
+pub fn unique_comm(tag: &str) -> String {
+    let name = format!("t{}{}", tag, std::process::id() % 100_000);
+    name[..name.len().min(15)].to_string()
+}
+
+pub struct Probe {
+    pub child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    pub stdout_path: PathBuf,
+}
+
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: Vec<String>,
+}
+
+impl Finished {
+    pub fn last_line(&self) -> &str {
+        self.stderr.last().map(String::as_str).unwrap_or("")
+    }
+
+    /// (received, lost) from `probe: received=N lost=M`.
+    pub fn counts(&self) -> (u64, u64) {
+        let line = self.last_line();
+        let rest = line
+            .strip_prefix("probe: received=")
+            .unwrap_or_else(|| panic!("last stderr line is not the summary: {:?}", self.stderr));
+        let (received, lost) = rest.split_once(" lost=").expect("lost=");
+        (received.parse().unwrap(), lost.parse().unwrap())
+    }
+}
+
+impl Probe {
+    /// Starts `probe ARGS` in `dir` with stdout to a file there, stderr
+    /// collected line by line.
+    pub fn start(dir: &Path, args: &[&str]) -> Probe {
+        let stdout_path = dir.join("stdout");
+        let mut child = Command::new(PROBE)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout_path).expect("stdout file"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn probe");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let pipe = child.stderr.take().expect("stderr");
+        let lines = stderr.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Probe {
+            child,
+            stderr,
+            stdout_path,
+        }
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits for `probe: attached`; panics with its stderr if it exits or
+    /// takes more than 20 s.
+    pub fn wait_attached(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(line) = self
+                .stderr()
+                .into_iter()
+                .find(|l| l.starts_with("probe: attached"))
+            {
+                return line;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "probe exited ({status}) before attaching: {:?}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "probe did not attach: {:?}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Sends `sig` and waits (at most 10 s) for the probe to exit.
+    pub fn stop(mut self, sig: i32) -> Finished {
+        self.signal(sig);
+        self.wait(Duration::from_secs(10))
+    }
+
+    pub fn wait(mut self, limit: Duration) -> Finished {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("probe did not exit within {limit:?}: {:?}", self.stderr());
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        // Let the stderr thread read the last lines.
+        thread::sleep(Duration::from_millis(50));
+        Finished {
+            status,
+            stdout: fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+pub fn exit_code(status: &ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Runs loadgen to completion: exactly `writes` writes and `reads` reads
+/// under `comm`. Returns its pid.
+pub fn loadgen(comm: &str, writes: u64, reads: u64) -> u32 {
+    let mut child = Command::new(LOADGEN)
+        .args([
+            "--comm",
+            comm,
+            "--writes",
+            &writes.to_string(),
+            "--reads",
+            &reads.to_string(),
+        ])
+        .spawn()
+        .expect("spawn loadgen");
+    let pid = child.id();
+    assert!(child.wait().expect("loadgen").success());
+    pid
+}
+
+/// Names of every BPF program loaded in the kernel right now.
+pub fn loaded_program_names() -> Vec<String> {
+    const BPF_PROG_GET_NEXT_ID: i32 = 11;
+    const BPF_PROG_GET_FD_BY_ID: i32 = 13;
+    const BPF_OBJ_GET_INFO_BY_FD: i32 = 15;
+    let bpf = |cmd: i32, attr: &mut [u8]| unsafe {
+        // SAFETY: attr is a zeroed bpf_attr prefix of the size passed.
+        libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as u32)
+    };
+    let mut names = Vec::new();
+    let mut id = 0u32;
+    loop {
+        let mut attr = [0u8; 16];
+        attr[..4].copy_from_slice(&id.to_ne_bytes());
+        if bpf(BPF_PROG_GET_NEXT_ID, &mut attr) != 0 {
+            break;
+        }
+        id = u32::from_ne_bytes(attr[4..8].try_into().unwrap());
+        let mut attr = [0u8; 16];
+        attr[..4].copy_from_slice(&id.to_ne_bytes());
+        let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr);
+        if fd < 0 {
+            continue;
+        }
+        // struct bpf_prog_info: name[16] is at byte 64.
+        let mut info = [0u8; 256];
+        let mut attr = [0u8; 16];
+        attr[..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+        attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+        if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) == 0 {
+            let name = &info[64..80];
+            let end = name.iter().position(|&b| b == 0).unwrap_or(16);
+            names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+        }
+        // SAFETY: closing the fd we were just given.
+        unsafe { libc::close(fd as i32) };
+    }
+    names
+}
+
+/// Fails if any program of the probe is still loaded or any kprobe_events
+/// entry is left.
+pub fn assert_nothing_left() {
+    let ours = [
+        "kprobe_read",
+        "kprobe_write",
+        "tracepoint_rea",
+        "tracepoint_wri",
+    ];
+    let left: Vec<_> = loaded_program_names()
+        .into_iter()
+        .filter(|n| ours.contains(&n.as_str()))
+        .collect();
+    assert!(left.is_empty(), "BPF programs left loaded: {left:?}");
+    for root in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+        if let Ok(events) = fs::read_to_string(format!("{root}/kprobe_events")) {
+            assert_eq!(events.trim(), "", "kprobe_events not empty under {root}");
+        }
+    }
+}
