@@ -1,0 +1,219 @@
+//! The pure ELF-to-spec step on the objects build.rs compiles: no root, no
+//! kernel. Exact names, kinds, map definitions and relocations.
+
+use probe::obj::{self, Insn, MapRef, ProgramKind, RelocTarget};
+
+const PROBE: &[u8] = probe::PROBE_OBJECT;
+const SUBPROG: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/subprog.bpf.o"));
+
+const OP_CALL: u8 = 0x85;
+
+fn map_names(spec: &obj::ObjectSpec, p: &obj::ProgramSpec) -> Vec<String> {
+    p.map_refs
+        .iter()
+        .map(|r| spec.maps[r.map_index].name.clone())
+        .collect()
+}
+
+#[test]
+fn the_probe_object_has_four_programs_and_three_maps() {
+    let spec = obj::parse(PROBE).unwrap();
+    assert_eq!(spec.license, "GPL");
+    let programs: Vec<(&str, &str, ProgramKind)> = spec
+        .programs
+        .iter()
+        .map(|p| (p.name.as_str(), p.section.as_str(), p.kind.clone()))
+        .collect();
+    let kprobe = |f: &str| ProgramKind::Kprobe { function: f.into() };
+    let tp = |n: &str| ProgramKind::Tracepoint {
+        category: "syscalls".into(),
+        name: n.into(),
+    };
+    assert_eq!(
+        programs,
+        [
+            (
+                "kprobe_read",
+                "kprobe/__x64_sys_read",
+                kprobe("__x64_sys_read")
+            ),
+            (
+                "kprobe_write",
+                "kprobe/__x64_sys_write",
+                kprobe("__x64_sys_write")
+            ),
+            (
+                "tracepoint_read",
+                "tracepoint/syscalls/sys_enter_read",
+                tp("sys_enter_read")
+            ),
+            (
+                "tracepoint_write",
+                "tracepoint/syscalls/sys_enter_write",
+                tp("sys_enter_write")
+            ),
+        ]
+    );
+    let maps: Vec<(&str, u32, u32, u32, u32, u32)> = spec
+        .maps
+        .iter()
+        .map(|m| {
+            (
+                m.name.as_str(),
+                m.map_type,
+                m.key_size,
+                m.value_size,
+                m.max_entries,
+                m.flags,
+            )
+        })
+        .collect();
+    assert_eq!(
+        maps,
+        [
+            ("events", 4, 4, 4, 0, 0),
+            // struct config: the size src/abi.rs writes.
+            ("config_map", 2, 4, probe::abi::CONFIG_SIZE as u32, 1, 0),
+            ("drops", 6, 4, 8, 1, 0),
+        ]
+    );
+}
+
+#[test]
+fn each_program_loads_config_then_events_then_drops_through_ld_imm64() {
+    let spec = obj::parse(PROBE).unwrap();
+    for p in &spec.programs {
+        assert_eq!(
+            map_names(&spec, p),
+            ["config_map", "events", "drops"],
+            "{}",
+            p.name
+        );
+        assert!(p.subprograms.is_empty(), "probe.c inlines everything");
+        for r in &p.map_refs {
+            let insn = p.insns[r.insn_index];
+            assert_eq!(
+                insn.code,
+                obj::OP_LD_IMM64,
+                "{}: insn {}",
+                p.name,
+                r.insn_index
+            );
+            assert_eq!(insn.imm, 0, "clang leaves the immediate for the loader");
+        }
+        // The fds go into exactly those instructions, marked as map fds.
+        let fds = [100, 200, 300];
+        let patched = p.insns_with_map_fds(&fds);
+        for (i, (before, after)) in p.insns.iter().zip(&patched).enumerate() {
+            match p.map_refs.iter().find(|r| r.insn_index == i) {
+                Some(MapRef { map_index, .. }) => {
+                    assert_eq!(after.imm, fds[*map_index]);
+                    assert_eq!(after.src_reg(), obj::PSEUDO_MAP_FD);
+                    assert_eq!(after.code, before.code);
+                }
+                None => assert_eq!(after, before, "insn {i} untouched"),
+            }
+        }
+    }
+}
+
+/// Where a pseudo call at `index` lands.
+fn call_target(insns: &[Insn], index: usize) -> usize {
+    (index as i64 + 1 + insns[index].imm as i64) as usize
+}
+
+fn calls(insns: &[Insn]) -> Vec<usize> {
+    (0..insns.len())
+        .filter(|&i| insns[i].code == OP_CALL && insns[i].src_reg() == 1)
+        .collect()
+}
+
+#[test]
+fn subprograms_are_appended_once_each_and_only_when_reached() {
+    let spec = obj::parse(SUBPROG).unwrap();
+    let names: Vec<&str> = spec.programs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["count_getpid", "count_getppid"]);
+
+    // count_getpid (4 insns) calls bump_twice (7), which calls bump (12)
+    // twice; never_called is not reached and must not be appended.
+    let p = &spec.programs[0];
+    assert_eq!(p.subprograms, ["bump_twice", "bump"]);
+    assert_eq!(p.insns.len(), 4 + 7 + 12);
+    let call_sites = calls(&p.insns);
+    assert_eq!(call_sites, [1, 4 + 1, 4 + 4]);
+    assert_eq!(call_target(&p.insns, 1), 4, "entry calls bump_twice");
+    assert_eq!(call_target(&p.insns, 5), 11, "bump_twice calls bump");
+    assert_eq!(call_target(&p.insns, 8), 11, "and again");
+    // bump's map load, at its own offset 3, moved with it.
+    assert_eq!(
+        p.map_refs,
+        [MapRef {
+            insn_index: 11 + 3,
+            map_index: 0
+        }]
+    );
+    let targets: Vec<(usize, RelocTarget)> = p
+        .relocations
+        .iter()
+        .map(|r| (r.insn_index, r.target.clone()))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            (1, RelocTarget::Subprogram("bump_twice".into())),
+            (5, RelocTarget::Subprogram("bump".into())),
+            (8, RelocTarget::Subprogram("bump".into())),
+            (14, RelocTarget::Map("counters".into())),
+        ]
+    );
+
+    let p = &spec.programs[1];
+    assert_eq!(p.subprograms, ["bump"]);
+    assert_eq!(p.insns.len(), 4 + 12);
+    assert_eq!(call_target(&p.insns, 1), 4);
+    assert_eq!(
+        p.map_refs,
+        [MapRef {
+            insn_index: 4 + 3,
+            map_index: 0
+        }]
+    );
+}
+
+#[test]
+fn the_inspect_text_shows_what_the_loader_sees() {
+    let spec = obj::parse(SUBPROG).unwrap();
+    let text = probe::inspect::describe(&spec);
+    assert_eq!(
+        text,
+        "license: GPL\n\
+         maps: 2\n\
+         \x20 counters type=2 key_size=4 value_size=8 max_entries=4 flags=0x0\n\
+         \x20 unused_map type=2 key_size=4 value_size=4 max_entries=1 flags=0x0\n\
+         programs: 2\n\
+         \x20 count_getpid section=tracepoint/syscalls/sys_enter_getpid kind=tracepoint insns=23 subprograms=[bump_twice,bump]\n\
+         \x20   reloc insn=1 symbol=bump_twice -> subprogram bump_twice\n\
+         \x20   reloc insn=5 symbol=bump -> subprogram bump\n\
+         \x20   reloc insn=8 symbol=bump -> subprogram bump\n\
+         \x20   reloc insn=14 symbol=counters -> map counters\n\
+         \x20 count_getppid section=tracepoint/syscalls/sys_enter_getppid kind=tracepoint insns=16 subprograms=[bump]\n\
+         \x20   reloc insn=1 symbol=bump -> subprogram bump\n\
+         \x20   reloc insn=7 symbol=counters -> map counters\n"
+    );
+}
+
+#[test]
+fn files_that_are_not_bpf_objects_are_refused_with_one_line() {
+    let not_elf = obj::parse(b"hello, world").unwrap_err().to_string();
+    assert!(not_elf.starts_with("not an ELF object file"), "{not_elf}");
+    let host = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let wrong = obj::parse(&host).unwrap_err().to_string();
+    assert!(
+        wrong.starts_with("not a BPF object: it is built for X86_64"),
+        "{wrong}"
+    );
+    let truncated = obj::parse(&PROBE[..PROBE.len() / 2])
+        .unwrap_err()
+        .to_string();
+    assert!(!truncated.contains('\n'), "{truncated}");
+}
