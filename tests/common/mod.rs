@@ -139,7 +139,7 @@ impl Probe {
     }
 
     /// Sends `sig` and waits (at most 10 s) for the probe to exit.
-    pub fn stop(mut self, sig: i32) -> Finished {
+    pub fn stop(self, sig: i32) -> Finished {
         self.signal(sig);
         self.wait(Duration::from_secs(10))
     }
