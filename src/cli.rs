@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::abi::COMM_LEN;
 use crate::attach::Method;
 
-pub const DEFAULT_PAGES: usize = 256;
+pub const DEFAULT_PAGES: usize = 1024;
 pub const DEFAULT_LOG: &str = "syscalls.log";
 const MAX_PAGES: usize = 1 << 16;
 
@@ -28,7 +28,7 @@ options:
       --log PATH   the detailed log (default: syscalls.log)
       --no-log     no log file
   -d, --duration SECS  stop after SECS seconds (default: until Ctrl+C or SIGTERM)
-      --pages N    data pages per CPU ring, a power of two (default: 256)
+      --pages N    data pages per CPU ring, a power of two (default: 1024)
   -h, --help       this text
       --version    the version";
 
