@@ -94,12 +94,6 @@ impl PerfRing {
         unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU64) }
     }
 
-    /// Bytes waiting to be read.
-    pub fn pending(&self) -> u64 {
-        let head = self.atomic(DATA_HEAD).load(Ordering::Acquire);
-        head.wrapping_sub(self.atomic(DATA_TAIL).load(Ordering::Relaxed))
-    }
-
     /// Reads every record up to the current head; returns how many.
     pub fn read(&mut self, mut on_record: impl FnMut(Record)) -> usize {
         let head = self.atomic(DATA_HEAD).load(Ordering::Acquire);
