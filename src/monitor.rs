@@ -3,14 +3,15 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use crossbeam_channel::{bounded, select, tick};
 
 use crate::abi::ProbeConfig;
@@ -18,10 +19,10 @@ use crate::attach::{self, Attachment};
 use crate::batch::{Batcher, ReaderStats};
 use crate::cli::Options;
 use crate::loader::Loaded;
-use crate::output::{self, ConsoleFormat, LineWriter, Outputs, WriterReport};
+use crate::output::{self, ConsoleFormat, LineWriter, Outputs, Progress, WriterReport};
 use crate::ring::RingSet;
 use crate::sys::bpf;
-use crate::{cpus, obj, signals};
+use crate::{cpus, obj, privileges, signals};
 
 /// The longest a quiet system's events wait in a ring before being read.
 pub const MAX_LATENCY: Duration = Duration::from_millis(100);
@@ -29,10 +30,17 @@ pub const MAX_LATENCY: Duration = Duration::from_millis(100);
 const QUEUED_BATCHES: usize = 16;
 /// How long the output may take to finish after the rings are drained.
 const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+/// How long it may take once a second signal told it to hurry.
+const HURRIED_GRACE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Default)]
 pub struct Summary {
-    /// Events that reached the outputs.
+    /// False when SIGINT, SIGTERM or SIGHUP came during start-up: the
+    /// monitor stopped before attaching anything, and all counts are 0.
+    pub attached: bool,
+    /// Events read from the rings and handed to the outputs. An output
+    /// that could not write some of their lines counts them in its report
+    /// (`failed`), and the report says so: `lines == written + failed`.
     pub received: u64,
     /// Events the kernel could not put in a ring (its drop counter, which
     /// includes every sample PERF_RECORD_LOST reports).
@@ -42,7 +50,12 @@ pub struct Summary {
     pub output_dropped: u64,
     pub console: Option<WriterReport>,
     pub log: Option<WriterReport>,
+    /// The output thread was still blocked in a write at exit (to a socket
+    /// that does not read, say): the reports count every line not known to
+    /// be written as failed, though part of the last one may have gone out.
     pub output_stuck: bool,
+    /// The capabilities the monitor kept after attaching.
+    pub capabilities_kept: u64,
 }
 
 impl Summary {
@@ -51,20 +64,67 @@ impl Summary {
     }
 }
 
-fn open_log(path: &std::path::Path) -> Result<File> {
-    OpenOptions::new()
+fn not_regular(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// A path as the user's messages show it: one line, whatever its bytes.
+fn shown(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    output::format::printable(path.as_os_str().as_bytes())
+}
+
+const LOG_RULES: &str = "it must be a regular file, not a symlink; use --log PATH or --no-log";
+
+/// Opens the log the way a root tool must: never through a symlink, never
+/// blocking on a FIFO, only a regular file with no other name, created
+/// 0600, appended to.
+fn open_log(path: &Path) -> Result<File> {
+    let fail = |why: String| anyhow!("cannot open log {} ({LOG_RULES}): {why}", shown(path));
+    let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .with_context(|| {
-            format!(
-                "cannot open log {} (it must be a regular file, not a symlink; \
-                 use --log PATH or --no-log)",
-                path.display()
-            )
-        })
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => fail("it is a symbolic link".into()),
+            // A FIFO nobody reads, or a device with nothing behind it.
+            Some(libc::ENXIO) => match std::fs::symlink_metadata(path) {
+                Ok(m) => fail(format!("it is {}", not_regular(m.file_type()))),
+                Err(_) => fail(e.to_string()),
+            },
+            _ => fail(e.to_string()),
+        })?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    if !meta.file_type().is_file() {
+        return Err(fail(format!("it is {}", not_regular(meta.file_type()))));
+    }
+    if meta.nlink() > 1 {
+        return Err(fail(format!(
+            "it has {} hard links, so it is also another file",
+            meta.nlink()
+        )));
+    }
+    // SAFETY: fcntl on the fd we just opened.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    Ok(file)
 }
 
 fn log_header(o: &Options, attachment: &Attachment) -> String {
@@ -109,13 +169,60 @@ fn sum_per_cpu(loaded: &Loaded, map: &str, possible: u32) -> Result<u64> {
         .sum())
 }
 
+/// True when the reader at the other end of a pipe or socket on stdout has
+/// gone away (or a terminal hung up), found without writing anything: a
+/// `probe | head -5` whose head has exited must stop even if no event
+/// comes to fail a write.
+fn stdout_gone() -> bool {
+    let mut pfd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; timeout 0.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// A writer's report built from its live counts, for an output thread
+/// that never returned: of the `received` events, each line not known
+/// written counts as not written.
+fn stuck_report(name: &str, progress: &Progress, received: u64) -> WriterReport {
+    let written = progress.written.load(Ordering::Relaxed);
+    WriterReport {
+        name: name.to_string(),
+        lines: received,
+        written,
+        failed: received.saturating_sub(written),
+        first_error: Some(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "still blocked in a write at exit",
+        )),
+        closed: false,
+    }
+}
+
 pub fn run(o: &Options) -> Result<Summary> {
-    let say = |line: &str| eprintln!("probe: {line}");
+    let say = output::say;
     let debug = |line: &str| {
         if o.verbose >= 2 {
-            eprintln!("probe: [loader] {line}")
+            say(&format!("[loader] {line}"))
         }
     };
+    // A signal during start-up stops it before anything is attached.
+    let interrupted = || {
+        let sig = signals::wait(Duration::ZERO);
+        if let Some(sig) = sig {
+            say(&format!(
+                "{sig} before attaching: stopped, nothing was monitored"
+            ));
+        }
+        sig.is_some()
+    };
+    let not_attached = Summary::default;
+    if interrupted() {
+        return Ok(not_attached());
+    }
 
     let spec = obj::parse(crate::PROBE_OBJECT).context("the embedded BPF object is broken")?;
     debug(&format!(
@@ -125,6 +232,9 @@ pub fn run(o: &Options) -> Result<Summary> {
         spec.license
     ));
     let log_file = o.log.as_deref().map(open_log).transpose()?;
+    if interrupted() {
+        return Ok(not_attached());
+    }
 
     let possible = cpus::possible_count()?;
     let online = cpus::online()?;
@@ -145,6 +255,9 @@ pub fn run(o: &Options) -> Result<Summary> {
         &config.to_bytes(),
     )
     .context("cannot write the probe's configuration map")?;
+    if interrupted() {
+        return Ok(not_attached());
+    }
 
     let rings = RingSet::open(&online, o.pages)
         .with_context(|| format!("cannot open a perf ring of {} pages per CPU", o.pages))?;
@@ -161,39 +274,76 @@ pub fn run(o: &Options) -> Result<Summary> {
         rings.rings()[0].data_size() >> 10,
         MAX_LATENCY.as_millis()
     ));
+    let console_file = if o.quiet { None } else { Some(stdout_file()?) };
+    if interrupted() {
+        return Ok(not_attached());
+    }
+
+    // From here on a signal is taken by the main loop, after the threads
+    // are running, and ends the run the usual way.
+    let attachment = attach::attach(&loaded, o.attach)?;
+
+    // Attached: the rest of the run needs almost no privilege. Dropped
+    // before the threads start, since capabilities are per thread.
+    let legacy = attachment.method == attach::Method::KprobeLegacy;
+    let tracefs_root = legacy
+        .then(|| attach::tracefs::find_or_mount().ok().map(|t| t.root))
+        .flatten();
+    let shutdown_works = || {
+        sum_per_cpu(&loaded, "drops", possible).is_ok()
+            && tracefs_root.as_ref().is_none_or(|root| {
+                // Opening for append is the permission check a legacy
+                // kprobe's removal makes, with no effect of its own.
+                OpenOptions::new()
+                    .append(true)
+                    .open(root.join("kprobe_events"))
+                    .is_ok()
+            })
+    };
+    let capabilities_kept = privileges::drop_capabilities(&shutdown_works)?;
+    debug(&format!(
+        "capabilities kept: {}; no_new_privs set",
+        privileges::cap_names(capabilities_kept)
+    ));
+
+    if let Some(mut file) = log_file.as_ref() {
+        let header = log_header(o, &attachment);
+        if let Err(e) = file.write_all(header.as_bytes()) {
+            say(&format!("cannot write the log header: {e}"));
+        }
+    }
 
     // Reader → output, and emptied batches back.
     let (batch_tx, batch_rx) = bounded(QUEUED_BATCHES);
     let (spare_tx, spare_rx) = bounded(QUEUED_BATCHES + 2);
     let console_closed = Arc::new(AtomicBool::new(false));
     let processed = Arc::new(AtomicU64::new(0));
+    let hurry = Arc::new(AtomicBool::new(false));
 
-    let console = if o.quiet {
-        None
-    } else {
+    let console = console_file.map(|file| {
         let format = if o.json {
             ConsoleFormat::Json
         } else {
             ConsoleFormat::Hello
         };
-        Some((format, LineWriter::new("stdout", stdout_file()?)))
-    };
-    let log_name = o.log.as_ref().map(|p| p.display().to_string());
+        let mut w = LineWriter::new("stdout", file);
+        w.set_hurry(hurry.clone());
+        (format, w)
+    });
+    let log_name = o.log.as_deref().map(shown);
+    let log = log_file.map(|f| {
+        let mut w = LineWriter::new(log_name.clone().unwrap_or_default(), f);
+        w.set_hurry(hurry.clone());
+        w
+    });
+    let console_progress = console.as_ref().map(|(_, w)| w.progress());
+    let log_progress = log.as_ref().map(|w| w.progress());
     let outputs = Outputs {
         console,
-        log: log_file.map(|f| LineWriter::new(log_name.clone().unwrap_or_default(), f)),
+        log,
         verbose: o.verbose > 0,
     };
 
-    let stop = rings.stop_handle();
-    let reader = thread::Builder::new()
-        .name("ring-reader".into())
-        .spawn(move || {
-            let mut batcher = Batcher::new(batch_tx, spare_rx);
-            rings.run(&mut batcher, MAX_LATENCY);
-            batcher.stats
-        })
-        .context("cannot start the reader thread")?;
     let (done_tx, done_rx) = bounded(1);
     {
         let closed = console_closed.clone();
@@ -206,8 +356,16 @@ pub fn run(o: &Options) -> Result<Summary> {
             })
             .context("cannot start the output thread")?;
     }
+    let stop = rings.stop_handle();
+    let reader = thread::Builder::new()
+        .name("ring-reader".into())
+        .spawn(move || {
+            let mut batcher = Batcher::new(batch_tx, spare_rx);
+            rings.run(&mut batcher, MAX_LATENCY);
+            batcher.stats
+        })
+        .context("cannot start the reader thread")?;
 
-    let attachment = attach::attach(&loaded, o.attach)?;
     for reason in &attachment.fallbacks {
         say(&format!("not attached via {reason}"));
     }
@@ -219,22 +377,13 @@ pub fn run(o: &Options) -> Result<Summary> {
         attachment.method,
         online.len()
     ));
-    if let Some(log) = &o.log {
-        let header = log_header(o, &attachment);
-        if let Err(e) = OpenOptions::new()
-            .append(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(log)
-            .and_then(|mut f| f.write_all(header.as_bytes()))
-        {
-            say(&format!("cannot write the log header: {e}"));
-        }
-    }
 
+    let watch_stdout = console_progress.is_some();
     let deadline = o.duration.map(|d| Instant::now() + d);
     loop {
         if signals::wait(Duration::from_millis(50)).is_some()
             || console_closed.load(Ordering::Relaxed)
+            || (watch_stdout && stdout_gone())
             || deadline.is_some_and(|d| Instant::now() >= d)
         {
             break;
@@ -246,17 +395,24 @@ pub fn run(o: &Options) -> Result<Summary> {
     stop.stop();
     let reader_stats = reader
         .join()
-        .map_err(|_| anyhow::anyhow!("the reader thread failed"))?;
+        .map_err(|_| anyhow!("the reader thread failed"))?;
 
-    // The output may be stuck on a stdout nobody reads: wait a little,
-    // give up on a second signal, and count what it never took as lost.
-    let grace = tick(Duration::from_millis(20));
-    let give_up = Instant::now() + OUTPUT_GRACE;
+    // The output finishes in bounded time (a reader of stdout that makes
+    // no room costs it at most PATIENCE). A second signal tells it to stop
+    // waiting on stdout at all; if it is still blocked in a write after
+    // that (a socket that does not read), the run ends without it and
+    // its unwritten lines are counted from its live counts.
+    let grace = tick(Duration::from_millis(10));
+    let mut give_up = Instant::now() + OUTPUT_GRACE;
     let report = loop {
         select! {
             recv(done_rx) -> r => break r.ok(),
             recv(grace) -> _ => {
-                if Instant::now() >= give_up || signals::wait(Duration::ZERO).is_some() {
+                if !hurry.load(Ordering::Relaxed) && signals::wait(Duration::ZERO).is_some() {
+                    hurry.store(true, Ordering::Relaxed);
+                    give_up = give_up.min(Instant::now() + HURRIED_GRACE);
+                }
+                if Instant::now() >= give_up {
                     break None;
                 }
             }
@@ -266,9 +422,14 @@ pub fn run(o: &Options) -> Result<Summary> {
     let kernel_dropped = sum_per_cpu(&loaded, "drops", possible)?;
     let (console, log, output_stuck) = match report {
         Some(r) => (r.console, r.log, false),
-        None => (None, None, true),
+        None => (
+            console_progress.map(|p| stuck_report("stdout", &p, processed)),
+            log_progress.map(|p| stuck_report(&log_name.unwrap_or_default(), &p, processed)),
+            true,
+        ),
     };
     Ok(Summary {
+        attached: true,
         received: processed,
         kernel_dropped,
         output_dropped: reader_stats.decoded - processed,
@@ -276,5 +437,6 @@ pub fn run(o: &Options) -> Result<Summary> {
         console,
         log,
         output_stuck,
+        capabilities_kept,
     })
 }

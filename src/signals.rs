@@ -1,5 +1,9 @@
-//! SIGINT and SIGTERM are blocked in every thread and taken synchronously
-//! by the main thread, so shutdown runs as ordinary code, not in a handler.
+//! SIGINT, SIGTERM and SIGHUP (the terminal closed) are blocked in every
+//! thread from the first line of main and taken synchronously by the main
+//! thread, so shutdown runs as ordinary code, not in a handler, and a
+//! signal during start-up waits, pending, for the monitor to look (it does
+//! between start-up steps, and stops before attaching). Under `nohup`,
+//! SIGHUP stays ignored: an ignored signal is never pending.
 
 use std::time::Duration;
 
@@ -9,6 +13,7 @@ fn set() -> SigSet {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
+    set.add(Signal::SIGHUP);
     set
 }
 
@@ -17,7 +22,13 @@ pub fn block() {
     let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set()), None);
 }
 
-/// Waits up to `timeout` for SIGINT or SIGTERM; returns it if one came.
+/// Undoes `block` for a command that is not a run (inspect, help).
+pub fn unblock() {
+    let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set()), None);
+}
+
+/// Waits up to `timeout` for SIGINT, SIGTERM or SIGHUP; returns it if one
+/// came.
 pub fn wait(timeout: Duration) -> Option<Signal> {
     let set = set();
     let ts = libc::timespec {

@@ -130,3 +130,38 @@ pub fn json(buf: &mut Vec<u8>, e: &Event) {
     }
     buf.extend_from_slice(b"}\n");
 }
+
+/// Text a user gave (a path, say) made safe for one line on a terminal:
+/// control characters and bytes that are not UTF-8 become `\xNN`; the
+/// rest, spaces included, stays as it is.
+pub fn printable(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                let mut b = [0u8; 4];
+                for byte in c.encode_utf8(&mut b).bytes() {
+                    out.push_str(&format!("\\x{byte:02x}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    #[test]
+    fn control_bytes_and_invalid_utf8_are_escaped() {
+        assert_eq!(printable(b"my log.txt"), "my log.txt");
+        assert_eq!(printable("é/ü".as_bytes()), "é/ü");
+        assert_eq!(printable(b"a\nb\x1b[0m\xff"), "a\\x0ab\\x1b[0m\\xff");
+    }
+}

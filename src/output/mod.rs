@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-pub use writer::{LineWriter, WriterReport};
+pub use writer::{LineWriter, PATIENCE, Progress, WriterReport, say};
 
 use crate::abi::Event;
 
@@ -70,7 +70,8 @@ impl Outputs {
 /// Runs until the channel is closed and empty. Sets `console_closed` when
 /// the reader of stdout has gone away (`probe | head`), so the monitor can
 /// stop; counts events taken in `processed`, which the monitor reads even
-/// if this thread never returns (blocked on a stdout nobody reads).
+/// if this thread never returns (blocked in a write to a socket that does
+/// not read, say; a pipe or a terminal cannot block it, see writer.rs).
 pub fn run(
     mut outputs: Outputs,
     batches: Receiver<Vec<Event>>,
@@ -84,9 +85,12 @@ pub fn run(
         match batches.recv_timeout(wait) {
             Ok(mut batch) => {
                 for event in &batch {
+                    // Counted first: should this thread block for good in
+                    // a write, every event it took is counted received,
+                    // and every line of it not known written, failed.
+                    processed.fetch_add(1, Ordering::Relaxed);
                     outputs.write_event(event);
                 }
-                processed.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 batch.clear();
                 let _ = spare.try_send(batch);
                 if Instant::now() >= next_flush {

@@ -1,46 +1,256 @@
 //! A line buffer over a file descriptor that never loses a line without
 //! counting it: a failed write is reported once on stderr and every line in
 //! it is counted as not written; the monitor goes on.
+//!
+//! Two kinds of file:
+//!
+//! - a regular file is written in large chunks; a write cut short (disk
+//!   full) is trimmed back to its last whole line, so the file never holds
+//!   half a line that a later write would glue to the next one;
+//! - anything else (a pipe, a terminal, a socket) may block forever on a
+//!   reader that does not read. It is written through a non-blocking open
+//!   file description of its own (a second open of /proc/self/fd/N, so the
+//!   flag changes nothing for whoever shares ours), in whole lines of at
+//!   most `PIPE_BUF` bytes (atomic on a pipe: all or nothing), and a
+//!   reader that makes no room for `PATIENCE` loses the rest of that
+//!   buffer, counted. A line a terminal took only half of is finished
+//!   first at the next flush. So a stuck `probe | sleep 30` costs the
+//!   output thread at most `PATIENCE` per flush (none once known stuck,
+//!   until a write goes through again) and the count of lines written is
+//!   exact. A socket is written with MSG_DONTWAIT instead. Where neither
+//!   works, poll says when there is room before each write; a blocking
+//!   write may then still hang on a reader that takes part of a chunk.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Flush when this much is buffered, even before the timer.
 const CHUNK: usize = 256 << 10;
+/// How long one flush waits for a reader that makes no room.
+pub const PATIENCE: Duration = Duration::from_millis(100);
+/// Writes to a pipe of at most this many bytes are atomic.
+const PIPE_BUF: usize = libc::PIPE_BUF;
+
+/// Counts that the monitor may read while the writer runs (or is stuck).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Lines handed to this writer.
+    pub lines: AtomicU64,
+    /// Lines known to be written in full.
+    pub written: AtomicU64,
+    /// Lines known not to be written.
+    pub failed: AtomicU64,
+}
 
 pub struct LineWriter {
     name: String,
     file: File,
+    /// Not a regular file: whole lines, never waiting long for room.
+    stream: bool,
+    /// `file` is our own O_NONBLOCK description of it, or a socket
+    /// written with MSG_DONTWAIT: a write never blocks.
+    nonblocking: bool,
+    socket: bool,
     buf: Vec<u8>,
     lines_buffered: u64,
-    written: u64,
-    failed: u64,
+    progress: Arc<Progress>,
     first_error: Option<io::Error>,
     /// The reader went away (EPIPE): nothing more will be written.
     closed: bool,
+    /// The last flush gave up on a reader that made no room and wrote
+    /// nothing: the next one does not wait.
+    blocked: bool,
+    /// Set by the monitor to stop waiting on a slow reader at all.
+    hurry: Arc<AtomicBool>,
 }
 
 #[derive(Debug)]
 pub struct WriterReport {
     pub name: String,
+    /// Lines handed to this writer.
+    pub lines: u64,
     pub written: u64,
     pub failed: u64,
     pub first_error: Option<io::Error>,
     pub closed: bool,
 }
 
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("no reader made room for {} ms", PATIENCE.as_millis()),
+    )
+}
+
+/// Waits up to `limit` for room to write on `fd`, in slices so that
+/// `hurry` is noticed. True when a write will not block (or will fail at
+/// once: POLLERR and POLLHUP also end the wait).
+fn wait_writable(fd: libc::c_int, limit: Duration, hurry: &AtomicBool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let slice = if hurry.load(Ordering::Relaxed) {
+            0
+        } else {
+            left.min(Duration::from_millis(20)).as_millis() as libc::c_int
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, slice) };
+        if n > 0 {
+            return true;
+        }
+        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // poll itself failed: let the write say why.
+            return true;
+        }
+        if slice == 0 || left.is_zero() {
+            return false;
+        }
+    }
+}
+
+/// Set once a stderr line found no room: later ones do not wait.
+static STDERR_BLOCKED: AtomicBool = AtomicBool::new(false);
+
+/// Writes `probe: TEXT` and a newline to stderr as one write, never
+/// failing and never blocking for long: stderr may be the same pipe as a
+/// stdout nobody reads (`probe 2>&1 | sleep 30`) or one whose reader is
+/// gone (`probe 2>&1 | head`), where `eprintln!` would hang or panic. A
+/// line that finds no room within `PATIENCE` is dropped, and so are the
+/// lines after it that find none at once.
+pub fn say(text: &str) {
+    let line = format!("probe: {text}\n");
+    let never = AtomicBool::new(false);
+    let patience = if STDERR_BLOCKED.load(Ordering::Relaxed) {
+        Duration::ZERO
+    } else {
+        PATIENCE
+    };
+    // Our own non-blocking description of a pipe or terminal on stderr.
+    static TWIN: OnceLock<Option<File>> = OnceLock::new();
+    let twin = TWIN.get_or_init(|| {
+        // SAFETY: fd 2 is open for the whole run (std makes sure of it at
+        // start); ManuallyDrop keeps this File from closing it.
+        let stderr = std::mem::ManuallyDrop::new(unsafe {
+            <File as std::os::fd::FromRawFd>::from_raw_fd(libc::STDERR_FILENO)
+        });
+        (!is_regular(&stderr))
+            .then(|| nonblocking_twin(&stderr))
+            .flatten()
+    });
+    let fd = twin.as_ref().map_or(libc::STDERR_FILENO, |f| f.as_raw_fd());
+    let deadline = Instant::now() + patience;
+    let mut done = 0;
+    while done < line.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if twin.is_none() && !wait_writable(fd, left, &never) {
+            STDERR_BLOCKED.store(true, Ordering::Relaxed);
+            return;
+        }
+        // SAFETY: writing from a live buffer to an open fd.
+        let n = unsafe { libc::write(fd, line[done..].as_ptr() as *const _, line.len() - done) };
+        if n > 0 {
+            done += n as usize;
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        if n == 0
+            || !matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            )
+        {
+            return;
+        }
+        if e.kind() == io::ErrorKind::WouldBlock && !wait_writable(fd, left, &never) {
+            STDERR_BLOCKED.store(true, Ordering::Relaxed);
+            return;
+        }
+    }
+    STDERR_BLOCKED.store(false, Ordering::Relaxed);
+}
+
+/// The end of the next write starting at `from`: whole lines of at most
+/// `PIPE_BUF` bytes (one longer line alone, if there is one).
+fn chunk_end(buf: &[u8], from: usize) -> usize {
+    let limit = (from + PIPE_BUF).min(buf.len());
+    if let Some(i) = buf[from..limit].iter().rposition(|&b| b == b'\n') {
+        return from + i + 1;
+    }
+    match buf[limit..].iter().position(|&b| b == b'\n') {
+        Some(i) => limit + i + 1,
+        None => buf.len(),
+    }
+}
+
+/// A second open file description of the pipe or terminal behind `file`,
+/// with O_NONBLOCK, if the system allows one (not for a socket, nor a
+/// FIFO with no reader left).
+fn nonblocking_twin(file: &File) -> Option<File> {
+    let meta = file.metadata().ok()?;
+    let twin = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .ok()?;
+    let same = twin
+        .metadata()
+        .is_ok_and(|t| (t.dev(), t.ino(), t.rdev()) == (meta.dev(), meta.ino(), meta.rdev()));
+    same.then_some(twin)
+}
+
+fn is_regular(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| m.file_type().is_file())
+}
+
 impl LineWriter {
     pub fn new(name: impl Into<String>, file: File) -> LineWriter {
+        let stream = !is_regular(&file);
+        let socket = file.metadata().is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_socket()
+        });
+        let (file, nonblocking) = match (stream && !socket)
+            .then(|| nonblocking_twin(&file))
+            .flatten()
+        {
+            Some(twin) => (twin, true),
+            None => (file, socket),
+        };
         LineWriter {
             name: name.into(),
             file,
+            stream,
+            nonblocking,
+            socket,
             buf: Vec::with_capacity(CHUNK + 4096),
             lines_buffered: 0,
-            written: 0,
-            failed: 0,
+            progress: Arc::default(),
             first_error: None,
             closed: false,
+            blocked: false,
+            hurry: Arc::default(),
         }
+    }
+
+    /// Counts the monitor can read at any time.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+
+    /// When set, flushes stop waiting for a slow reader.
+    pub fn set_hurry(&mut self, hurry: Arc<AtomicBool>) {
+        self.hurry = hurry;
     }
 
     /// Where the next line is formatted.
@@ -51,6 +261,7 @@ impl LineWriter {
     /// The line just formatted into `buffer()` is complete.
     pub fn line_done(&mut self) {
         self.lines_buffered += 1;
+        self.progress.lines.fetch_add(1, Ordering::Relaxed);
         if self.buf.len() >= CHUNK {
             self.flush();
         }
@@ -60,48 +271,171 @@ impl LineWriter {
         self.closed
     }
 
+    /// Writes `buf` from `done`; returns how far it got and why it stopped.
+    fn write_out(&mut self) -> (usize, io::Result<()>) {
+        let fd = self.file.as_raw_fd();
+        let patience = if self.blocked || self.hurry.load(Ordering::Relaxed) {
+            Duration::ZERO
+        } else {
+            PATIENCE
+        };
+        let deadline = Instant::now() + patience;
+        let mut done = 0;
+        while done < self.buf.len() {
+            let end = if self.stream {
+                if !self.nonblocking {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if !wait_writable(fd, left, &self.hurry) {
+                        return (done, Err(timed_out()));
+                    }
+                }
+                chunk_end(&self.buf, done)
+            } else {
+                self.buf.len()
+            };
+            let chunk = &self.buf[done..end];
+            let written = if self.socket {
+                // SAFETY: sending from a live buffer on our own fd.
+                let n = unsafe {
+                    libc::send(
+                        fd,
+                        chunk.as_ptr() as *const _,
+                        chunk.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            } else {
+                (&self.file).write(chunk)
+            };
+            match written {
+                Ok(0) => return (done, Err(io::Error::from(io::ErrorKind::WriteZero))),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if !wait_writable(fd, left, &self.hurry) {
+                        return (done, Err(timed_out()));
+                    }
+                }
+                Err(e) => return (done, Err(e)),
+            }
+        }
+        (done, Ok(()))
+    }
+
+    /// A regular file whose write stopped inside a line: cut that part
+    /// line off again, so the next write starts on a line of its own.
+    fn trim_partial_line(&self, done: usize) {
+        let tail = self.buf[..done]
+            .iter()
+            .rev()
+            .position(|&b| b == b'\n')
+            .unwrap_or(done);
+        if self.stream || tail == 0 {
+            return;
+        }
+        let fd = self.file.as_raw_fd();
+        // SAFETY: plain syscalls on our own fd.
+        unsafe {
+            let end = libc::lseek(fd, 0, libc::SEEK_CUR);
+            if end >= tail as libc::off_t {
+                libc::ftruncate(fd, end - tail as libc::off_t);
+            }
+        }
+    }
+
     pub fn flush(&mut self) {
         if self.buf.is_empty() {
             return;
         }
-        let mut done = 0;
-        let result = loop {
-            if done == self.buf.len() {
-                break Ok(());
-            }
-            match self.file.write(&self.buf[done..]) {
-                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
+        let (done, result) = if self.closed {
+            (0, Ok(()))
+        } else {
+            self.write_out()
         };
         let complete = self.buf[..done].iter().filter(|&&b| b == b'\n').count() as u64;
-        self.written += complete;
+        if result.is_err() {
+            self.trim_partial_line(done);
+        }
+        // A terminal took half a line: the rest must go out before any
+        // other line, or both would be garbled. It stays buffered.
+        let half_out = self.stream
+            && done > 0
+            && self.buf[done - 1] != b'\n'
+            && result
+                .as_ref()
+                .is_err_and(|e| e.kind() != io::ErrorKind::BrokenPipe);
+        let failed = self.lines_buffered - complete - half_out as u64;
+        self.progress.written.fetch_add(complete, Ordering::Relaxed);
+        self.progress.failed.fetch_add(failed, Ordering::Relaxed);
+        if half_out {
+            let rest = self.buf[done..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.buf.len(), |i| done + i + 1);
+            self.buf.truncate(rest);
+            self.buf.drain(..done);
+        } else {
+            self.buf.clear();
+        }
+        self.lines_buffered = half_out as u64;
         if let Err(e) = result {
-            self.failed += self.lines_buffered - complete;
+            self.blocked = e.kind() == io::ErrorKind::TimedOut && done == 0;
             if e.kind() == io::ErrorKind::BrokenPipe {
                 self.closed = true;
             } else if self.first_error.is_none() {
-                eprintln!(
-                    "probe: cannot write to {}: {e}; monitoring goes on, lost lines are counted",
+                say(&format!(
+                    "cannot write to {}: {e}; monitoring goes on, lines not written are counted",
                     self.name
-                );
+                ));
             }
             self.first_error.get_or_insert(e);
+        } else {
+            self.blocked = false;
         }
-        self.buf.clear();
-        self.lines_buffered = 0;
     }
 
     pub fn report(mut self) -> WriterReport {
         self.flush();
+        // Half a line that never got its end out.
+        self.progress
+            .failed
+            .fetch_add(self.lines_buffered, Ordering::Relaxed);
         WriterReport {
             name: std::mem::take(&mut self.name),
-            written: self.written,
-            failed: self.failed,
+            lines: self.progress.lines.load(Ordering::Relaxed),
+            written: self.progress.written.load(Ordering::Relaxed),
+            failed: self.progress.failed.load(Ordering::Relaxed),
             first_error: self.first_error.take(),
             closed: self.closed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_end_on_line_ends() {
+        let line = b"hello sys_write was called\n";
+        let buf: Vec<u8> = line.repeat(1000);
+        let mut from = 0;
+        while from < buf.len() {
+            let end = chunk_end(&buf, from);
+            assert!(end - from <= PIPE_BUF);
+            assert_eq!(buf[end - 1], b'\n');
+            assert_eq!((end - from) % line.len(), 0);
+            from = end;
+        }
+        let long = [vec![b'x'; PIPE_BUF * 2], b"\nab\n".to_vec()].concat();
+        assert_eq!(chunk_end(&long, 0), PIPE_BUF * 2 + 1);
+        assert_eq!(chunk_end(&long, PIPE_BUF * 2 + 1), long.len());
+        assert_eq!(chunk_end(b"no end", 0), 6);
     }
 }

@@ -252,3 +252,50 @@ pub fn assert_nothing_left() {
         }
     }
 }
+
+impl Probe {
+    /// Like `start`, but stdout goes to `stdout` (a pipe, say; `stdout_path`
+    /// is then unused), and with `sigint_pending` the probe begins life
+    /// with SIGINT and SIGTERM blocked and a SIGINT already pending: as if
+    /// Ctrl+C came at its very first instruction.
+    pub fn start_with(dir: &Path, args: &[&str], stdout: Stdio, sigint_pending: bool) -> Probe {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(PROBE);
+        command
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped());
+        if sigint_pending {
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            // A blocked signal stays pending across exec.
+            unsafe {
+                command.pre_exec(|| {
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGINT);
+                    libc::sigaddset(&mut set, libc::SIGTERM);
+                    libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                    libc::kill(libc::getpid(), libc::SIGINT);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().expect("spawn probe");
+        drop(command);
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let pipe = child.stderr.take().expect("stderr");
+        let lines = stderr.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Probe {
+            child,
+            stderr,
+            stdout_path: dir.join("stdout-not-used"),
+        }
+    }
+}
