@@ -59,23 +59,77 @@ pub fn push_escaped(buf: &mut Vec<u8>, bytes: &[u8], json: bool) {
     }
 }
 
-fn field_u64(buf: &mut Vec<u8>, key: &[u8], v: u64) {
-    buf.extend_from_slice(key);
-    push_u64(buf, v);
+/// Emits an event's fields in one of the two syntaxes: ` key=value` pairs
+/// (the log, and the hello line's details) or JSON members. The list of
+/// fields, and their order, is written once, in `fields`.
+struct Fields<'a> {
+    buf: &'a mut Vec<u8>,
+    json: bool,
+    first: bool,
 }
 
-/// ` pid=.. comm=.. fd=.. count=..` and ` data=..` when there is a preview.
-fn details(buf: &mut Vec<u8>, e: &Event) {
-    field_u64(buf, b" pid=", e.pid as u64);
-    field_u64(buf, b" tgid=", e.tgid as u64);
-    buf.extend_from_slice(b" comm=");
-    push_escaped(buf, e.comm(), false);
-    buf.extend_from_slice(b" fd=");
-    push_i64(buf, e.fd as i64);
-    field_u64(buf, b" count=", e.count);
+impl Fields<'_> {
+    fn key(&mut self, key: &[u8]) {
+        match (self.json, self.first) {
+            (true, first) => {
+                self.buf
+                    .extend_from_slice(if first { b"{\"" } else { b",\"" });
+                self.buf.extend_from_slice(key);
+                self.buf.extend_from_slice(b"\":");
+            }
+            (false, first) => {
+                if !first {
+                    self.buf.push(b' ');
+                }
+                self.buf.extend_from_slice(key);
+                self.buf.push(b'=');
+            }
+        }
+        self.first = false;
+    }
+
+    fn num(&mut self, key: &[u8], v: u64) {
+        self.key(key);
+        push_u64(self.buf, v);
+    }
+
+    fn int(&mut self, key: &[u8], v: i64) {
+        self.key(key);
+        push_i64(self.buf, v);
+    }
+
+    fn text(&mut self, key: &[u8], bytes: &[u8]) {
+        self.key(key);
+        if self.json {
+            self.buf.push(b'"');
+        }
+        push_escaped(self.buf, bytes, self.json);
+        if self.json {
+            self.buf.push(b'"');
+        }
+    }
+}
+
+/// Every field (`full`), or the hello line's details: pid, tgid, comm, fd,
+/// count. `data` comes last, when the kernel copied a preview (`-v`).
+fn fields(f: &mut Fields, e: &Event, full: bool) {
+    if full {
+        f.num(b"ts", e.ts_ns);
+        f.num(b"cpu", e.cpu as u64);
+    }
+    f.num(b"pid", e.pid as u64);
+    f.num(b"tgid", e.tgid as u64);
+    if full {
+        f.num(b"uid", e.uid as u64);
+    }
+    f.text(b"comm", e.comm());
+    if full {
+        f.text(b"syscall", e.syscall().name().as_bytes());
+    }
+    f.int(b"fd", e.fd as i64);
+    f.num(b"count", e.count);
     if let Some(data) = e.preview() {
-        buf.extend_from_slice(b" data=");
-        push_escaped(buf, data, false);
+        f.text(b"data", data);
     }
 }
 
@@ -83,51 +137,35 @@ fn details(buf: &mut Vec<u8>, e: &Event) {
 pub fn hello(buf: &mut Vec<u8>, e: &Event, verbose: bool) {
     buf.extend_from_slice(hello_text(e.syscall()));
     if verbose {
-        details(buf, e);
+        let mut f = Fields {
+            buf: &mut *buf,
+            json: false,
+            first: false,
+        };
+        fields(&mut f, e, false);
     }
     buf.push(b'\n');
 }
 
 /// `ts=.. cpu=.. pid=.. tgid=.. uid=.. comm=.. syscall=.. fd=.. count=..`
 pub fn log(buf: &mut Vec<u8>, e: &Event) {
-    field_u64(buf, b"ts=", e.ts_ns);
-    field_u64(buf, b" cpu=", e.cpu as u64);
-    field_u64(buf, b" pid=", e.pid as u64);
-    field_u64(buf, b" tgid=", e.tgid as u64);
-    field_u64(buf, b" uid=", e.uid as u64);
-    buf.extend_from_slice(b" comm=");
-    push_escaped(buf, e.comm(), false);
-    buf.extend_from_slice(b" syscall=");
-    buf.extend_from_slice(e.syscall().name().as_bytes());
-    buf.extend_from_slice(b" fd=");
-    push_i64(buf, e.fd as i64);
-    field_u64(buf, b" count=", e.count);
-    if let Some(data) = e.preview() {
-        buf.extend_from_slice(b" data=");
-        push_escaped(buf, data, false);
-    }
+    let mut f = Fields {
+        buf: &mut *buf,
+        json: false,
+        first: true,
+    };
+    fields(&mut f, e, true);
     buf.push(b'\n');
 }
 
 /// One JSON object with the log's keys.
 pub fn json(buf: &mut Vec<u8>, e: &Event) {
-    field_u64(buf, b"{\"ts\":", e.ts_ns);
-    field_u64(buf, b",\"cpu\":", e.cpu as u64);
-    field_u64(buf, b",\"pid\":", e.pid as u64);
-    field_u64(buf, b",\"tgid\":", e.tgid as u64);
-    field_u64(buf, b",\"uid\":", e.uid as u64);
-    buf.extend_from_slice(b",\"comm\":\"");
-    push_escaped(buf, e.comm(), true);
-    buf.extend_from_slice(b"\",\"syscall\":\"");
-    buf.extend_from_slice(e.syscall().name().as_bytes());
-    buf.extend_from_slice(b"\",\"fd\":");
-    push_i64(buf, e.fd as i64);
-    field_u64(buf, b",\"count\":", e.count);
-    if let Some(data) = e.preview() {
-        buf.extend_from_slice(b",\"data\":\"");
-        push_escaped(buf, data, true);
-        buf.push(b'"');
-    }
+    let mut f = Fields {
+        buf: &mut *buf,
+        json: true,
+        first: true,
+    };
+    fields(&mut f, e, true);
     buf.extend_from_slice(b"}\n");
 }
 
