@@ -39,8 +39,6 @@ const PIPE_BUF: usize = libc::PIPE_BUF;
 /// Counts that the monitor may read while the writer runs (or is stuck).
 #[derive(Debug, Default)]
 pub struct Progress {
-    /// Lines handed to this writer.
-    pub lines: AtomicU64,
     /// Lines known to be written in full.
     pub written: AtomicU64,
     /// Lines known not to be written.
@@ -58,6 +56,8 @@ pub struct LineWriter {
     socket: bool,
     buf: Vec<u8>,
     lines_buffered: u64,
+    /// Lines handed to this writer, in all.
+    lines: u64,
     progress: Arc<Progress>,
     first_error: Option<io::Error>,
     /// The reader went away (EPIPE): nothing more will be written.
@@ -235,6 +235,7 @@ impl LineWriter {
             socket,
             buf: Vec::with_capacity(CHUNK + 4096),
             lines_buffered: 0,
+            lines: 0,
             progress: Arc::default(),
             first_error: None,
             closed: false,
@@ -261,7 +262,7 @@ impl LineWriter {
     /// The line just formatted into `buffer()` is complete.
     pub fn line_done(&mut self) {
         self.lines_buffered += 1;
-        self.progress.lines.fetch_add(1, Ordering::Relaxed);
+        self.lines += 1;
         if self.buf.len() >= CHUNK {
             self.flush();
         }
@@ -408,7 +409,7 @@ impl LineWriter {
             .fetch_add(self.lines_buffered, Ordering::Relaxed);
         WriterReport {
             name: std::mem::take(&mut self.name),
-            lines: self.progress.lines.load(Ordering::Relaxed),
+            lines: self.lines,
             written: self.progress.written.load(Ordering::Relaxed),
             failed: self.progress.failed.load(Ordering::Relaxed),
             first_error: self.first_error.take(),
