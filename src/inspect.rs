@@ -10,22 +10,37 @@ use crate::obj::{self, ObjectSpec, RelocTarget};
 /// Files larger than this are not BPF objects anyone compiled by hand.
 const MAX_FILE: u64 = 64 << 20;
 
+/// Every failure is one line of text (`main` prints it after `probe: `):
+/// the parse's own messages escape any control character taken from the
+/// file, and the path is escaped here.
 pub fn run(path: &Path) -> Result<()> {
+    let shown = shown(path);
     let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
+        .with_context(|| format!("cannot read {shown}"))?
         .len();
     if size > MAX_FILE {
-        bail!(
-            "{} is {} MiB: too large for a BPF object",
-            path.display(),
-            size >> 20
-        );
+        bail!("{shown} is {} MiB: too large for a BPF object", size >> 20);
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let spec = obj::parse(&bytes)
-        .with_context(|| format!("{} is not a usable BPF object", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {shown}"))?;
+    let spec = obj::parse(&bytes).with_context(|| format!("{shown} is not a usable BPF object"))?;
     print!("{}", describe(&spec));
     Ok(())
+}
+
+/// The path for a one-line message: control characters (a newline in a
+/// file name) escaped.
+fn shown(path: &Path) -> String {
+    path.display()
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The text `inspect` prints.

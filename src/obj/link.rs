@@ -2,6 +2,11 @@
 //! instructions, append every `.text` subprogram it reaches (and only those:
 //! the verifier rejects unreachable code), fix the call offsets, and note
 //! which instructions load which map.
+//!
+//! All the arithmetic on offsets and immediates from the file is checked:
+//! a target that overflows, leaves its section, lands inside a function
+//! rather than at its start, or a relocation on the second half of a 64-bit
+//! load is an error, not a panic.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -18,11 +23,19 @@ const R_BPF_64_32: u32 = 10;
 /// The kernel's own limit on a program's length.
 const MAX_INSNS: usize = 1_000_000;
 
+/// A function symbol, checked by `parse` to lie inside its section, with
+/// `start` and `size` multiples of INSN_SIZE and `size` not zero.
 #[derive(Clone, Debug)]
-pub(super) struct Function {
-    pub name: String,
+pub(super) struct Function<'a> {
+    pub name: &'a str,
     pub start: u64,
     pub size: u64,
+}
+
+impl Function<'_> {
+    fn contains(&self, offset: u64) -> bool {
+        offset >= self.start && offset - self.start < self.size
+    }
 }
 
 pub(super) struct Linker<'s, 'a> {
@@ -33,6 +46,7 @@ pub(super) struct Linker<'s, 'a> {
     /// `.text` function start offset → its first instruction in `insns`.
     placed: HashMap<u64, usize>,
     subprograms: Vec<String>,
+    /// Positions in `shared.text_functions` appended but not yet fixed up.
     to_fix: VecDeque<usize>,
 }
 
@@ -40,11 +54,19 @@ impl<'s, 'a> Linker<'s, 'a> {
     pub fn link(
         shared: &'s Shared<'a>,
         section: &CodeSection<'a>,
-        entry: &Function,
+        entry: &Function<'a>,
     ) -> Result<Self, ParseError> {
+        let code = function_code(section, entry)?;
+        if code.len() / INSN_SIZE > MAX_INSNS {
+            bail_parse!(
+                "program {} is longer than the kernel's {MAX_INSNS} instructions",
+                entry.name
+            );
+        }
+        shared.budget.charge(code.len())?;
         let mut linker = Linker {
             shared,
-            insns: decode_all(slice(section.data, entry)),
+            insns: decode_all(code),
             map_refs: Vec::new(),
             relocations: Vec::new(),
             placed: HashMap::new(),
@@ -53,12 +75,15 @@ impl<'s, 'a> Linker<'s, 'a> {
         };
         linker.fix_up(section, entry, 0)?;
         while let Some(i) = linker.to_fix.pop_front() {
-            let text = shared
-                .text
-                .as_ref()
-                .expect("only .text functions are queued");
-            let function = &shared.text_functions[i];
-            let base = linker.placed[&function.start];
+            let (Some(text), Some(function)) = (&shared.text, shared.text_functions.get(i)) else {
+                bail_parse!("internal: subprogram {i} queued without .text");
+            };
+            let Some(&base) = linker.placed.get(&function.start) else {
+                bail_parse!(
+                    "internal: subprogram {} queued but not placed",
+                    function.name
+                );
+            };
             linker.fix_up(text, function, base)?;
         }
         Ok(linker)
@@ -79,33 +104,51 @@ impl<'s, 'a> Linker<'s, 'a> {
     /// Applies the relocations of one function copied at `base`.
     fn fix_up(
         &mut self,
-        section: &CodeSection,
-        function: &Function,
+        section: &CodeSection<'a>,
+        function: &Function<'a>,
         base: usize,
     ) -> Result<(), ParseError> {
+        // Fits: the function lies inside the section (checked by parse).
         let count = (function.size / INSN_SIZE as u64) as usize;
-        for i in 0..count {
+        let mut i = 0;
+        while i < count {
             let offset = function.start + (i * INSN_SIZE) as u64;
             let index = base + i;
+            let Some(&insn) = self.insns.get(index) else {
+                bail_parse!(
+                    "internal: instruction {index} of {} not copied",
+                    function.name
+                );
+            };
+            let wide = insn.code == OP_LD_IMM64;
+            if wide && i + 1 >= count {
+                bail_parse!(
+                    "{}: function {} ends in the middle of a 64-bit immediate load",
+                    section.name,
+                    function.name
+                );
+            }
             if let Some(reloc) = section.relocs.get(&offset) {
                 match reloc.r_type {
-                    R_BPF_64_64 => self.map_load(section, reloc, index, i + 1 < count)?,
-                    R_BPF_64_32 => self.call(section, reloc, offset, index)?,
+                    R_BPF_64_64 => self.map_load(section, reloc, index, insn)?,
+                    R_BPF_64_32 => self.call(section, reloc, offset, index, insn)?,
                     other => bail_parse!(
                         "{}: relocation type {other} at offset {offset} is not supported",
                         section.name
                     ),
                 }
-            } else if self.insns[index].is_pseudo_call() {
+            } else if insn.is_pseudo_call() {
                 // A call the compiler resolved itself, relative to here.
-                let target = relative_target(offset, self.insns[index].imm);
-                let inside = |t: i64| {
-                    t >= function.start as i64 && t < (function.start + function.size) as i64
+                let Some(target) = relative_target(offset, insn.imm) else {
+                    bail_parse!(
+                        "{}: call at offset {offset} jumps outside the section",
+                        section.name
+                    );
                 };
-                if section.index == self.text_index() && self.shared.text.is_some() {
-                    let callee = self.place_subprogram(target)?;
+                if Some(section.index) == self.text_index() {
+                    let (callee, _) = self.place_subprogram(target)?;
                     self.insns[index].imm = call_imm(index, callee)?;
-                } else if !inside(target) {
+                } else if !function.contains(target) {
                     bail_parse!(
                         "{}: call at offset {offset} leaves its function {}",
                         section.name,
@@ -113,19 +156,31 @@ impl<'s, 'a> Linker<'s, 'a> {
                     );
                 }
             }
+            if wide {
+                let second = offset + INSN_SIZE as u64;
+                if section.relocs.contains_key(&second) {
+                    bail_parse!(
+                        "{}: relocation at offset {second} is on the second half of a \
+                         64-bit immediate load",
+                        section.name
+                    );
+                }
+                i += 2;
+            } else {
+                i += 1;
+            }
         }
         Ok(())
     }
 
     fn map_load(
         &mut self,
-        section: &CodeSection,
-        reloc: &RawReloc,
+        section: &CodeSection<'a>,
+        reloc: &RawReloc<'a>,
         index: usize,
-        has_second_half: bool,
+        insn: Insn,
     ) -> Result<(), ParseError> {
-        let insn = self.insns[index];
-        if insn.code != OP_LD_IMM64 || !has_second_half {
+        if insn.code != OP_LD_IMM64 {
             bail_parse!(
                 "{}: relocation of {} is not on a 64-bit immediate load",
                 section.name,
@@ -140,125 +195,150 @@ impl<'s, 'a> Linker<'s, 'a> {
                 reloc.symbol
             );
         }
-        let mut offset = reloc.symbol_address as i64;
-        if reloc.symbol_is_section {
-            offset += insn.imm as i64;
-        }
-        let Some(map_index) = self
-            .shared
-            .map_offsets
-            .iter()
-            .position(|&o| o as i64 == offset)
-        else {
+        let offset = if reloc.symbol_is_section {
+            reloc.symbol_address.checked_add_signed(insn.imm.into())
+        } else {
+            Some(reloc.symbol_address)
+        };
+        let map_index = offset.and_then(|o| self.shared.map_offsets.binary_search(&o).ok());
+        let Some(map_index) = map_index else {
             bail_parse!(
                 "{}: {} does not point at the start of a map definition",
                 section.name,
                 reloc.symbol
             );
         };
+        let Some(map_name) = self.shared.map_names.get(map_index) else {
+            bail_parse!("internal: map {map_index} has no name");
+        };
         self.map_refs.push(MapRef {
             insn_index: index,
             map_index,
         });
-        self.relocations.push(Relocation {
-            insn_index: index,
-            symbol: reloc.symbol.clone(),
-            target: RelocTarget::Map(self.shared.map_names[map_index].clone()),
-        });
-        Ok(())
+        self.record(index, reloc.symbol, RelocTarget::Map, map_name)
     }
 
     fn call(
         &mut self,
-        section: &CodeSection,
-        reloc: &RawReloc,
+        section: &CodeSection<'a>,
+        reloc: &RawReloc<'a>,
         offset: u64,
         index: usize,
+        insn: Insn,
     ) -> Result<(), ParseError> {
-        if !self.insns[index].is_pseudo_call() {
+        if !insn.is_pseudo_call() {
             bail_parse!(
                 "{}: call relocation at offset {offset} is not on a call instruction",
                 section.name
             );
         }
-        if reloc.symbol_section.is_none() || reloc.symbol_section != Some(self.text_index()) {
+        if reloc.symbol_section.is_none() || reloc.symbol_section != self.text_index() {
             bail_parse!(
                 "{}: call to {} outside .text is not supported",
                 section.name,
                 reloc.symbol
             );
         }
-        let target = reloc.symbol_address as i64 + (self.insns[index].imm as i64 + 1) * 8;
-        let callee = self.place_subprogram(target)?;
+        let Some(target) = reloc
+            .symbol_address
+            .checked_add_signed((i64::from(insn.imm) + 1) * INSN_SIZE as i64)
+        else {
+            bail_parse!(
+                "{}: call at offset {offset} to {} lands outside .text",
+                section.name,
+                reloc.symbol
+            );
+        };
+        let (callee, name) = self.place_subprogram(target)?;
         self.insns[index].imm = call_imm(index, callee)?;
-        let name = self.function_at(target)?.name.clone();
-        self.relocations.push(Relocation {
-            insn_index: index,
-            symbol: reloc.symbol.clone(),
-            target: RelocTarget::Subprogram(name),
-        });
+        self.record(index, reloc.symbol, RelocTarget::Subprogram, name)
+    }
+
+    /// Notes a resolved relocation for `probe inspect`, charging its names.
+    fn record(
+        &mut self,
+        insn_index: usize,
+        symbol: &str,
+        target: fn(String) -> RelocTarget,
+        name: &str,
+    ) -> Result<(), ParseError> {
+        let budget = &self.shared.budget;
+        budget.charge(std::mem::size_of::<Relocation>())?;
+        let relocation = Relocation {
+            insn_index,
+            symbol: budget.string(symbol)?,
+            target: target(budget.string(name)?),
+        };
+        self.relocations.push(relocation);
         Ok(())
     }
 
-    fn text_index(&self) -> object::SectionIndex {
-        self.shared
-            .text
-            .as_ref()
-            .map_or(object::SectionIndex(usize::MAX), |t| t.index)
+    fn text_index(&self) -> Option<object::SectionIndex> {
+        self.shared.text.as_ref().map(|t| t.index)
     }
 
-    fn function_at(&self, target: i64) -> Result<&Function, ParseError> {
-        let found = self.shared.text_functions.iter().find(|f| {
-            target >= f.start as i64 && target < (f.start + f.size) as i64 && target % 8 == 0
-        });
-        match found {
-            Some(f) => Ok(f),
-            None => bail_parse!("call target at .text offset {target} is not inside a function"),
-        }
-    }
-
-    /// The instruction index of `.text` offset `target` in this program,
-    /// appending the function that holds it on first use.
-    fn place_subprogram(&mut self, target: i64) -> Result<usize, ParseError> {
-        let (position, function) = {
-            let f = self.function_at(target)?;
-            let i = self
-                .shared
-                .text_functions
-                .iter()
-                .position(|g| g.start == f.start)
-                .unwrap_or_default();
-            (i, f.clone())
-        };
-        let base = match self.placed.get(&function.start) {
-            Some(&base) => base,
-            None => {
-                let base = self.insns.len();
-                let text = self.shared.text.as_ref().expect("function_at found .text");
-                let code = slice(text.data, &function);
-                if base + code.len() / INSN_SIZE > MAX_INSNS {
-                    bail_parse!("program grows past the kernel's {MAX_INSNS} instructions");
-                }
-                self.insns.extend(decode_all(code));
-                self.placed.insert(function.start, base);
-                self.subprograms.push(function.name.clone());
-                self.to_fix.push_back(position);
-                base
+    /// The instruction index of the `.text` function starting at offset
+    /// `target` in this program, and its name, appending the function on
+    /// first use.
+    fn place_subprogram(&mut self, target: u64) -> Result<(usize, &'a str), ParseError> {
+        let shared = self.shared;
+        let functions = &shared.text_functions;
+        let Ok(position) = functions.binary_search_by_key(&target, |f| f.start) else {
+            match functions.iter().find(|f| f.contains(target)) {
+                Some(f) => bail_parse!(
+                    "call target at .text offset {target} is inside function {}, not at its start",
+                    f.name
+                ),
+                None => bail_parse!("call target at .text offset {target} is not a function"),
             }
         };
-        Ok(base + ((target as u64 - function.start) as usize) / INSN_SIZE)
+        let function = &functions[position];
+        if let Some(&base) = self.placed.get(&function.start) {
+            return Ok((base, function.name));
+        }
+        let Some(text) = &shared.text else {
+            bail_parse!("internal: .text function without .text");
+        };
+        let code = function_code(text, function)?;
+        let base = self.insns.len();
+        if base + code.len() / INSN_SIZE > MAX_INSNS {
+            bail_parse!("program grows past the kernel's {MAX_INSNS} instructions");
+        }
+        shared.budget.charge(code.len())?;
+        let name = shared.budget.string(function.name)?;
+        self.insns.extend(decode_all(code));
+        self.placed.insert(function.start, base);
+        self.subprograms.push(name);
+        self.to_fix.push_back(position);
+        Ok((base, function.name))
     }
 }
 
-fn slice<'a>(data: &'a [u8], f: &Function) -> &'a [u8] {
-    &data[f.start as usize..(f.start + f.size) as usize]
+/// The bytes of function `f` in its section.
+fn function_code<'a>(section: &CodeSection<'a>, f: &Function) -> Result<&'a [u8], ParseError> {
+    let range = usize::try_from(f.start).ok().zip(
+        f.start
+            .checked_add(f.size)
+            .and_then(|e| usize::try_from(e).ok()),
+    );
+    match range.and_then(|(start, end)| section.data.get(start..end)) {
+        Some(code) => Ok(code),
+        None => bail_parse!(
+            "function {} (offset {}, {} bytes) does not fit section {}",
+            f.name,
+            f.start,
+            f.size,
+            section.name
+        ),
+    }
 }
 
-fn relative_target(offset: u64, imm: i32) -> i64 {
-    offset as i64 + (imm as i64 + 1) * INSN_SIZE as i64
+/// The section offset a call at `offset` with immediate `imm` lands on.
+fn relative_target(offset: u64, imm: i32) -> Option<u64> {
+    offset.checked_add_signed((i64::from(imm) + 1) * INSN_SIZE as i64)
 }
 
 fn call_imm(call_index: usize, callee_index: usize) -> Result<i32, ParseError> {
     let delta = callee_index as i64 - (call_index as i64 + 1);
-    i32::try_from(delta).map_err(|_| ParseError("call offset out of range".into()))
+    i32::try_from(delta).map_err(|_| ParseError::new("call offset out of range".into()))
 }

@@ -108,6 +108,28 @@ impl ObjectSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
 
+impl ParseError {
+    /// The error with any control character escaped, so that the message
+    /// stays on one line whatever names the file holds.
+    pub fn new(message: String) -> ParseError {
+        if !message.chars().any(char::is_control) {
+            return ParseError(message);
+        }
+        ParseError(
+            message
+                .chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
 impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -117,6 +139,6 @@ impl std::fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 macro_rules! bail_parse {
-    ($($arg:tt)*) => { return Err($crate::obj::ParseError(format!($($arg)*))) };
+    ($($arg:tt)*) => { return Err($crate::obj::ParseError::new(format!($($arg)*))) };
 }
 pub(crate) use bail_parse;
