@@ -27,20 +27,11 @@ pub fn run(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The path for a one-line message: control characters (a newline in a
-/// file name) escaped.
+/// The path for a one-line message: control bytes (a newline in a file
+/// name) escaped, as the monitor shows paths.
 fn shown(path: &Path) -> String {
-    path.display()
-        .to_string()
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    use std::os::unix::ffi::OsStrExt;
+    crate::output::format::printable(path.as_os_str().as_bytes())
 }
 
 /// The text `inspect` prints.

@@ -74,27 +74,10 @@ impl Probe {
     /// collected line by line.
     pub fn start(dir: &Path, args: &[&str]) -> Probe {
         let stdout_path = dir.join("stdout");
-        let mut child = Command::new(PROBE)
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout_path).expect("stdout file"))
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn probe");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let lines = stderr.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        Probe {
-            child,
-            stderr,
-            stdout_path,
-        }
+        let file = fs::File::create(&stdout_path).expect("stdout file");
+        let mut probe = Probe::start_with(dir, args, Stdio::from(file), false);
+        probe.stdout_path = stdout_path;
+        probe
     }
 
     pub fn stderr(&self) -> Vec<String> {
