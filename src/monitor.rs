@@ -30,8 +30,9 @@ pub const MAX_LATENCY: Duration = Duration::from_millis(100);
 const QUEUED_BATCHES: usize = 16;
 /// How long the output may take to finish after the rings are drained.
 const OUTPUT_GRACE: Duration = Duration::from_millis(500);
-/// How long it may take once a second signal told it to hurry.
-const HURRIED_GRACE: Duration = Duration::from_millis(100);
+/// How long it may take once a second signal told it to hurry: it no longer
+/// waits on stdout, but may still have a few MiB of log to write.
+const HURRIED_GRACE: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Default)]
 pub struct Summary {
