@@ -9,6 +9,9 @@
 //! 1) for a longer run: `FUZZ_PARSE_ROUNDS=50 cargo test --release --test
 //! fuzz_parse -- --nocapture`.
 
+#[path = "support/parse_property.rs"]
+mod parse_property;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::Command;
 use std::time::Instant;
@@ -212,41 +215,10 @@ fn quiet_panics() {
 /// test (a panic, or an error message that is not one line).
 fn check(input: &[u8]) -> Result<bool, String> {
     QUIET.with(|q| q.set(true));
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        let outcome = obj::parse(input);
-        if let Ok(spec) = &outcome {
-            // What the loader and `inspect` do with a spec must not panic
-            // either: every index the link step produced is in range.
-            for p in &spec.programs {
-                for r in &p.map_refs {
-                    assert!(r.insn_index < p.insns.len(), "map ref past the end");
-                    assert!(r.map_index < spec.maps.len(), "map ref to no map");
-                }
-                for r in &p.relocations {
-                    assert!(r.insn_index < p.insns.len(), "relocation past the end");
-                }
-                let fds = vec![0; spec.maps.len()];
-                assert_eq!(p.insns_with_map_fds(&fds).len(), p.insns.len());
-            }
-            let text = probe::inspect::describe(spec);
-            assert!(
-                !text.chars().any(|c| c.is_control() && c != '\n'),
-                "control character in inspect output"
-            );
-        }
-        outcome.map(|_| ())
-    }));
+    let result = catch_unwind(AssertUnwindSafe(|| parse_property::parse_and_check(input)));
     QUIET.with(|q| q.set(false));
     match result {
-        Ok(Ok(())) => Ok(true),
-        Ok(Err(e)) => {
-            let message = e.to_string();
-            if message.is_empty() || message.chars().any(char::is_control) {
-                Err(format!("error message is not one line: {message:?}"))
-            } else {
-                Ok(false)
-            }
-        }
+        Ok(parsed) => Ok(parsed),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<String>()

@@ -1,35 +1,11 @@
-//! The property fuzzed: `probe::obj::parse` ends in Ok or in an error of one
-//! line, never a panic, and a spec it returns can be used (by the loader and
-//! `probe inspect`) without an index going out of range.
+//! The property fuzzed, shared with the main package's tests/fuzz_parse.rs:
+//! see tests/support/parse_property.rs.
+
+#[path = "../../tests/support/parse_property.rs"]
+mod parse_property;
 
 /// Checks one input; panics (which libFuzzer reports as a crash) if the
 /// property does not hold.
 pub fn parse_one(data: &[u8]) {
-    match probe::obj::parse(data) {
-        Err(e) => {
-            let message = e.to_string();
-            assert!(
-                !message.is_empty() && !message.chars().any(char::is_control),
-                "error message is not one line: {message:?}"
-            );
-        }
-        Ok(spec) => {
-            for p in &spec.programs {
-                for r in &p.map_refs {
-                    assert!(r.insn_index < p.insns.len(), "map ref past the end");
-                    assert!(r.map_index < spec.maps.len(), "map ref to no map");
-                }
-                for r in &p.relocations {
-                    assert!(r.insn_index < p.insns.len(), "relocation past the end");
-                }
-                let fds = vec![0; spec.maps.len()];
-                assert_eq!(p.insns_with_map_fds(&fds).len(), p.insns.len());
-            }
-            let text = probe::inspect::describe(&spec);
-            assert!(
-                !text.chars().any(|c| c.is_control() && c != '\n'),
-                "control character in inspect output"
-            );
-        }
-    }
+    parse_property::parse_and_check(data);
 }

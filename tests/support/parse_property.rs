@@ -1,0 +1,37 @@
+//! The property the parse step is fuzzed for, shared by tests/fuzz_parse.rs
+//! and the cargo-fuzz crate in fuzz/: `probe::obj::parse` ends in Ok or in an
+//! error of one line, never a panic, and a spec it returns can be used (by
+//! the loader and `probe inspect`) without an index going out of range.
+
+/// Parses `input` and checks the property, panicking where it does not
+/// hold (libFuzzer reports a panic as a crash). Returns whether it parsed.
+pub fn parse_and_check(input: &[u8]) -> bool {
+    let spec = match probe::obj::parse(input) {
+        Ok(spec) => spec,
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                !message.is_empty() && !message.chars().any(char::is_control),
+                "error message is not one line: {message:?}"
+            );
+            return false;
+        }
+    };
+    for p in &spec.programs {
+        for r in &p.map_refs {
+            assert!(r.insn_index < p.insns.len(), "map ref past the end");
+            assert!(r.map_index < spec.maps.len(), "map ref to no map");
+        }
+        for r in &p.relocations {
+            assert!(r.insn_index < p.insns.len(), "relocation past the end");
+        }
+        let fds = vec![0; spec.maps.len()];
+        assert_eq!(p.insns_with_map_fds(&fds).len(), p.insns.len());
+    }
+    let text = probe::inspect::describe(&spec);
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "control character in inspect output"
+    );
+    true
+}
