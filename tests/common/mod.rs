@@ -25,6 +25,26 @@ pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "these tests load BPF programs: run them as root");
+    ensure_tracefs();
+}
+
+/// The tests compare the probe's stderr line by line, and the first run on
+/// a machine without tracefs adds `probe: mounted tracefs on ...`: so the
+/// suite starts with tracefs mounted, whatever ran before. (That the probe
+/// mounts it itself is checked by scripts/vmtest, whose VMs boot without.)
+fn ensure_tracefs() {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounts
+        .lines()
+        .any(|l| l.split(' ').nth(2) == Some("tracefs"))
+    {
+        return;
+    }
+    let status = Command::new("mount")
+        .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+        .status()
+        .expect("run mount");
+    assert!(status.success(), "could not mount tracefs for the tests");
 }
 
 /// A fresh directory for one test's files.
