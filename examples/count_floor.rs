@@ -40,16 +40,7 @@ fn run() -> Result<()> {
     eprintln!("count_floor: attached via {}", attachment.method);
     while signals::wait(Duration::from_millis(200)).is_none() {}
     attachment.detach();
-    let mut values = vec![0u8; possible as usize * 8];
-    bpf::map_lookup(
-        loaded.map("floor_counts")?,
-        &0u32.to_ne_bytes(),
-        &mut values,
-    )?;
-    let count: u64 = values
-        .chunks_exact(8)
-        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
-        .sum();
+    let count = loaded.sum_per_cpu("floor_counts")?;
     println!("count={count}");
     Ok(())
 }

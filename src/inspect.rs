@@ -14,7 +14,7 @@ const MAX_FILE: u64 = 64 << 20;
 /// the parse's own messages escape any control character taken from the
 /// file, and the path is escaped here.
 pub fn run(path: &Path) -> Result<()> {
-    let shown = shown(path);
+    let shown = crate::output::format::path(path);
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {shown}"))?
         .len();
@@ -25,13 +25,6 @@ pub fn run(path: &Path) -> Result<()> {
     let spec = obj::parse(&bytes).with_context(|| format!("{shown} is not a usable BPF object"))?;
     print!("{}", describe(&spec));
     Ok(())
-}
-
-/// The path for a one-line message: control bytes (a newline in a file
-/// name) escaped, as the monitor shows paths.
-fn shown(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    crate::output::format::printable(path.as_os_str().as_bytes())
 }
 
 /// The text `inspect` prints.

@@ -18,6 +18,7 @@ const LOG_TAIL_LINES: usize = 20;
 pub struct Loaded {
     pub spec: ObjectSpec,
     maps: Vec<OwnedFd>,
+    possible_cpus: u32,
     license: CString,
     kern_version: u32,
 }
@@ -50,6 +51,7 @@ impl Loaded {
         Ok(Loaded {
             spec,
             maps,
+            possible_cpus,
             license,
             kern_version: kernel_version_code(),
         })
@@ -61,6 +63,18 @@ impl Loaded {
             .map_index(name)
             .ok_or_else(|| anyhow!("the BPF object has no map named {name}"))?;
         Ok(self.maps[index].as_fd())
+    }
+
+    /// Slot 0 of a per-CPU array of u64 counters, summed over every
+    /// possible CPU (the kernel returns one 8-byte value per CPU).
+    pub fn sum_per_cpu(&self, map: &str) -> Result<u64> {
+        let mut values = vec![0u8; self.possible_cpus as usize * 8];
+        bpf::map_lookup(self.map(map)?, &0u32.to_ne_bytes(), &mut values)
+            .with_context(|| format!("cannot read BPF map {map}"))?;
+        Ok(values
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .sum())
     }
 
     pub fn program(&self, name: &str) -> Result<&ProgramSpec> {

@@ -3,9 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -15,11 +13,13 @@ use anyhow::{Context, Result, anyhow};
 use crossbeam_channel::{bounded, select, tick};
 
 use crate::abi::ProbeConfig;
-use crate::attach::{self, Attachment};
+use crate::attach;
 use crate::batch::{Batcher, ReaderStats};
 use crate::cli::Options;
 use crate::loader::Loaded;
-use crate::output::{self, ConsoleFormat, LineWriter, Outputs, Progress, WriterReport};
+use crate::output::{
+    self, ConsoleFormat, LineWriter, Outputs, Progress, WriterReport, format, log_file,
+};
 use crate::ring::RingSet;
 use crate::sys::bpf;
 use crate::{cpus, obj, privileges, signals};
@@ -65,109 +65,12 @@ impl Summary {
     }
 }
 
-fn not_regular(kind: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_char_device() || kind.is_block_device() {
-        "a device"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_dir() {
-        "a directory"
-    } else {
-        "not a regular file"
-    }
-}
-
-/// A path as the user's messages show it: one line, whatever its bytes.
-fn shown(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    output::format::printable(path.as_os_str().as_bytes())
-}
-
-const LOG_RULES: &str = "it must be a regular file, not a symlink; use --log PATH or --no-log";
-
-/// Opens the log the way a root tool must: never through a symlink, never
-/// blocking on a FIFO, only a regular file with no other name, created
-/// 0600, appended to.
-fn open_log(path: &Path) -> Result<File> {
-    let fail = |why: String| anyhow!("cannot open log {} ({LOG_RULES}): {why}", shown(path));
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => fail("it is a symbolic link".into()),
-            // A FIFO nobody reads, or a device with nothing behind it.
-            Some(libc::ENXIO) => match std::fs::symlink_metadata(path) {
-                Ok(m) => fail(format!("it is {}", not_regular(m.file_type()))),
-                Err(_) => fail(e.to_string()),
-            },
-            _ => fail(e.to_string()),
-        })?;
-    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
-    if !meta.file_type().is_file() {
-        return Err(fail(format!("it is {}", not_regular(meta.file_type()))));
-    }
-    if meta.nlink() > 1 {
-        return Err(fail(format!(
-            "it has {} hard links, so it is also another file",
-            meta.nlink()
-        )));
-    }
-    // SAFETY: fcntl on the fd we just opened.
-    unsafe {
-        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
-        }
-    }
-    Ok(file)
-}
-
-fn log_header(o: &Options, attachment: &Attachment) -> String {
-    let realtime = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let monotonic = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
-        .unwrap_or_default();
-    let offset = realtime.saturating_sub(monotonic).as_nanos();
-    format!(
-        "# probe {} started pid={} attach={} unix_time={} ts_to_unix_ns=+{} pid_filter={} comm_filter={}\n",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id(),
-        attachment.method,
-        realtime.as_secs(),
-        offset,
-        o.pid.map_or("none".into(), |p| p.to_string()),
-        o.comm.as_ref().map_or("none".into(), |c| {
-            let mut s = Vec::new();
-            output::format::push_escaped(&mut s, c, false);
-            String::from_utf8_lossy(&s).into_owned()
-        }),
-    )
-}
-
 fn stdout_file() -> Result<File> {
     let fd = std::io::stdout()
         .as_fd()
         .try_clone_to_owned()
         .context("cannot use stdout")?;
     Ok(File::from(fd))
-}
-
-fn sum_per_cpu(loaded: &Loaded, map: &str, possible: u32) -> Result<u64> {
-    let mut values = vec![0u8; possible as usize * 8];
-    bpf::map_lookup(loaded.map(map)?, &0u32.to_ne_bytes(), &mut values)
-        .with_context(|| format!("cannot read BPF map {map}"))?;
-    Ok(values
-        .chunks_exact(8)
-        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
-        .sum())
 }
 
 /// True when the reader at the other end of a pipe or socket on stdout has
@@ -232,7 +135,7 @@ pub fn run(o: &Options) -> Result<Summary> {
         spec.maps.len(),
         spec.license
     ));
-    let log_file = o.log.as_deref().map(open_log).transpose()?;
+    let log_file = o.log.as_deref().map(log_file::open).transpose()?;
     if interrupted() {
         return Ok(not_attached());
     }
@@ -286,19 +189,13 @@ pub fn run(o: &Options) -> Result<Summary> {
 
     // Attached: the rest of the run needs almost no privilege. Dropped
     // before the threads start, since capabilities are per thread.
-    let legacy = attachment.method == attach::Method::KprobeLegacy;
-    let tracefs_root = legacy
-        .then(|| attach::tracefs::find_or_mount().ok().map(|t| t.root))
-        .flatten();
+    let kprobe_events = attachment.kprobe_events();
     let shutdown_works = || {
-        sum_per_cpu(&loaded, "drops", possible).is_ok()
-            && tracefs_root.as_ref().is_none_or(|root| {
+        loaded.sum_per_cpu("drops").is_ok()
+            && kprobe_events.as_ref().is_none_or(|path| {
                 // Opening for append is the permission check a legacy
                 // kprobe's removal makes, with no effect of its own.
-                OpenOptions::new()
-                    .append(true)
-                    .open(root.join("kprobe_events"))
-                    .is_ok()
+                OpenOptions::new().append(true).open(path).is_ok()
             })
     };
     let capabilities_kept = privileges::drop_capabilities(&shutdown_works)?;
@@ -308,7 +205,7 @@ pub fn run(o: &Options) -> Result<Summary> {
     ));
 
     if let Some(mut file) = log_file.as_ref() {
-        let header = log_header(o, &attachment);
+        let header = log_file::header(o, attachment.method);
         if let Err(e) = file.write_all(header.as_bytes()) {
             say(&format!("cannot write the log header: {e}"));
         }
@@ -331,7 +228,7 @@ pub fn run(o: &Options) -> Result<Summary> {
         w.set_hurry(hurry.clone());
         (format, w)
     });
-    let log_name = o.log.as_deref().map(shown);
+    let log_name = o.log.as_deref().map(format::path);
     let log = log_file.map(|f| {
         let mut w = LineWriter::new(log_name.clone().unwrap_or_default(), f);
         w.set_hurry(hurry.clone());
@@ -420,7 +317,7 @@ pub fn run(o: &Options) -> Result<Summary> {
         }
     };
     let processed = processed.load(Ordering::Relaxed);
-    let kernel_dropped = sum_per_cpu(&loaded, "drops", possible)?;
+    let kernel_dropped = loaded.sum_per_cpu("drops")?;
     let (console, log, output_stuck) = match report {
         Some(r) => (r.console, r.log, false),
         None => (

@@ -9,6 +9,7 @@ mod tracepoint;
 
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 
@@ -70,10 +71,21 @@ pub struct Attachment {
     pub fallbacks: Vec<String>,
     /// What was done on the way that the user should hear of.
     pub notes: Vec<String>,
+    /// The tracefs used, for the methods that need one.
+    tracefs: Option<PathBuf>,
     links: Vec<Link>,
 }
 
 impl Attachment {
+    /// The file detaching will write to (legacy kprobes are removed
+    /// through it); None when detaching only closes fds.
+    pub fn kprobe_events(&self) -> Option<PathBuf> {
+        match (self.method, &self.tracefs) {
+            (Method::KprobeLegacy, Some(root)) => Some(root.join("kprobe_events")),
+            _ => None,
+        }
+    }
+
     /// Disables every event first so no program runs after this returns,
     /// then closes them.
     pub fn detach(self) {
@@ -112,6 +124,7 @@ fn attach_with(loaded: &Loaded, method: Method) -> Result<Attachment> {
         method,
         fallbacks: Vec::new(),
         notes: Vec::new(),
+        tracefs: None,
         links: Vec::new(),
     };
     let tracefs = match method {
@@ -126,6 +139,7 @@ fn attach_with(loaded: &Loaded, method: Method) -> Result<Attachment> {
             Some(t.root)
         }
     };
+    attachment.tracefs = tracefs.clone();
     if let (Method::KprobeLegacy, Some(root)) = (method, &tracefs) {
         for stale in kprobe_legacy::remove_stale(root) {
             attachment.notes.push(format!(

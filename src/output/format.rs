@@ -192,6 +192,12 @@ pub fn printable(bytes: &[u8]) -> String {
     out
 }
 
+/// A path as the user's messages show it: one line, whatever its bytes.
+pub fn path(p: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    printable(p.as_os_str().as_bytes())
+}
+
 #[cfg(test)]
 mod printable_tests {
     use super::printable;

@@ -2,6 +2,7 @@
 //! and log buffers and writes them in large chunks, at least every 200 ms.
 
 pub mod format;
+pub mod log_file;
 mod writer;
 
 use std::sync::Arc;

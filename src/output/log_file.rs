@@ -1,0 +1,101 @@
+//! The detailed log: opened the way a root tool must, and the header line
+//! each run starts with.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+
+use super::format;
+use crate::attach::Method;
+use crate::cli::Options;
+
+fn not_regular(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+const LOG_RULES: &str = "it must be a regular file, not a symlink; use --log PATH or --no-log";
+
+/// Opens the log the way a root tool must: never through a symlink, never
+/// blocking on a FIFO, only a regular file with no other name, created
+/// 0600, appended to.
+pub fn open(path: &Path) -> Result<File> {
+    let fail = |why: String| {
+        anyhow!(
+            "cannot open log {} ({LOG_RULES}): {why}",
+            format::path(path)
+        )
+    };
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => fail("it is a symbolic link".into()),
+            // A FIFO nobody reads, or a device with nothing behind it.
+            Some(libc::ENXIO) => match std::fs::symlink_metadata(path) {
+                Ok(m) => fail(format!("it is {}", not_regular(m.file_type()))),
+                Err(_) => fail(e.to_string()),
+            },
+            _ => fail(e.to_string()),
+        })?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    if !meta.file_type().is_file() {
+        return Err(fail(format!("it is {}", not_regular(meta.file_type()))));
+    }
+    if meta.nlink() > 1 {
+        return Err(fail(format!(
+            "it has {} hard links, so it is also another file",
+            meta.nlink()
+        )));
+    }
+    // SAFETY: fcntl on the fd we just opened.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    Ok(file)
+}
+
+/// The line each run starts with: who, how, and how to read `ts`.
+pub fn header(o: &Options, method: Method) -> String {
+    let realtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let monotonic = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
+        .unwrap_or_default();
+    let offset = realtime.saturating_sub(monotonic).as_nanos();
+    format!(
+        "# probe {} started pid={} attach={} unix_time={} ts_to_unix_ns=+{} pid_filter={} comm_filter={}\n",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        method,
+        realtime.as_secs(),
+        offset,
+        o.pid.map_or("none".into(), |p| p.to_string()),
+        o.comm.as_ref().map_or("none".into(), |c| {
+            let mut s = Vec::new();
+            format::push_escaped(&mut s, c, false);
+            String::from_utf8_lossy(&s).into_owned()
+        }),
+    )
+}
