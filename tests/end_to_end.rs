@@ -134,8 +134,14 @@ fn verbose_adds_details_and_the_kernel_copies_written_bytes() {
     let log = fs::read_to_string(dir.join("syscalls.log")).unwrap();
     let lines = event_lines(&log);
     assert_eq!(lines.len(), 5);
-    assert!(lines[0].ends_with(" count=1 data=x"), "{}", lines[0]);
-    assert!(lines[4].ends_with(" count=1"), "{}", lines[4]);
+    for (i, line) in lines.iter().enumerate() {
+        let tail = if i < 3 {
+            " syscall=write fd=3 count=1 data=x"
+        } else {
+            " syscall=read fd=4 count=1"
+        };
+        assert!(line.ends_with(tail), "{line}");
+    }
     assert_nothing_left();
 }
 
@@ -314,8 +320,10 @@ fn auto_says_why_it_fell_back() {
     let attached = probe.wait_attached();
     assert_eq!(
         attached,
-        "probe: attached via tracepoint to read and write on 2 CPUs"
-            .replace("2", &online_cpus().to_string())
+        format!(
+            "probe: attached via tracepoint to read and write on {} CPUs",
+            online_cpus()
+        )
     );
     let done = probe.stop(libc::SIGINT);
     assert!(

@@ -140,10 +140,10 @@ fn records_that_wrap_the_end_of_the_ring_arrive_whole_and_in_order() {
     assert_eq!(seqs, (0..1200).collect::<Vec<u64>>());
     assert_eq!(sink.lost, 0);
     assert_eq!(failed_in_kernel(&w), 0);
-    let wrapped = w.rings.rings()[0].wrapped_records();
-    // 1200 records of 104 bytes go round a 4096-byte ring 30 times; each
-    // turn ends inside a record unless it happens to end on a boundary.
-    assert!(wrapped >= 25, "only {wrapped} records straddled the end");
+    // 1200 records of 104 bytes cross 30 ends of the 4096-byte ring; the
+    // 13th and 26th crossings fall between two records (13 * 4096 is a
+    // multiple of 104), the other 28 inside one.
+    assert_eq!(w.rings.rings()[0].wrapped_records(), 28);
 }
 
 #[test]
