@@ -23,7 +23,8 @@ impl Syscall {
     }
 }
 
-/// `struct event`.
+/// `struct event` of bpf/event.h, field for field: 64 bytes, no padding.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Event {
     pub ts_ns: u64,
@@ -39,46 +40,44 @@ pub struct Event {
     pub preview: [u8; PREVIEW_LEN],
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes([
-        b[at],
-        b[at + 1],
-        b[at + 2],
-        b[at + 3],
-        b[at + 4],
-        b[at + 5],
-        b[at + 6],
-        b[at + 7],
-    ])
-}
+// The layout bpf/event.h gives; a change on either side fails the build.
+const _: () = {
+    use std::mem::offset_of;
+    assert!(size_of::<Event>() == EVENT_SIZE);
+    assert!(offset_of!(Event, ts_ns) == 0);
+    assert!(offset_of!(Event, count) == 8);
+    assert!(offset_of!(Event, fd) == 16);
+    assert!(offset_of!(Event, pid) == 20);
+    assert!(offset_of!(Event, tgid) == 24);
+    assert!(offset_of!(Event, uid) == 28);
+    assert!(offset_of!(Event, cpu) == 32);
+    assert!(offset_of!(Event, syscall) == 36);
+    assert!(offset_of!(Event, flags) == 38);
+    assert!(offset_of!(Event, comm) == 40);
+    assert!(offset_of!(Event, preview) == 56);
+};
 
 impl Event {
     /// Decodes a sample payload. The kernel pads payloads to 8 bytes, so
     /// only the first `EVENT_SIZE` bytes are ours; a shorter one is not an
-    /// event of this probe.
+    /// event of this probe. (The BPF side runs on this machine: its byte
+    /// order is ours.)
+    #[inline]
     pub fn decode(b: &[u8]) -> Option<Event> {
         let b = b.get(..EVENT_SIZE)?;
-        let mut comm = [0; COMM_LEN];
-        comm.copy_from_slice(&b[40..56]);
-        let mut preview = [0; PREVIEW_LEN];
-        preview.copy_from_slice(&b[56..64]);
-        Some(Event {
-            ts_ns: u64_at(b, 0),
-            count: u64_at(b, 8),
-            fd: u32_at(b, 16) as i32,
-            pid: u32_at(b, 20),
-            tgid: u32_at(b, 24),
-            uid: u32_at(b, 28),
-            cpu: u32_at(b, 32),
-            syscall: u16::from_le_bytes([b[36], b[37]]),
-            flags: u16::from_le_bytes([b[38], b[39]]),
-            comm,
-            preview,
-        })
+        // SAFETY: b holds EVENT_SIZE = size_of::<Event>() bytes; Event is
+        // plain integers and byte arrays, valid for any bit pattern; the
+        // read makes no assumption about alignment.
+        Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const Event) })
+    }
+
+    /// The `ts_ns` of a payload, without decoding the rest.
+    #[inline]
+    pub fn timestamp(b: &[u8]) -> Option<u64> {
+        if b.len() < EVENT_SIZE {
+            return None;
+        }
+        Some(u64::from_ne_bytes(b[..8].try_into().ok()?))
     }
 
     pub fn syscall(&self) -> Syscall {

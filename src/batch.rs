@@ -1,16 +1,11 @@
-//! The `RecordSink` that turns ring samples into events and hands them to
-//! the output thread in batches over a bounded channel. It never blocks: a
-//! reader that waited on a slow terminal would let the kernel rings fill,
-//! so a batch the output side has no room for is dropped here and counted.
-
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+//! The `RecordSink` of the monitor: turns ring samples into events and
+//! stores them in the queue the outputs read (see queue.rs). It never
+//! blocks: when the queue's memory budget is used up, an event is dropped
+//! here and counted.
 
 use crate::abi::Event;
+use crate::queue::Producer;
 use crate::ring::RecordSink;
-
-/// Events per batch: big enough to amortise the channel, small enough that
-/// a quiet system's events move on at every pass.
-pub const BATCH_EVENTS: usize = 4096;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReaderStats {
@@ -20,57 +15,45 @@ pub struct ReaderStats {
     pub malformed: u64,
     /// Sum of PERF_RECORD_LOST counts: samples the ring had no room for.
     pub ring_lost: u64,
-    /// Events dropped because the output side was behind.
-    pub output_dropped: u64,
+    /// Events older than one already delivered: they came later than the
+    /// ordering window allows, and are written out of order.
+    pub out_of_order: u64,
 }
 
 pub struct Batcher {
-    batch: Vec<Event>,
-    to_output: Sender<Vec<Event>>,
-    /// Emptied batches coming back, so steady state allocates nothing.
-    spare: Receiver<Vec<Event>>,
+    queue: Producer<Event>,
+    /// The newest timestamp delivered so far.
+    newest: u64,
     pub stats: ReaderStats,
 }
 
 impl Batcher {
-    pub fn new(to_output: Sender<Vec<Event>>, spare: Receiver<Vec<Event>>) -> Batcher {
+    pub fn new(queue: Producer<Event>) -> Batcher {
         Batcher {
-            batch: Vec::with_capacity(BATCH_EVENTS),
-            to_output,
-            spare,
+            queue,
+            newest: 0,
             stats: ReaderStats::default(),
         }
     }
 
-    fn send(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let next = self
-            .spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BATCH_EVENTS));
-        let full = std::mem::replace(&mut self.batch, next);
-        match self.to_output.try_send(full) {
-            Ok(()) => {}
-            Err(TrySendError::Full(mut b) | TrySendError::Disconnected(mut b)) => {
-                self.stats.output_dropped += b.len() as u64;
-                b.clear();
-                self.batch = b;
-            }
-        }
+    /// Sends what is left to the outputs and closes the queue.
+    pub fn finish(self) -> (ReaderStats, crate::queue::QueueStats) {
+        (self.stats, self.queue.close())
     }
 }
 
 impl RecordSink for Batcher {
+    #[inline]
     fn sample(&mut self, _cpu: u32, payload: &[u8]) {
         match Event::decode(payload) {
             Some(event) => {
                 self.stats.decoded += 1;
-                self.batch.push(event);
-                if self.batch.len() >= BATCH_EVENTS {
-                    self.send();
+                if event.ts_ns < self.newest {
+                    self.stats.out_of_order += 1;
+                } else {
+                    self.newest = event.ts_ns;
                 }
+                self.queue.push(event);
             }
             None => self.stats.malformed += 1,
         }
@@ -80,7 +63,12 @@ impl RecordSink for Batcher {
         self.stats.ring_lost += count;
     }
 
+    #[inline]
+    fn timestamp(&self, payload: &[u8]) -> Option<u64> {
+        Event::timestamp(payload)
+    }
+
     fn end_of_pass(&mut self) {
-        self.send();
+        self.queue.end_of_pass();
     }
 }

@@ -10,6 +10,10 @@ use crate::abi::COMM_LEN;
 use crate::attach::Method;
 
 pub const DEFAULT_PAGES: usize = 1024;
+/// The queue between the rings and the outputs may use this much memory.
+pub const DEFAULT_BUFFER: usize = 128 << 20;
+const MIN_BUFFER: usize = 1 << 20;
+const MAX_BUFFER: usize = 1 << 40;
 pub const DEFAULT_LOG: &str = "syscalls.log";
 const MAX_PAGES: usize = 1 << 16;
 
@@ -29,6 +33,8 @@ options:
       --no-log     no log file
   -d, --duration SECS  stop after SECS seconds (default: until Ctrl+C or SIGTERM)
       --pages N    data pages per CPU ring, a power of two (default: 1024)
+      --buffer SIZE  memory for events the outputs have not written yet,
+                   e.g. 512M or 2G (default: 128M; used only as needed)
   -h, --help       this text
       --version    the version";
 
@@ -44,6 +50,8 @@ pub struct Options {
     pub log: Option<PathBuf>,
     pub duration: Option<Duration>,
     pub pages: usize,
+    /// Bytes the queue between the rings and the outputs may use.
+    pub buffer: usize,
 }
 
 impl Default for Options {
@@ -58,6 +66,7 @@ impl Default for Options {
             log: Some(PathBuf::from(DEFAULT_LOG)),
             duration: None,
             pages: DEFAULT_PAGES,
+            buffer: DEFAULT_BUFFER,
         }
     }
 }
@@ -193,6 +202,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                     }
                 }
             }
+            "--buffer" => {
+                let v = value("--buffer")?;
+                let v = v.to_string_lossy();
+                match parse_size(&v) {
+                    Some(n) if (MIN_BUFFER..=MAX_BUFFER).contains(&n) => o.buffer = n,
+                    _ => {
+                        return usage(format!(
+                            "--buffer {v}: a size from 1M to 1T, in bytes or with K, M, G or T (1024-based)"
+                        ));
+                    }
+                }
+            }
             other => return usage(format!("unknown option {other}")),
         }
         if inline.is_some() {
@@ -203,4 +224,45 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         return usage("--log and --no-log contradict each other");
     }
     Ok(Command::Run(o))
+}
+
+/// `128M`, `2G`, `512KiB`, `1048576`: bytes, with an optional 1024-based
+/// suffix (K, M, G, T, with or without `iB`/`B`, any case).
+pub fn parse_size(text: &str) -> Option<usize> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let number: usize = number.parse().ok()?;
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    number.checked_mul(1 << shift)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("128M"), Some(128 << 20));
+        assert_eq!(parse_size("128m"), Some(128 << 20));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("512KB"), Some(512 << 10));
+        assert_eq!(parse_size("1T"), Some(1 << 40));
+        assert_eq!(parse_size("10B"), Some(10));
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("M"), None);
+        assert_eq!(parse_size("12Q"), None);
+        assert_eq!(parse_size("-1M"), None);
+        assert_eq!(parse_size("1.5G"), None);
+        assert_eq!(parse_size("99999999999999999999T"), None);
+    }
 }

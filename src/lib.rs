@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod obj;
 pub mod output;
 pub mod privileges;
+pub mod queue;
 pub mod ring;
 pub mod signals;
 pub mod sys;

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use probe::cli::{self, Command, Options};
-use probe::monitor::{self, Summary};
+use probe::monitor::{self, Cutoff, Summary};
 use probe::output::say;
 use probe::{privileges, signals};
 
@@ -55,42 +55,88 @@ fn run(options: &Options) -> anyhow::Result<()> {
     privileges::check()?;
     privileges::raise_memlock();
     let summary = monitor::run(options)?;
-    report(&summary);
+    report(&summary, options);
     Ok(())
 }
 
-fn report(s: &Summary) {
-    if s.lost() > 0 {
+/// A size in the units `--buffer` takes.
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{}G", b >> 30),
+        b => format!("{}M", b >> 20),
+    }
+}
+
+/// The exit report on stderr: each cause of loss with what to do about
+/// it, each output that fell short, then the summary line.
+fn report(s: &Summary, o: &Options) {
+    if s.kernel_dropped > 0 {
         say(&format!(
-            "lost {} events: {} the kernel could not put in a ring (rings full; \
-             perf reported {}), {} read too fast for the output, {} malformed; \
-             try a larger --pages, -q, or --no-log",
-            s.lost(),
-            s.kernel_dropped,
-            s.reader.ring_lost,
-            s.output_dropped,
+            "lost {} events: the kernel found the rings full (perf reported {}); \
+             try a larger --pages (now {}), or filter with -c or -p",
+            s.kernel_dropped, s.reader.ring_lost, o.pages
+        ));
+    }
+    if s.queue.dropped > 0 {
+        say(&format!(
+            "lost {} events: the outputs fell more than --buffer ({}) behind; \
+             try a larger --buffer, a faster disk for the log, -q, or --no-log",
+            s.queue.dropped,
+            size(s.buffer)
+        ));
+    }
+    if s.cut > 0 {
+        let when = match s.cutoff {
+            Some(Cutoff::SecondSignal) => "when a second signal said stop now".to_string(),
+            _ => format!(
+                "{} s after the stop; a faster disk for the log, or -q",
+                monitor::DRAIN_LIMIT.as_secs()
+            ),
+        };
+        say(&format!(
+            "lost {} events: still buffered, not written {when}",
+            s.cut
+        ));
+    }
+    if s.reader.malformed > 0 {
+        say(&format!(
+            "lost {} events: malformed records in the rings (a bug: please report it)",
             s.reader.malformed
         ));
     }
     if s.output_stuck {
         say(
-            "the output was still blocked in a write at exit (stdout not read?); \
+            "an output was still blocked in a write at exit (a hung disk or socket?); \
              its unwritten lines are counted below",
         );
     }
     // A reader of stdout that went away (`probe | head`) is not an error.
-    for w in s.console.iter().chain(s.log.iter()) {
-        if w.failed > 0 && !w.closed {
-            let why = w
-                .first_error
-                .as_ref()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
+    for out in s.outputs.iter().filter(|w| !w.closed) {
+        let mut parts = Vec::new();
+        if out.skipped > 0 {
+            parts.push(format!("{} skipped (too slow)", out.skipped));
+        }
+        if out.failed > 0 {
+            let why = out.first_error.as_deref().unwrap_or("write error");
+            parts.push(format!("{} failed ({why})", out.failed));
+        }
+        if !parts.is_empty() {
             say(&format!(
-                "{}: {} lines could not be written ({why})",
-                w.name, w.failed
+                "{}: {} of {} written, {}",
+                out.name,
+                out.written,
+                s.received,
+                parts.join(", ")
             ));
         }
+    }
+    if s.reader.out_of_order > 0 {
+        say(&format!(
+            "{} events reached their ring more than {} ms after they happened \
+             and were written out of time order",
+            s.reader.out_of_order,
+            monitor::ORDER_WINDOW.as_millis()
+        ));
     }
     say(&format!("received={} lost={}", s.received, s.lost()));
 }

@@ -1,59 +1,101 @@
-//! One run of the monitor: load, open the rings, attach, wait for a signal
-//! (or the duration, or stdout closing), then detach, drain and count.
+//! One run of the monitor, in three steps a reader can follow:
+//!
+//! 1. `start`: load, open the rings, attach, drop privileges, start the
+//!    threads (the ring reader, and one per output);
+//! 2. `wait`: for a signal, the duration, or the reader of stdout going
+//!    away, saying meanwhile when stdout is too slow to show everything;
+//! 3. `stop`: detach, drain the rings, let the outputs write what is
+//!    buffered (for a bounded time), and count.
+//!
+//! The threads: the reader drains the rings in time order into a queue
+//! with a memory budget (queue.rs); each output takes from it at its own
+//! pace (output/). Files get every event; a stream that falls behind is
+//! skipped, never waited for.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use crossbeam_channel::{bounded, select, tick};
+use crossbeam_channel::{Receiver, bounded};
 
-use crate::abi::ProbeConfig;
-use crate::attach;
+use crate::abi::{Event, ProbeConfig};
+use crate::attach::{self, Attachment};
 use crate::batch::{Batcher, ReaderStats};
 use crate::cli::Options;
 use crate::loader::Loaded;
 use crate::output::{
-    self, ConsoleFormat, LineWriter, Outputs, Progress, WriterReport, format, log_file,
+    self, Control, Format, LineWriter, Output, OutputReport, Progress, format, log_file,
 };
-use crate::ring::RingSet;
+use crate::queue::{Producer, QueueStats};
+use crate::ring::{RingSet, StopHandle};
 use crate::sys::bpf;
 use crate::{cpus, obj, privileges, signals};
 
 /// The longest a quiet system's events wait in a ring before being read.
 pub const MAX_LATENCY: Duration = Duration::from_millis(100);
-/// Batches queued between the reader and the output thread.
-const QUEUED_BATCHES: usize = 16;
-/// How long the output may take to finish after the rings are drained.
-const OUTPUT_GRACE: Duration = Duration::from_millis(500);
-/// How long it may take once a second signal told it to hurry: it no longer
-/// waits on stdout, but may still have a few MiB of log to write.
-const HURRIED_GRACE: Duration = Duration::from_millis(400);
+/// How long after its timestamp an event may still reach its ring; the
+/// reader holds younger events back to merge the CPUs in time order.
+pub const ORDER_WINDOW: Duration = Duration::from_millis(2);
+/// After the stop, how long the files may take to write what is buffered.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(3);
+/// A drain that takes longer than this is said on stderr.
+const DRAIN_NOTICE: Duration = Duration::from_millis(500);
+/// How long an output thread may take to notice a cutoff before the run
+/// ends without it (a write blocked on a hung disk, say).
+const CUTOFF_GRACE: Duration = Duration::from_millis(400);
+/// How often a stdout that is too slow is said on stderr, at most.
+const SKIP_NOTICE_EVERY: Duration = Duration::from_secs(1);
+
+/// Why events still buffered at the end were not written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cutoff {
+    /// The files took longer than `DRAIN_LIMIT` after the stop.
+    Deadline,
+    /// A second signal said: stop now.
+    SecondSignal,
+}
+
+/// One output's account: `written + skipped + failed == received`.
+#[derive(Debug)]
+pub struct OutputSummary {
+    pub name: String,
+    /// A pipe, a terminal or a socket (may skip); else a regular file.
+    pub stream: bool,
+    pub written: u64,
+    /// Not shown because the stream was too slow.
+    pub skipped: u64,
+    /// Not written because of an error, the cutoff, or a reader gone.
+    pub failed: u64,
+    pub first_error: Option<String>,
+    /// The reader of the stream went away (`probe | head`).
+    pub closed: bool,
+}
 
 #[derive(Debug, Default)]
 pub struct Summary {
     /// False when SIGINT, SIGTERM or SIGHUP came during start-up: the
     /// monitor stopped before attaching anything, and all counts are 0.
     pub attached: bool,
-    /// Events read from the rings and handed to the outputs. An output
-    /// that could not write some of their lines counts them in its report
-    /// (`failed`), and the report says so: `lines == written + failed`.
+    /// Events read from the rings that at least one output took.
     pub received: u64,
     /// Events the kernel could not put in a ring (its drop counter, which
     /// includes every sample PERF_RECORD_LOST reports).
     pub kernel_dropped: u64,
     pub reader: ReaderStats,
-    /// Events read from the rings that the output side never took.
-    pub output_dropped: u64,
-    pub console: Option<WriterReport>,
-    pub log: Option<WriterReport>,
-    /// The output thread was still blocked in a write at exit (to a socket
-    /// that does not read, say): the reports count every line not known to
-    /// be written as failed, though part of the last one may have gone out.
+    pub queue: QueueStats,
+    /// The queue's memory budget, bytes.
+    pub buffer: usize,
+    /// Events still queued that no output took before the cutoff.
+    pub cut: u64,
+    pub cutoff: Option<Cutoff>,
+    pub outputs: Vec<OutputSummary>,
+    /// An output thread was still blocked in a write at exit: its counts
+    /// are what it had reported, the rest counted failed.
     pub output_stuck: bool,
     /// The capabilities the monitor kept after attaching.
     pub capabilities_kept: u64,
@@ -61,7 +103,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn lost(&self) -> u64 {
-        self.kernel_dropped + self.reader.malformed + self.output_dropped
+        self.kernel_dropped + self.reader.malformed + self.queue.dropped + self.cut
     }
 }
 
@@ -88,65 +130,181 @@ fn stdout_gone() -> bool {
     n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
-/// A writer's report built from its live counts, for an output thread
-/// that never returned: of the `received` events, each line not known
-/// written counts as not written.
-fn stuck_report(name: &str, progress: &Progress, received: u64) -> WriterReport {
-    let written = progress.written.load(Ordering::Relaxed);
-    WriterReport {
-        name: name.to_string(),
-        lines: received,
-        written,
-        failed: received.saturating_sub(written),
-        first_error: Some(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "still blocked in a write at exit",
-        )),
-        closed: false,
-    }
+/// An output thread, seen from the monitor.
+struct OutputThread {
+    name: String,
+    stream: bool,
+    done: Receiver<OutputReport>,
+    progress: Arc<Progress>,
+    position: Arc<AtomicU64>,
+    /// The queue's live count of events skipped for it.
+    skipped: Arc<AtomicU64>,
+}
+
+/// Everything a running monitor holds.
+struct Running {
+    loaded: Loaded,
+    attachment: Attachment,
+    stop: StopHandle,
+    reader: JoinHandle<(ReaderStats, QueueStats)>,
+    outputs: Vec<OutputThread>,
+    control: Arc<Control>,
+    /// Set by an output whose reader went away.
+    closed: Arc<AtomicBool>,
+    /// The log's name, if there is one: where skipped lines still are.
+    log_name: Option<String>,
+    buffer: usize,
+    capabilities_kept: u64,
 }
 
 pub fn run(o: &Options) -> Result<Summary> {
-    let say = output::say;
-    let debug = |line: &str| {
-        if o.verbose >= 2 {
-            say(&format!("[loader] {line}"))
-        }
+    let Some(running) = start(o)? else {
+        return Ok(Summary::default());
     };
-    // A signal during start-up stops it before anything is attached.
-    let interrupted = || {
-        let sig = signals::wait(Duration::ZERO);
-        if let Some(sig) = sig {
-            say(&format!(
-                "{sig} before attaching: stopped, nothing was monitored"
-            ));
-        }
-        sig.is_some()
-    };
-    let not_attached = Summary::default;
-    if interrupted() {
-        return Ok(not_attached());
-    }
+    wait(&running, o);
+    stop(running)
+}
 
+/// True (said on stderr) when a signal came: start-up stops before
+/// anything is attached.
+fn interrupted() -> bool {
+    let sig = signals::wait(Duration::ZERO);
+    if let Some(sig) = sig {
+        output::say(&format!(
+            "{sig} before attaching: stopped, nothing was monitored"
+        ));
+    }
+    sig.is_some()
+}
+
+fn debug(o: &Options, line: &str) {
+    if o.verbose >= 2 {
+        output::say(&format!("[loader] {line}"))
+    }
+}
+
+/// Step 1. None when a signal came before anything was attached.
+fn start(o: &Options) -> Result<Option<Running>> {
+    if interrupted() {
+        return Ok(None);
+    }
     let spec = obj::parse(crate::PROBE_OBJECT).context("the embedded BPF object is broken")?;
-    debug(&format!(
-        "object: {} programs, {} maps, license {}",
-        spec.programs.len(),
-        spec.maps.len(),
-        spec.license
-    ));
+    debug(
+        o,
+        &format!(
+            "object: {} programs, {} maps, license {}",
+            spec.programs.len(),
+            spec.maps.len(),
+            spec.license
+        ),
+    );
     let log_file = o.log.as_deref().map(log_file::open).transpose()?;
     if interrupted() {
-        return Ok(not_attached());
+        return Ok(None);
     }
 
-    let possible = cpus::possible_count()?;
+    let loaded = create_maps(o, spec)?;
+    if interrupted() {
+        return Ok(None);
+    }
     let online = cpus::online()?;
-    let loaded = Loaded::create_maps(spec, possible)?;
-    debug(&format!(
-        "maps created; perf event array sized for {possible} CPUs"
-    ));
+    let rings = open_rings(o, &loaded, &online)?;
+    let console_file = if o.quiet { None } else { Some(stdout_file()?) };
+    if interrupted() {
+        return Ok(None);
+    }
 
+    // From here on a signal is taken by `wait`, after the threads are
+    // running, and ends the run the usual way.
+    let attachment = attach::attach(&loaded, o.attach)?;
+    let capabilities_kept = drop_privileges(o, &loaded, &attachment)?;
+    if let Some(mut file) = log_file.as_ref() {
+        let header = log_file::header(o, attachment.method);
+        if let Err(e) = file.write_all(header.as_bytes()) {
+            output::say(&format!("cannot write the log header: {e}"));
+        }
+    }
+
+    // The threads start after the privileges are dropped (capabilities
+    // are per thread): outputs first, then the reader that feeds them.
+    let mut queue = Producer::<Event>::new(o.buffer);
+    let buffer = queue.max_bytes();
+    let control = Arc::new(Control::default());
+    let closed = Arc::new(AtomicBool::new(false));
+    let log_name = o.log.as_deref().map(format::path);
+    let mut outputs = Vec::new();
+    if let Some(file) = console_file {
+        let format = if o.json {
+            Format::Json
+        } else {
+            Format::Hello {
+                verbose: o.verbose > 0,
+            }
+        };
+        let writer = LineWriter::new("stdout", file, control.clone());
+        outputs.push(spawn_output(
+            &mut queue,
+            "out-stdout",
+            format,
+            writer,
+            &control,
+            &closed,
+        )?);
+    }
+    if let (Some(file), Some(name)) = (log_file, &log_name) {
+        let writer = LineWriter::new(name.clone(), file, control.clone());
+        outputs.push(spawn_output(
+            &mut queue,
+            "out-log",
+            Format::Log,
+            writer,
+            &control,
+            &closed,
+        )?);
+    }
+    let stop = rings.stop_handle();
+    let reader = thread::Builder::new()
+        .name("ring-reader".into())
+        .spawn(move || {
+            let mut batcher = Batcher::new(queue);
+            rings.run(&mut batcher, MAX_LATENCY);
+            batcher.finish()
+        })
+        .context("cannot start the reader thread")?;
+
+    for reason in &attachment.fallbacks {
+        output::say(&format!("not attached via {reason}"));
+    }
+    for note in &attachment.notes {
+        output::say(note);
+    }
+    output::say(&format!(
+        "attached via {} to read and write on {} CPUs",
+        attachment.method,
+        online.len()
+    ));
+    Ok(Some(Running {
+        loaded,
+        attachment,
+        stop,
+        reader,
+        outputs,
+        control,
+        closed,
+        log_name,
+        buffer,
+        capabilities_kept,
+    }))
+}
+
+/// The maps, and the probe's configuration written into its config map.
+fn create_maps(o: &Options, spec: obj::ObjectSpec) -> Result<Loaded> {
+    let possible = cpus::possible_count()?;
+    let loaded = Loaded::create_maps(spec, possible)?;
+    debug(
+        o,
+        &format!("maps created; perf event array sized for {possible} CPUs"),
+    );
     let config = ProbeConfig {
         verbose: o.verbose,
         filter_tgid: o.pid,
@@ -159,36 +317,36 @@ pub fn run(o: &Options) -> Result<Summary> {
         &config.to_bytes(),
     )
     .context("cannot write the probe's configuration map")?;
-    if interrupted() {
-        return Ok(not_attached());
-    }
+    Ok(loaded)
+}
 
-    let rings = RingSet::open(&online, o.pages)
+/// One ring per online CPU, each registered in the perf event array at
+/// its CPU's index, where `bpf_perf_event_output(BPF_F_CURRENT_CPU)`
+/// writes.
+fn open_rings(o: &Options, loaded: &Loaded, online: &[u32]) -> Result<RingSet> {
+    let mut rings = RingSet::open(online, o.pages)
         .with_context(|| format!("cannot open a perf ring of {} pages per CPU", o.pages))?;
+    rings.set_order_window(ORDER_WINDOW);
     let events_map = loaded.map("events")?;
     for ring in rings.rings() {
-        let fd = ring.as_fd();
-        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd) as u32;
+        let raw = ring.as_fd().as_raw_fd() as u32;
         bpf::map_update(events_map, &ring.cpu().to_ne_bytes(), &raw.to_ne_bytes())
             .with_context(|| format!("cannot register the ring of CPU {}", ring.cpu()))?;
     }
-    debug(&format!(
-        "{} rings of {} KiB, reader woken at half full or every {} ms",
-        online.len(),
-        rings.rings()[0].data_size() >> 10,
-        MAX_LATENCY.as_millis()
-    ));
-    let console_file = if o.quiet { None } else { Some(stdout_file()?) };
-    if interrupted() {
-        return Ok(not_attached());
-    }
+    debug(
+        o,
+        &format!(
+            "{} rings of {} KiB, reader woken at half full or every {} ms",
+            online.len(),
+            rings.rings()[0].data_size() >> 10,
+            MAX_LATENCY.as_millis()
+        ),
+    );
+    Ok(rings)
+}
 
-    // From here on a signal is taken by the main loop, after the threads
-    // are running, and ends the run the usual way.
-    let attachment = attach::attach(&loaded, o.attach)?;
-
-    // Attached: the rest of the run needs almost no privilege. Dropped
-    // before the threads start, since capabilities are per thread.
+/// Attached: the rest of the run needs almost no privilege.
+fn drop_privileges(o: &Options, loaded: &Loaded, attachment: &Attachment) -> Result<u64> {
     let kprobe_events = attachment.kprobe_events();
     let shutdown_works = || {
         loaded.sum_per_cpu("drops").is_ok()
@@ -198,143 +356,257 @@ pub fn run(o: &Options) -> Result<Summary> {
                 OpenOptions::new().append(true).open(path).is_ok()
             })
     };
-    let capabilities_kept = privileges::drop_capabilities(&shutdown_works)?;
-    debug(&format!(
-        "capabilities kept: {}; no_new_privs set",
-        privileges::cap_names(capabilities_kept)
-    ));
+    let kept = privileges::drop_capabilities(&shutdown_works)?;
+    debug(
+        o,
+        &format!(
+            "capabilities kept: {}; no_new_privs set",
+            privileges::cap_names(kept)
+        ),
+    );
+    Ok(kept)
+}
 
-    if let Some(mut file) = log_file.as_ref() {
-        let header = log_file::header(o, attachment.method);
-        if let Err(e) = file.write_all(header.as_bytes()) {
-            say(&format!("cannot write the log header: {e}"));
-        }
-    }
-
-    // Reader → output, and emptied batches back.
-    let (batch_tx, batch_rx) = bounded(QUEUED_BATCHES);
-    let (spare_tx, spare_rx) = bounded(QUEUED_BATCHES + 2);
-    let console_closed = Arc::new(AtomicBool::new(false));
-    let processed = Arc::new(AtomicU64::new(0));
-    let hurry = Arc::new(AtomicBool::new(false));
-
-    let console = console_file.map(|file| {
-        let format = if o.json {
-            ConsoleFormat::Json
-        } else {
-            ConsoleFormat::Hello
-        };
-        let mut w = LineWriter::new("stdout", file);
-        w.set_hurry(hurry.clone());
-        (format, w)
-    });
-    let log_name = o.log.as_deref().map(format::path);
-    let log = log_file.map(|f| {
-        let mut w = LineWriter::new(log_name.clone().unwrap_or_default(), f);
-        w.set_hurry(hurry.clone());
-        w
-    });
-    let console_progress = console.as_ref().map(|(_, w)| w.progress());
-    let log_progress = log.as_ref().map(|w| w.progress());
-    let outputs = Outputs {
-        console,
-        log,
-        verbose: o.verbose > 0,
-    };
-
-    let (done_tx, done_rx) = bounded(1);
-    {
-        let closed = console_closed.clone();
-        let processed = processed.clone();
-        thread::Builder::new()
-            .name("output".into())
-            .spawn(move || {
-                let report = output::run(outputs, batch_rx, spare_tx, closed, processed);
-                let _ = done_tx.send(report);
-            })
-            .context("cannot start the output thread")?;
-    }
-    let stop = rings.stop_handle();
-    let reader = thread::Builder::new()
-        .name("ring-reader".into())
+fn spawn_output(
+    queue: &mut Producer<Event>,
+    thread_name: &str,
+    format: Format,
+    writer: LineWriter,
+    control: &Arc<Control>,
+    closed: &Arc<AtomicBool>,
+) -> Result<OutputThread> {
+    let name = writer.name().to_string();
+    let stream = writer.is_stream();
+    let progress = writer.progress();
+    let (segments, skipped) = queue.add_consumer(stream);
+    let position = Arc::new(AtomicU64::new(0));
+    let (done_tx, done) = bounded(1);
+    let (control, closed, at) = (control.clone(), closed.clone(), position.clone());
+    thread::Builder::new()
+        .name(thread_name.into())
         .spawn(move || {
-            let mut batcher = Batcher::new(batch_tx, spare_rx);
-            rings.run(&mut batcher, MAX_LATENCY);
-            batcher.stats
+            let output = Output { format, writer };
+            let _ = done_tx.send(output::run(output, segments, control, at, closed));
         })
-        .context("cannot start the reader thread")?;
+        .with_context(|| format!("cannot start the thread writing {name}"))?;
+    Ok(OutputThread {
+        name,
+        stream,
+        done,
+        progress,
+        position,
+        skipped,
+    })
+}
 
-    for reason in &attachment.fallbacks {
-        say(&format!("not attached via {reason}"));
-    }
-    for note in &attachment.notes {
-        say(note);
-    }
-    say(&format!(
-        "attached via {} to read and write on {} CPUs",
-        attachment.method,
-        online.len()
-    ));
+/// Says, at most once a second, how many events stdout skipped lately.
+struct SkipNotices {
+    reported: u64,
+    last: Option<Instant>,
+}
 
-    let watch_stdout = console_progress.is_some();
-    let deadline = o.duration.map(|d| Instant::now() + d);
-    loop {
-        if signals::wait(Duration::from_millis(50)).is_some()
-            || console_closed.load(Ordering::Relaxed)
-            || (watch_stdout && stdout_gone())
-            || deadline.is_some_and(|d| Instant::now() >= d)
-        {
-            break;
+impl SkipNotices {
+    fn check(&mut self, r: &Running) {
+        let Some(out) = r.outputs.iter().find(|t| t.stream) else {
+            return;
+        };
+        let skipped = out.skipped.load(Ordering::Relaxed);
+        if skipped == self.reported || self.last.is_some_and(|t| t.elapsed() < SKIP_NOTICE_EVERY) {
+            return;
         }
+        let log_failed = r
+            .outputs
+            .iter()
+            .any(|t| !t.stream && t.progress.failed.load(Ordering::Relaxed) > 0);
+        let where_ = match &r.log_name {
+            Some(log) if !log_failed => format!("; all are in {log}"),
+            Some(_) => String::new(),
+            None => " (no log)".to_string(),
+        };
+        output::say(&format!(
+            "{} too slow: {} events not shown{where_}",
+            out.name,
+            skipped - self.reported
+        ));
+        self.reported = skipped;
+        self.last = Some(Instant::now());
     }
+}
 
+/// Step 2: until a signal, the duration, or stdout's reader going away.
+fn wait(r: &Running, o: &Options) {
+    let watch_stdout = r.outputs.iter().any(|t| t.name == "stdout");
+    let deadline = o.duration.map(|d| Instant::now() + d);
+    let mut notices = SkipNotices {
+        reported: 0,
+        last: None,
+    };
+    while signals::wait(Duration::from_millis(50)).is_none()
+        && !r.closed.load(Ordering::Relaxed)
+        && !(watch_stdout && stdout_gone())
+        && deadline.is_none_or(|d| Instant::now() < d)
+    {
+        notices.check(r);
+    }
+}
+
+/// Step 3: detach, drain, let the outputs finish, count.
+fn stop(r: Running) -> Result<Summary> {
     // Detach first, so that the last drain sees every event there will be.
-    attachment.detach();
-    stop.stop();
-    let reader_stats = reader
+    r.attachment.detach();
+    r.stop.stop();
+    let (reader, queue) = r
+        .reader
         .join()
         .map_err(|_| anyhow!("the reader thread failed"))?;
+    r.control.finishing.store(true, Ordering::Relaxed);
+    let (reports, cutoff, stuck) = finish_outputs(&r.outputs, &r.control, queue.pushed);
+    let kernel_dropped = r.loaded.sum_per_cpu("drops")?;
 
-    // The output finishes in bounded time (a reader of stdout that makes
-    // no room costs it at most PATIENCE). A second signal tells it to stop
-    // waiting on stdout at all; if it is still blocked in a write after
-    // that (a socket that does not read), the run ends without it and
-    // its unwritten lines are counted from its live counts.
-    let grace = tick(Duration::from_millis(10));
-    let mut give_up = Instant::now() + OUTPUT_GRACE;
-    let report = loop {
-        select! {
-            recv(done_rx) -> r => break r.ok(),
-            recv(grace) -> _ => {
-                if !hurry.load(Ordering::Relaxed) && signals::wait(Duration::ZERO).is_some() {
-                    hurry.store(true, Ordering::Relaxed);
-                    give_up = give_up.min(Instant::now() + HURRIED_GRACE);
-                }
-                if Instant::now() >= give_up {
-                    break None;
+    // Who took what. An output that took everything sent to it stands at
+    // the end of the queue (a stream's trailing runs were skipped for it);
+    // the events no output took before a cutoff are lost.
+    let positions: Vec<u64> = r
+        .outputs
+        .iter()
+        .zip(&reports)
+        .map(|(t, report)| match report {
+            Some(rep) if rep.finished => queue.pushed,
+            Some(rep) => rep.position,
+            None => t.position.load(Ordering::Relaxed),
+        })
+        .collect();
+    let received = positions.iter().copied().max().unwrap_or(queue.pushed);
+    let outputs = r
+        .outputs
+        .iter()
+        .zip(reports)
+        .map(|(t, report)| {
+            let at = report
+                .as_ref()
+                .map_or_else(|| t.position.load(Ordering::Relaxed), |r| r.position);
+            account(t, report, at, received)
+        })
+        .collect();
+    Ok(Summary {
+        attached: true,
+        received,
+        kernel_dropped,
+        reader,
+        queue,
+        buffer: r.buffer,
+        cut: queue.pushed - received,
+        cutoff,
+        outputs,
+        output_stuck: stuck,
+        capabilities_kept: r.capabilities_kept,
+    })
+}
+
+/// Waits for the outputs to write what is buffered: at most `DRAIN_LIMIT`
+/// (said after `DRAIN_NOTICE`), less if a second signal says stop now.
+/// Returns each output's report (None: it never returned), whether and
+/// why they were cut off, and whether one was stuck.
+fn finish_outputs(
+    outputs: &[OutputThread],
+    control: &Control,
+    queued: u64,
+) -> (Vec<Option<OutputReport>>, Option<Cutoff>, bool) {
+    let started = Instant::now();
+    let mut reports: Vec<Option<OutputReport>> = outputs.iter().map(|_| None).collect();
+    let mut cutoff = None;
+    let mut cut_at = None;
+    let mut said = false;
+    loop {
+        for (t, report) in outputs.iter().zip(reports.iter_mut()) {
+            if report.is_none() {
+                *report = t.done.try_recv().ok();
+            }
+        }
+        if reports.iter().all(Option::is_some) {
+            return (reports, cutoff, false);
+        }
+        if let Some(at) = cut_at {
+            if Instant::now() >= at {
+                return (reports, cutoff, true);
+            }
+        } else {
+            let why = if signals::wait(Duration::ZERO).is_some() {
+                Some(Cutoff::SecondSignal)
+            } else if started.elapsed() >= DRAIN_LIMIT {
+                Some(Cutoff::Deadline)
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                control.cutoff.store(true, Ordering::Relaxed);
+                cutoff = Some(why);
+                cut_at = Some(Instant::now() + CUTOFF_GRACE);
+            } else if !said && started.elapsed() >= DRAIN_NOTICE {
+                said = true;
+                if let Some(slowest) = outputs
+                    .iter()
+                    .zip(&reports)
+                    .filter(|(t, r)| r.is_none() && !t.stream)
+                    .min_by_key(|(t, _)| t.position.load(Ordering::Relaxed))
+                {
+                    let left = queued.saturating_sub(slowest.0.position.load(Ordering::Relaxed));
+                    output::say(&format!(
+                        "writing the last {left} buffered events to {} (at most {} s; \
+                         Ctrl+C again to stop now)",
+                        slowest.0.name,
+                        DRAIN_LIMIT.as_secs()
+                    ));
                 }
             }
         }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One output's final account, from its report (or its live counts if it
+/// never returned): what it did not reach of `received` is skipped for a
+/// stream, failed for a file.
+fn account(
+    t: &OutputThread,
+    report: Option<OutputReport>,
+    at: u64,
+    received: u64,
+) -> OutputSummary {
+    let rest = received - at.min(received);
+    let mut s = match report {
+        Some(rep) => OutputSummary {
+            name: rep.writer.name,
+            stream: rep.writer.stream,
+            written: rep.writer.written,
+            skipped: rep.writer.skipped,
+            failed: rep.writer.failed,
+            first_error: rep.writer.first_error.map(|e| e.to_string()),
+            closed: rep.writer.closed,
+        },
+        None => {
+            // Still blocked in a write: whatever it took and did not
+            // report written is counted failed.
+            let written = t.progress.written.load(Ordering::Relaxed);
+            let skipped = t.progress.skipped.load(Ordering::Relaxed);
+            OutputSummary {
+                name: t.name.clone(),
+                stream: t.stream,
+                written,
+                skipped,
+                failed: at.saturating_sub(written + skipped),
+                first_error: Some("still blocked in a write at exit".into()),
+                closed: false,
+            }
+        }
     };
-    let processed = processed.load(Ordering::Relaxed);
-    let kernel_dropped = loaded.sum_per_cpu("drops")?;
-    let (console, log, output_stuck) = match report {
-        Some(r) => (r.console, r.log, false),
-        None => (
-            console_progress.map(|p| stuck_report("stdout", &p, processed)),
-            log_progress.map(|p| stuck_report(&log_name.unwrap_or_default(), &p, processed)),
-            true,
-        ),
-    };
-    Ok(Summary {
-        attached: true,
-        received: processed,
-        kernel_dropped,
-        output_dropped: reader_stats.decoded - processed,
-        reader: reader_stats,
-        console,
-        log,
-        output_stuck,
-        capabilities_kept,
-    })
+    if s.stream && !s.closed {
+        s.skipped += rest;
+    } else {
+        s.failed += rest;
+        if rest > 0 && s.first_error.is_none() {
+            s.first_error = Some("not written before the stop".into());
+        }
+    }
+    s
 }

@@ -30,9 +30,50 @@ fn not_regular(kind: std::fs::FileType) -> &'static str {
 
 const LOG_RULES: &str = "it must be a regular file, not a symlink; use --log PATH or --no-log";
 
+/// The name of a uid, from /etc/passwd, or the number.
+fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+            })
+        })
+        .map_or_else(
+            || format!("uid {uid}"),
+            |n| format!("{} (uid {uid})", format::printable(n.as_bytes())),
+        )
+}
+
+/// Why an open that failed with EACCES failed, when the kernel's
+/// fs.protected_regular is the reason: the file exists, belongs to
+/// someone else, in a world- or group-writable sticky directory (/tmp).
+fn protected_regular(path: &Path) -> Option<String> {
+    let file = std::fs::symlink_metadata(path).ok()?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::metadata(parent).ok()?;
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let sticky_shared = dir.mode() & 0o1000 != 0 && dir.mode() & 0o022 != 0;
+    (sticky_shared && file.uid() != euid && file.uid() != dir.uid()).then(|| {
+        format!(
+            "it belongs to {} in a shared sticky directory, and the kernel \
+             (fs.protected_regular) refuses to let anyone else open it there",
+            user_name(file.uid())
+        )
+    })
+}
+
 /// Opens the log the way a root tool must: never through a symlink, never
 /// blocking on a FIFO, only a regular file with no other name, created
-/// 0600, appended to.
+/// 0600, appended to; and only a file that is ours and that no one else
+/// may read or write (checked on the opened file: a check of the path
+/// before opening it could be raced).
 pub fn open(path: &Path) -> Result<File> {
     let fail = |why: String| {
         anyhow!(
@@ -53,6 +94,13 @@ pub fn open(path: &Path) -> Result<File> {
                 Ok(m) => fail(format!("it is {}", not_regular(m.file_type()))),
                 Err(_) => fail(e.to_string()),
             },
+            Some(libc::EACCES) => match protected_regular(path) {
+                Some(why) => anyhow!(
+                    "cannot open log {}: {why}; remove it, or use --log PATH or --no-log",
+                    format::path(path)
+                ),
+                None => fail(e.to_string()),
+            },
             _ => fail(e.to_string()),
         })?;
     let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
@@ -64,6 +112,24 @@ pub fn open(path: &Path) -> Result<File> {
             "it has {} hard links, so it is also another file",
             meta.nlink()
         )));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid {
+        return Err(anyhow!(
+            "cannot open log {}: it belongs to {}, who could read what the probe logs; \
+             remove it, or use --log PATH or --no-log",
+            format::path(path),
+            user_name(meta.uid())
+        ));
+    }
+    if meta.mode() & 0o066 != 0 {
+        return Err(anyhow!(
+            "cannot open log {}: its mode {:04o} lets others read or write it; \
+             chmod 600 it, or use --log PATH or --no-log",
+            format::path(path),
+            meta.mode() & 0o7777
+        ));
     }
     // SAFETY: fcntl on the fd we just opened.
     unsafe {

@@ -1,5 +1,7 @@
-//! The output side: one thread that formats event batches into the console
-//! and log buffers and writes them in large chunks, at least every 200 ms.
+//! The outputs: each one (the log, stdout) is a thread of its own that
+//! takes segments of events from the queue, formats them into its line
+//! buffer and writes it: in large chunks while events keep coming, and
+//! as soon as none is waiting, so a quiet system's events are not held.
 
 pub mod format;
 pub mod log_file;
@@ -7,115 +9,122 @@ mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Receiver;
 
 pub use writer::{LineWriter, PATIENCE, Progress, WriterReport, say};
 
 use crate::abi::Event;
+use crate::queue::Segment;
 
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+/// What the monitor tells the output threads while they run.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// The rings are drained and the queue closed: a stream that makes no
+    /// room for `PATIENCE` gives up the rest.
+    pub finishing: AtomicBool,
+    /// Stop now: take nothing more; the rest is counted by the monitor.
+    pub cutoff: AtomicBool,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConsoleFormat {
-    Hello,
+pub enum Format {
+    /// `syscalls.log`: every field, key=value.
+    Log,
+    /// `hello sys_read was called`, with details when verbose.
+    Hello { verbose: bool },
+    /// One JSON object per event.
     Json,
 }
 
-pub struct Outputs {
-    pub console: Option<(ConsoleFormat, LineWriter)>,
-    pub log: Option<LineWriter>,
-    pub verbose: bool,
+impl Format {
+    #[inline]
+    fn write(self, buf: &mut Vec<u8>, event: &Event) {
+        match self {
+            Format::Log => format::log(buf, event),
+            Format::Hello { verbose } => format::hello(buf, event, verbose),
+            Format::Json => format::json(buf, event),
+        }
+    }
 }
 
-#[derive(Debug, Default)]
+/// One output: how it formats, where it writes.
+pub struct Output {
+    pub format: Format,
+    pub writer: LineWriter,
+}
+
+/// What an output thread did, for the monitor's accounting.
+#[derive(Debug)]
 pub struct OutputReport {
-    /// Events taken from the channel and formatted.
-    pub processed: u64,
-    pub console: Option<WriterReport>,
-    pub log: Option<WriterReport>,
+    pub writer: WriterReport,
+    /// Every event before this sequence number was written, skipped or
+    /// failed here (`written + skipped + failed == position`).
+    pub position: u64,
+    /// It took everything the queue sent until the queue closed (false:
+    /// it was cut off, and stopped at `position`).
+    pub finished: bool,
 }
 
-impl Outputs {
-    fn write_event(&mut self, event: &Event) {
-        if let Some((format, console)) = &mut self.console
-            && !console.is_closed()
-        {
-            match format {
-                ConsoleFormat::Hello => format::hello(console.buffer(), event, self.verbose),
-                ConsoleFormat::Json => format::json(console.buffer(), event),
-            }
-            console.line_done();
-        }
-        if let Some(log) = &mut self.log {
-            format::log(log.buffer(), event);
-            log.line_done();
-        }
-    }
-
-    fn flush(&mut self) {
-        if let Some((_, console)) = &mut self.console {
-            console.flush();
-        }
-        if let Some(log) = &mut self.log {
-            log.flush();
-        }
-    }
-
-    fn console_closed(&self) -> bool {
-        self.console.as_ref().is_some_and(|(_, c)| c.is_closed())
-    }
-}
-
-/// Runs until the channel is closed and empty. Sets `console_closed` when
-/// the reader of stdout has gone away (`probe | head`), so the monitor can
-/// stop; counts events taken in `processed`, which the monitor reads even
-/// if this thread never returns (blocked in a write to a socket that does
-/// not read, say; a pipe or a terminal cannot block it, see writer.rs).
+/// Runs one output until its queue is closed and empty, or `control`
+/// says cut off. `position` is kept up to date for a monitor that has to
+/// stop without this thread (blocked in a write to a hung disk, say).
+/// Sets `closed` when the reader of a stream has gone away (`probe |
+/// head`), so the monitor can stop.
 pub fn run(
-    mut outputs: Outputs,
-    batches: Receiver<Vec<Event>>,
-    spare: Sender<Vec<Event>>,
-    console_closed: Arc<AtomicBool>,
-    processed: Arc<AtomicU64>,
+    output: Output,
+    segments: Receiver<Segment<Event>>,
+    control: Arc<Control>,
+    position: Arc<AtomicU64>,
+    closed: Arc<AtomicBool>,
 ) -> OutputReport {
-    let mut next_flush = Instant::now() + FLUSH_INTERVAL;
-    loop {
-        let wait = next_flush.saturating_duration_since(Instant::now());
-        match batches.recv_timeout(wait) {
-            Ok(mut batch) => {
-                for event in &batch {
-                    // Counted first: should this thread block for good in
-                    // a write, every event it took is counted received,
-                    // and every line of it not known written, failed.
-                    processed.fetch_add(1, Ordering::Relaxed);
-                    outputs.write_event(event);
-                }
-                batch.clear();
-                let _ = spare.try_send(batch);
-                if Instant::now() >= next_flush {
-                    outputs.flush();
-                    next_flush = Instant::now() + FLUSH_INTERVAL;
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                outputs.flush();
-                next_flush = Instant::now() + FLUSH_INTERVAL;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
+    let Output { format, mut writer } = output;
+    let mut at = 0u64;
+    let mut finished = true;
+    'segments: while let Ok(segment) = segments.recv() {
+        if control.cutoff.load(Ordering::Relaxed) {
+            finished = false;
+            break;
         }
-        if outputs.console_closed() {
-            console_closed.store(true, Ordering::Relaxed);
+        // A gap before this segment: a run the queue skipped for us.
+        writer.count_unwritten(segment.seq() - at, true);
+        at = segment.seq();
+        let events = segment.items();
+        if writer.is_closed() {
+            writer.count_unwritten(events.len() as u64, false);
+        } else if writer.gave_up() {
+            writer.count_unwritten(events.len() as u64, true);
+        } else {
+            for (i, event) in events.iter().enumerate() {
+                // A cutoff is looked for every so often, not per event.
+                if i % 1024 == 1023 && control.cutoff.load(Ordering::Relaxed) {
+                    writer.flush();
+                    at += i as u64;
+                    position.store(at, Ordering::Relaxed);
+                    finished = false;
+                    break 'segments;
+                }
+                format.write(writer.buffer(), event);
+                writer.line_done();
+            }
+        }
+        at = segment.end_seq();
+        drop(segment);
+        if segments.is_empty() {
+            writer.flush();
+        }
+        position.store(at, Ordering::Relaxed);
+        if writer.is_closed() {
+            closed.store(true, Ordering::Relaxed);
         }
     }
-    outputs.flush();
-    if outputs.console_closed() {
-        console_closed.store(true, Ordering::Relaxed);
+    let writer = writer.finish();
+    if writer.closed {
+        closed.store(true, Ordering::Relaxed);
     }
     OutputReport {
-        processed: processed.load(Ordering::Relaxed),
-        console: outputs.console.map(|(_, c)| c.report()),
-        log: outputs.log.map(|l| l.report()),
+        writer,
+        position: at,
+        finished,
     }
 }

@@ -1,24 +1,25 @@
 //! A line buffer over a file descriptor that never loses a line without
-//! counting it: a failed write is reported once on stderr and every line in
-//! it is counted as not written; the monitor goes on.
+//! counting it. Each output has its own, on its own thread, so each goes at
+//! its own pace. Two kinds of file:
 //!
-//! Two kinds of file:
-//!
-//! - a regular file is written in large chunks; a write cut short (disk
-//!   full) is trimmed back to its last whole line, so the file never holds
-//!   half a line that a later write would glue to the next one;
-//! - anything else (a pipe, a terminal, a socket) may block forever on a
-//!   reader that does not read. It is written through a non-blocking open
+//! - a **regular file** is written in large chunks, and only the disk can
+//!   slow it down. A failed write (disk full) is reported once on stderr
+//!   and every line in it counted as failed; the monitor goes on. A write
+//!   cut short is trimmed back to its last whole line, so the file never
+//!   holds half a line that a later write would glue to the next one;
+//! - a **stream** (a pipe, a terminal, a socket) may be read slowly or not
+//!   at all. It is written without blocking, through a non-blocking open
 //!   file description of its own (a second open of /proc/self/fd/N, so the
-//!   flag changes nothing for whoever shares ours), in whole lines of at
-//!   most `PIPE_BUF` bytes (atomic on a pipe: all or nothing), and a
-//!   reader that makes no room for `PATIENCE` loses the rest of that
-//!   buffer, counted. A line a terminal took only half of is finished
-//!   first at the next flush. So a stuck `probe | sleep 30` costs the
-//!   output thread at most `PATIENCE` per flush (none once known stuck,
-//!   until a write goes through again) and the count of lines written is
-//!   exact. A socket is written with MSG_DONTWAIT instead. Where neither
-//!   works, poll says when there is room before each write; a blocking
+//!   flag changes nothing for whoever shares ours; a socket is written
+//!   with MSG_DONTWAIT instead), in whole lines of at most `PIPE_BUF` bytes
+//!   (atomic on a pipe: all or nothing). With no room it waits, in short
+//!   slices, for as long as the monitor runs: meanwhile the queue skips
+//!   runs of events for it (queue.rs), so waiting costs the other outputs
+//!   nothing. Once the monitor is finishing, a stream that makes no room
+//!   for `PATIENCE` gives up what it holds, counted as skipped; so does
+//!   every stream at a cutoff. A line a terminal took only half of is
+//!   finished first at the next flush. Where no non-blocking write is
+//!   possible, poll says when there is room before each write; a blocking
 //!   write may then still hang on a reader that takes part of a chunk.
 
 use std::fs::{File, OpenOptions};
@@ -29,20 +30,26 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Flush when this much is buffered, even before the timer.
-const CHUNK: usize = 256 << 10;
-/// How long one flush waits for a reader that makes no room.
+use super::Control;
+
+/// A regular file is written when this much is buffered.
+const FILE_CHUNK: usize = 256 << 10;
+/// A stream is written in smaller pieces: what it shows stays fresh.
+const STREAM_CHUNK: usize = 64 << 10;
+/// How long a finishing stream, or a line for stderr, waits for room.
 pub const PATIENCE: Duration = Duration::from_millis(100);
 /// Writes to a pipe of at most this many bytes are atomic.
 const PIPE_BUF: usize = libc::PIPE_BUF;
 
-/// Counts that the monitor may read while the writer runs (or is stuck).
+/// Counts the monitor may read while the writer runs (or is stuck).
 #[derive(Debug, Default)]
 pub struct Progress {
     /// Lines known to be written in full.
     pub written: AtomicU64,
-    /// Lines known not to be written.
+    /// Lines not written because of an error (or a reader gone).
     pub failed: AtomicU64,
+    /// Lines a stream did not show: too slow.
+    pub skipped: AtomicU64,
 }
 
 pub struct LineWriter {
@@ -54,58 +61,34 @@ pub struct LineWriter {
     /// written with MSG_DONTWAIT: a write never blocks.
     nonblocking: bool,
     socket: bool,
+    chunk: usize,
     buf: Vec<u8>,
     lines_buffered: u64,
-    /// Lines handed to this writer, in all.
-    lines: u64,
     progress: Arc<Progress>,
     first_error: Option<io::Error>,
     /// The reader went away (EPIPE): nothing more will be written.
     closed: bool,
-    /// The last flush gave up on a reader that made no room and wrote
-    /// nothing: the next one does not wait.
-    blocked: bool,
-    /// Set by the monitor to stop waiting on a slow reader at all.
-    hurry: Arc<AtomicBool>,
+    /// A finishing stream already gave up once: it waits no more.
+    gave_up: bool,
+    control: Arc<Control>,
 }
 
-#[derive(Debug)]
-pub struct WriterReport {
-    pub name: String,
-    /// Lines handed to this writer.
-    pub lines: u64,
-    pub written: u64,
-    pub failed: u64,
-    pub first_error: Option<io::Error>,
-    pub closed: bool,
+fn too_slow() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "too slow")
 }
 
-fn timed_out() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("no reader made room for {} ms", PATIENCE.as_millis()),
-    )
-}
-
-/// Waits up to `limit` for room to write on `fd`, in slices so that
-/// `hurry` is noticed. True when a write will not block (or will fail at
-/// once: POLLERR and POLLHUP also end the wait).
-fn wait_writable(fd: libc::c_int, limit: Duration, hurry: &AtomicBool) -> bool {
-    let deadline = Instant::now() + limit;
+/// Waits for room to write on `fd`, in slices of at most 20 ms, while
+/// `keep_waiting` says so. True when a write will not block (or will fail
+/// at once: POLLERR and POLLHUP also end the wait).
+fn wait_writable(fd: libc::c_int, keep_waiting: impl Fn() -> bool) -> bool {
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let slice = if hurry.load(Ordering::Relaxed) {
-            0
-        } else {
-            left.min(Duration::from_millis(20)).as_millis() as libc::c_int
-        };
         let mut pfd = libc::pollfd {
             fd,
             events: libc::POLLOUT,
             revents: 0,
         };
         // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, slice) };
+        let n = unsafe { libc::poll(&mut pfd, 1, 20) };
         if n > 0 {
             return true;
         }
@@ -113,7 +96,7 @@ fn wait_writable(fd: libc::c_int, limit: Duration, hurry: &AtomicBool) -> bool {
             // poll itself failed: let the write say why.
             return true;
         }
-        if slice == 0 || left.is_zero() {
+        if !keep_waiting() {
             return false;
         }
     }
@@ -130,7 +113,6 @@ static STDERR_BLOCKED: AtomicBool = AtomicBool::new(false);
 /// lines after it that find none at once.
 pub fn say(text: &str) {
     let line = format!("probe: {text}\n");
-    let never = AtomicBool::new(false);
     let patience = if STDERR_BLOCKED.load(Ordering::Relaxed) {
         Duration::ZERO
     } else {
@@ -152,8 +134,7 @@ pub fn say(text: &str) {
     let deadline = Instant::now() + patience;
     let mut done = 0;
     while done < line.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if twin.is_none() && !wait_writable(fd, left, &never) {
+        if twin.is_none() && !wait_writable(fd, || Instant::now() < deadline) {
             STDERR_BLOCKED.store(true, Ordering::Relaxed);
             return;
         }
@@ -172,7 +153,8 @@ pub fn say(text: &str) {
         {
             return;
         }
-        if e.kind() == io::ErrorKind::WouldBlock && !wait_writable(fd, left, &never) {
+        if e.kind() == io::ErrorKind::WouldBlock && !wait_writable(fd, || Instant::now() < deadline)
+        {
             STDERR_BLOCKED.store(true, Ordering::Relaxed);
             return;
         }
@@ -214,7 +196,7 @@ fn is_regular(file: &File) -> bool {
 }
 
 impl LineWriter {
-    pub fn new(name: impl Into<String>, file: File) -> LineWriter {
+    pub fn new(name: impl Into<String>, file: File, control: Arc<Control>) -> LineWriter {
         let stream = !is_regular(&file);
         let socket = file.metadata().is_ok_and(|m| {
             use std::os::unix::fs::FileTypeExt;
@@ -227,31 +209,36 @@ impl LineWriter {
             Some(twin) => (twin, true),
             None => (file, socket),
         };
+        let chunk = if stream { STREAM_CHUNK } else { FILE_CHUNK };
         LineWriter {
             name: name.into(),
             file,
             stream,
             nonblocking,
             socket,
-            buf: Vec::with_capacity(CHUNK + 4096),
+            chunk,
+            buf: Vec::with_capacity(chunk + 4096),
             lines_buffered: 0,
-            lines: 0,
             progress: Arc::default(),
             first_error: None,
             closed: false,
-            blocked: false,
-            hurry: Arc::default(),
+            gave_up: false,
+            control,
         }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A pipe, a terminal or a socket, which may fall behind and skip.
+    pub fn is_stream(&self) -> bool {
+        self.stream
     }
 
     /// Counts the monitor can read at any time.
     pub fn progress(&self) -> Arc<Progress> {
         self.progress.clone()
-    }
-
-    /// When set, flushes stop waiting for a slow reader.
-    pub fn set_hurry(&mut self, hurry: Arc<AtomicBool>) {
-        self.hurry = hurry;
     }
 
     /// Where the next line is formatted.
@@ -260,35 +247,52 @@ impl LineWriter {
     }
 
     /// The line just formatted into `buffer()` is complete.
+    #[inline]
     pub fn line_done(&mut self) {
         self.lines_buffered += 1;
-        self.lines += 1;
-        if self.buf.len() >= CHUNK {
+        if self.buf.len() >= self.chunk {
             self.flush();
         }
+    }
+
+    /// Lines this output will not write, counted as failed (the reader
+    /// went away, say) or skipped (too slow).
+    pub fn count_unwritten(&self, lines: u64, skipped: bool) {
+        let counter = if skipped {
+            &self.progress.skipped
+        } else {
+            &self.progress.failed
+        };
+        counter.fetch_add(lines, Ordering::Relaxed);
     }
 
     pub fn is_closed(&self) -> bool {
         self.closed
     }
 
-    /// Writes `buf` from `done`; returns how far it got and why it stopped.
+    /// A finishing stream that already gave up: nothing more will be
+    /// written, so lines need not even be formatted.
+    pub fn gave_up(&self) -> bool {
+        self.gave_up
+    }
+
+    /// True while a stream with no room should keep waiting for some.
+    fn keep_waiting(&self, stalled_since: Instant) -> bool {
+        let c = &self.control;
+        !c.cutoff.load(Ordering::Relaxed)
+            && !(c.finishing.load(Ordering::Relaxed)
+                && (self.gave_up || stalled_since.elapsed() >= PATIENCE))
+    }
+
+    /// Writes `buf`; returns how far it got and why it stopped.
     fn write_out(&mut self) -> (usize, io::Result<()>) {
         let fd = self.file.as_raw_fd();
-        let patience = if self.blocked || self.hurry.load(Ordering::Relaxed) {
-            Duration::ZERO
-        } else {
-            PATIENCE
-        };
-        let deadline = Instant::now() + patience;
+        let mut stalled_since = Instant::now();
         let mut done = 0;
         while done < self.buf.len() {
             let end = if self.stream {
-                if !self.nonblocking {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if !wait_writable(fd, left, &self.hurry) {
-                        return (done, Err(timed_out()));
-                    }
+                if !self.nonblocking && !wait_writable(fd, || self.keep_waiting(stalled_since)) {
+                    return (done, Err(too_slow()));
                 }
                 chunk_end(&self.buf, done)
             } else {
@@ -315,12 +319,14 @@ impl LineWriter {
             };
             match written {
                 Ok(0) => return (done, Err(io::Error::from(io::ErrorKind::WriteZero))),
-                Ok(n) => done += n,
+                Ok(n) => {
+                    done += n;
+                    stalled_since = Instant::now();
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if !wait_writable(fd, left, &self.hurry) {
-                        return (done, Err(timed_out()));
+                    if !wait_writable(fd, || self.keep_waiting(stalled_since)) {
+                        return (done, Err(too_slow()));
                     }
                 }
                 Err(e) => return (done, Err(e)),
@@ -355,7 +361,7 @@ impl LineWriter {
             return;
         }
         let (done, result) = if self.closed {
-            (0, Ok(()))
+            (0, Err(io::Error::from(io::ErrorKind::BrokenPipe)))
         } else {
             self.write_out()
         };
@@ -371,9 +377,8 @@ impl LineWriter {
             && result
                 .as_ref()
                 .is_err_and(|e| e.kind() != io::ErrorKind::BrokenPipe);
-        let failed = self.lines_buffered - complete - half_out as u64;
+        let unwritten = self.lines_buffered - complete - half_out as u64;
         self.progress.written.fetch_add(complete, Ordering::Relaxed);
-        self.progress.failed.fetch_add(failed, Ordering::Relaxed);
         if half_out {
             let rest = self.buf[done..]
                 .iter()
@@ -385,37 +390,57 @@ impl LineWriter {
             self.buf.clear();
         }
         self.lines_buffered = half_out as u64;
-        if let Err(e) = result {
-            self.blocked = e.kind() == io::ErrorKind::TimedOut && done == 0;
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                self.closed = true;
-            } else if self.first_error.is_none() {
-                say(&format!(
-                    "cannot write to {}: {e}; monitoring goes on, lines not written are counted",
-                    self.name
-                ));
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                self.gave_up = true;
+                self.count_unwritten(unwritten, true);
             }
-            self.first_error.get_or_insert(e);
-        } else {
-            self.blocked = false;
+            Err(e) => {
+                self.count_unwritten(unwritten, false);
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    self.closed = true;
+                } else if self.first_error.is_none() {
+                    say(&format!(
+                        "cannot write to {}: {e}; monitoring goes on, lines not written are counted",
+                        self.name
+                    ));
+                }
+                if !self.closed {
+                    self.first_error.get_or_insert(e);
+                }
+            }
         }
     }
 
-    pub fn report(mut self) -> WriterReport {
+    /// Flushes, and counts what could still not be written.
+    pub fn finish(mut self) -> WriterReport {
         self.flush();
         // Half a line that never got its end out.
-        self.progress
-            .failed
-            .fetch_add(self.lines_buffered, Ordering::Relaxed);
+        self.count_unwritten(self.lines_buffered, true);
         WriterReport {
             name: std::mem::take(&mut self.name),
-            lines: self.lines,
+            stream: self.stream,
             written: self.progress.written.load(Ordering::Relaxed),
             failed: self.progress.failed.load(Ordering::Relaxed),
+            skipped: self.progress.skipped.load(Ordering::Relaxed),
             first_error: self.first_error.take(),
             closed: self.closed,
         }
     }
+}
+
+/// What one output did with the lines handed to it.
+#[derive(Debug)]
+pub struct WriterReport {
+    pub name: String,
+    pub stream: bool,
+    pub written: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub first_error: Option<io::Error>,
+    /// The reader went away (`probe | head`): not an error.
+    pub closed: bool,
 }
 
 #[cfg(test)]

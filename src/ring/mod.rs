@@ -5,5 +5,5 @@
 mod perf_ring;
 mod reader;
 
-pub use perf_ring::{PerfRing, Record};
+pub use perf_ring::{Cursor, PerfRing, Record};
 pub use reader::{RecordSink, RingSet, StopHandle};

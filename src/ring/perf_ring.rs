@@ -30,6 +30,25 @@ pub enum Record<'a> {
     Sample(&'a [u8]),
     /// `PERF_RECORD_LOST`: this many samples did not fit in the ring.
     Lost(u64),
+    /// A record of another kind, or too short for its kind: skipped.
+    Other,
+}
+
+/// A reading position in one ring (see `PerfRing::cursor`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cursor {
+    tail: u64,
+    head: u64,
+    /// Size of the record last peeked: what `advance` steps over.
+    size: u64,
+}
+
+impl Cursor {
+    /// Consumes the record last peeked.
+    pub fn advance(&mut self) {
+        self.tail += self.size;
+        self.size = 0;
+    }
 }
 
 pub struct PerfRing {
@@ -94,45 +113,71 @@ impl PerfRing {
         unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU64) }
     }
 
+    /// Where reading stands: from `tail` (ours) up to `head` (the kernel's,
+    /// loaded once with acquire ordering, so every record before it is
+    /// visible). Records are consumed by `advance`, and their space given
+    /// back to the kernel only by `commit`.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            head: self.atomic(DATA_HEAD).load(Ordering::Acquire),
+            tail: self.atomic(DATA_TAIL).load(Ordering::Relaxed),
+            size: 0,
+        }
+    }
+
+    /// The record at the cursor, without consuming it; None at the head. A
+    /// header the kernel could not have written (a corrupt ring) ends the
+    /// reading: the cursor jumps to the head rather than read garbage.
+    pub fn peek(&mut self, c: &mut Cursor) -> Option<Record<'_>> {
+        if c.tail >= c.head {
+            return None;
+        }
+        let pos = (c.tail % self.data_size as u64) as usize;
+        let header = self.bytes(pos, HEADER_SIZE);
+        let kind = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        let size = u16::from_le_bytes([header[6], header[7]]) as usize;
+        if size < HEADER_SIZE || size as u64 > c.head - c.tail {
+            c.tail = c.head;
+            c.size = 0;
+            return None;
+        }
+        c.size = size as u64;
+        let record = if pos + size <= self.data_size {
+            self.bytes(pos, size)
+        } else {
+            self.wrapped_records += 1;
+            self.unwrap_record(pos, size)
+        };
+        Some(match kind {
+            PERF_RECORD_SAMPLE if size >= HEADER_SIZE + 4 => {
+                let len = u32::from_le_bytes([record[8], record[9], record[10], record[11]]);
+                let end = (HEADER_SIZE + 4).saturating_add(len as usize).min(size);
+                Record::Sample(&record[HEADER_SIZE + 4..end])
+            }
+            // { header; u64 id; u64 lost }: the count is at 16, not 8.
+            PERF_RECORD_LOST if size >= 24 => Record::Lost(u64::from_le_bytes(
+                record[16..24].try_into().unwrap_or_default(),
+            )),
+            _ => Record::Other,
+        })
+    }
+
+    /// Gives the records consumed through `c` back to the kernel (release
+    /// ordering: only after we are done reading them).
+    pub fn commit(&self, c: &Cursor) {
+        self.atomic(DATA_TAIL).store(c.tail, Ordering::Release);
+    }
+
     /// Reads every record up to the current head; returns how many.
     pub fn read(&mut self, mut on_record: impl FnMut(Record)) -> usize {
-        let head = self.atomic(DATA_HEAD).load(Ordering::Acquire);
-        let mut tail = self.atomic(DATA_TAIL).load(Ordering::Relaxed);
+        let mut c = self.cursor();
         let mut records = 0;
-        while tail < head {
-            let pos = (tail % self.data_size as u64) as usize;
-            let header = self.bytes(pos, HEADER_SIZE);
-            let kind = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-            let size = u16::from_le_bytes([header[6], header[7]]) as usize;
-            if size < HEADER_SIZE || size as u64 > head - tail {
-                // Not a record the kernel could have written: give up on
-                // what is in the ring rather than read garbage.
-                tail = head;
-                break;
-            }
-            let record = if pos + size <= self.data_size {
-                self.bytes(pos, size)
-            } else {
-                self.wrapped_records += 1;
-                self.unwrap_record(pos, size)
-            };
-            match kind {
-                PERF_RECORD_SAMPLE if size >= HEADER_SIZE + 4 => {
-                    let len = u32::from_le_bytes([record[8], record[9], record[10], record[11]]);
-                    let end = (HEADER_SIZE + 4).saturating_add(len as usize).min(size);
-                    on_record(Record::Sample(&record[HEADER_SIZE + 4..end]));
-                }
-                // { header; u64 id; u64 lost }: the count is at 16, not 8.
-                PERF_RECORD_LOST if size >= 24 => {
-                    let lost = u64::from_le_bytes(record[16..24].try_into().unwrap_or_default());
-                    on_record(Record::Lost(lost));
-                }
-                _ => {}
-            }
+        while let Some(record) = self.peek(&mut c) {
+            on_record(record);
+            c.advance();
             records += 1;
-            tail += size as u64;
         }
-        self.atomic(DATA_TAIL).store(tail, Ordering::Release);
+        self.commit(&c);
         records
     }
 

@@ -1,29 +1,58 @@
-//! All the rings, one per online CPU, drained by one thread.
+//! All the rings, one per online CPU, drained by one thread, in time order.
 //!
 //! The thread sleeps in epoll until a ring passes its watermark, the
 //! latency bound runs out, or it is told to stop; each wake drains every
-//! ring to its head (cheap: one load of `data_head` for an idle ring). On
-//! stop it drains once more after the programs are detached, so records
-//! still under the watermark are delivered, not dropped.
+//! ring (cheap: one load of `data_head` for an idle ring). On stop it
+//! drains once more after the programs are detached, so records still
+//! under the watermark are delivered, not dropped.
+//!
+//! **Time order.** Each ring is in the order its CPU wrote it, but a
+//! thread that moves between CPUs leaves its calls in two rings, and
+//! reading ring 0 then ring 1 would put them out of order. So a pass is a
+//! merge: it always delivers the oldest record at the head of any ring,
+//! by the timestamp the sink reads from each sample (CLOCK_MONOTONIC
+//! nanoseconds, what `bpf_ktime_get_ns` returns). A pass delivers only
+//! records older than `now - window`, `now` read before any head: a
+//! record not yet in a ring when its head was read was committed after
+//! `now`, and its timestamp was taken at most `window` before its commit
+//! (the few hundred nanoseconds of the program between the two, unless
+//! something interrupts it for longer), so it cannot belong before what was
+//! delivered. Younger records stay in the ring, not copied anywhere, and
+//! the thread wakes again when the oldest of them is old enough. A record
+//! that still comes late is delivered anyway; the sink can tell by its
+//! timestamp.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::perf_ring::{PerfRing, Record};
+use super::perf_ring::{Cursor, PerfRing, Record};
 
 /// Where records go. Implemented by the event side; the ring side never
-/// looks inside a sample.
+/// looks inside a sample, except through `timestamp`.
 pub trait RecordSink {
     fn sample(&mut self, cpu: u32, payload: &[u8]);
     fn lost(&mut self, cpu: u32, count: u64);
+    /// When a sample was made, in CLOCK_MONOTONIC nanoseconds, to merge
+    /// the rings in time order; None (the default) for a sample without a
+    /// time, delivered as soon as it is at the head of its ring.
+    fn timestamp(&self, _payload: &[u8]) -> Option<u64> {
+        None
+    }
     /// Called after each pass over all rings: the time to hand on a batch.
     fn end_of_pass(&mut self);
 }
 
 pub struct RingSet {
     rings: Vec<PerfRing>,
+    /// Per ring, during a pass: where reading stands, and the timestamp of
+    /// the record at the cursor (None: the ring is read to its head).
+    cursors: Vec<Cursor>,
+    next: Vec<Option<u64>>,
+    /// The oldest record left in a ring by the last pass.
+    oldest_held: Option<u64>,
+    window_ns: u64,
     epoll: OwnedFd,
     stop: Arc<OwnedFd>,
 }
@@ -80,6 +109,10 @@ impl RingSet {
             rings.push(ring);
         }
         Ok(RingSet {
+            cursors: vec![Cursor::default(); rings.len()],
+            next: vec![None; rings.len()],
+            oldest_held: None,
+            window_ns: 0,
             rings,
             epoll,
             stop: Arc::new(stop),
@@ -94,41 +127,128 @@ impl RingSet {
         StopHandle(self.stop.clone())
     }
 
-    /// One pass: every ring read to its head.
+    /// How long after its timestamp a record may still be committed to
+    /// its ring (see the module comment). 0 by default.
+    pub fn set_order_window(&mut self, window: Duration) {
+        self.window_ns = window.as_nanos().min(u64::MAX as u128) as u64;
+    }
+
+    /// One pass: every ring read to its head, in time order.
     pub fn drain(&mut self, sink: &mut impl RecordSink) -> usize {
-        let mut records = 0;
-        for ring in &mut self.rings {
-            let cpu = ring.cpu();
-            records += ring.read(|record| match record {
-                Record::Sample(payload) => sink.sample(cpu, payload),
-                Record::Lost(count) => sink.lost(cpu, count),
-            });
+        self.drain_until(sink, u64::MAX)
+    }
+
+    /// One pass: records delivered oldest first while their timestamp is
+    /// at most `bound`; later ones stay in their ring. Returns how many
+    /// records were consumed.
+    pub fn drain_until(&mut self, sink: &mut impl RecordSink, bound: u64) -> usize {
+        fn key(sink: &impl RecordSink, record: &Record) -> u64 {
+            match record {
+                Record::Sample(payload) => sink.timestamp(payload).unwrap_or(0),
+                Record::Lost(_) | Record::Other => 0,
+            }
         }
+        for (i, ring) in self.rings.iter_mut().enumerate() {
+            self.cursors[i] = ring.cursor();
+            self.next[i] = ring.peek(&mut self.cursors[i]).map(|r| key(sink, &r));
+        }
+        let mut records = 0;
+        loop {
+            // The ring with the oldest record at its cursor, and the time of
+            // the oldest record at any other ring's cursor.
+            let mut first: Option<(usize, u64)> = None;
+            let mut second = u64::MAX;
+            for (i, next) in self.next.iter().enumerate() {
+                let Some(k) = *next else { continue };
+                match first {
+                    Some((_, oldest)) if k >= oldest => second = second.min(k),
+                    _ => {
+                        if let Some((_, oldest)) = first {
+                            second = second.min(oldest);
+                        }
+                        first = Some((i, k));
+                    }
+                }
+            }
+            let Some((i, oldest)) = first else { break };
+            if oldest > bound {
+                break;
+            }
+            // A run from that ring, up to where another ring (or the
+            // bound) has the older record.
+            let limit = bound.min(second);
+            let ring = &mut self.rings[i];
+            let cursor = &mut self.cursors[i];
+            let cpu = ring.cpu();
+            self.next[i] = loop {
+                let Some(record) = ring.peek(cursor) else {
+                    break None;
+                };
+                let k = key(sink, &record);
+                if k > limit {
+                    break Some(k);
+                }
+                match record {
+                    Record::Sample(payload) => sink.sample(cpu, payload),
+                    Record::Lost(count) => sink.lost(cpu, count),
+                    Record::Other => {}
+                }
+                cursor.advance();
+                records += 1;
+            };
+        }
+        for (ring, cursor) in self.rings.iter().zip(&self.cursors) {
+            ring.commit(cursor);
+        }
+        self.oldest_held = self.next.iter().flatten().min().copied();
         sink.end_of_pass();
         records
     }
 
-    /// Sleeps until a watermark is passed, `max_latency` runs out or the
-    /// stop handle is used; drains after each wake. Returns after the final
-    /// drain that follows a stop.
+    /// Sleeps until a watermark is passed, `max_latency` runs out, the
+    /// oldest record held back for ordering is old enough, or the stop
+    /// handle is used; drains after each wake. Returns after the final
+    /// drain that follows a stop, which delivers everything.
     pub fn run(mut self, sink: &mut impl RecordSink, max_latency: Duration) {
-        let timeout = max_latency.as_millis().min(i32::MAX as u128) as i32;
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; self.rings.len() + 1];
+        let mut timeout = max_latency;
         loop {
+            // Whole milliseconds, rounded up: never a busy loop.
+            let ms = timeout
+                .as_micros()
+                .div_ceil(1000)
+                .clamp(1, i32::MAX as u128) as i32;
             // SAFETY: events has room for the number we pass.
             let n = unsafe {
                 libc::epoll_wait(
                     self.epoll.as_raw_fd(),
                     events.as_mut_ptr(),
                     events.len() as i32,
-                    timeout,
+                    ms,
                 )
             };
+            if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                // Cannot fail on our own epoll fd; should it, do not spin.
+                std::thread::sleep(timeout);
+            }
             let stopping = n > 0 && events[..n as usize].iter().any(|e| e.u64 == STOP_TOKEN);
-            self.drain(sink);
+            let bound = if stopping {
+                u64::MAX
+            } else {
+                crate::sys::monotonic_ns().saturating_sub(self.window_ns)
+            };
+            self.drain_until(sink, bound);
             if stopping {
                 return;
             }
+            timeout = match self.oldest_held {
+                Some(oldest) => {
+                    let due = oldest.saturating_add(self.window_ns);
+                    Duration::from_nanos(due.saturating_sub(crate::sys::monotonic_ns()))
+                        .min(max_latency)
+                }
+                None => max_latency,
+            };
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `OwnedFd` so that closing, and so detaching, is tied to Rust ownership.
 
 pub mod bpf;
+pub mod mem;
 pub mod perf;
 
 use std::io;
@@ -14,4 +15,16 @@ fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
     } else {
         Ok(ret)
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`, so the
+/// probe's timestamps and this can be compared.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -302,3 +302,51 @@ impl Probe {
         }
     }
 }
+
+/// An output's exit line: `probe: NAME: W of R written, S skipped (too
+/// slow), F failed (WHY)`, each part after the first only when not 0.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Shortfall {
+    pub written: u64,
+    pub of: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub why: String,
+}
+
+/// The exit line of output `name`, if it fell short.
+pub fn shortfall(stderr: &[String], name: &str) -> Option<Shortfall> {
+    let prefix = format!("probe: {name}: ");
+    stderr.iter().find_map(|l| {
+        let rest = l.strip_prefix(&prefix)?;
+        let (written, rest) = rest.split_once(" of ")?;
+        let (of, rest) = rest.split_once(" written, ")?;
+        let mut s = Shortfall {
+            written: written.parse().ok()?,
+            of: of.parse().ok()?,
+            ..Shortfall::default()
+        };
+        let mut rest = rest;
+        if let Some((n, after)) = rest.split_once(" skipped (too slow)") {
+            s.skipped = n.parse().ok()?;
+            rest = after.strip_prefix(", ").unwrap_or(after);
+        }
+        if let Some((n, why)) = rest.split_once(" failed (") {
+            s.failed = n.parse().ok()?;
+            s.why = why.strip_suffix(')')?.to_string();
+        }
+        Some(s)
+    })
+}
+
+/// The counts of `probe: NAME too slow: N events not shown...` lines.
+pub fn skip_notices(stderr: &[String], name: &str) -> Vec<u64> {
+    let prefix = format!("probe: {name} too slow: ");
+    stderr
+        .iter()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            rest.split_once(" events not shown")?.0.parse().ok()
+        })
+        .collect()
+}
