@@ -8,7 +8,7 @@ mod common;
 use std::fs;
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -374,6 +374,106 @@ fn the_log_is_created_0600_and_each_run_appends_a_header_and_its_lines() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o7777, 0o600);
+    assert_nothing_left();
+}
+
+/// Sets a sysctl for one test and puts the old value back after.
+struct Sysctl {
+    path: &'static str,
+    old: String,
+}
+
+impl Sysctl {
+    fn set(path: &'static str, value: &str) -> Sysctl {
+        let old = fs::read_to_string(path).unwrap();
+        fs::write(path, value).unwrap();
+        Sysctl { path, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        let _ = fs::write(self.path, &self.old);
+    }
+}
+
+const NOBODY: u32 = 65534;
+
+/// A file of `nobody`'s, mode `mode`, planted at `path`.
+fn plant(path: &Path, mode: u32) {
+    fs::write(path, "planted\n").unwrap();
+    std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_log_that_someone_else_owns_or_can_read_is_refused() {
+    require_root();
+    let _turn = serial();
+    let dir = scratch_dir("planted");
+    let name = |uid: u32| {
+        fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f[2] == uid.to_string()).then(|| format!("{} (uid {uid})", f[0]))
+            })
+            .unwrap_or(format!("uid {uid}"))
+    };
+
+    // nobody plants a 0666 log in a shared sticky directory (a /tmp):
+    // the kernel may refuse to open it at all (fs.protected_regular)...
+    let shared = dir.join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    plant(&shared.join("syscalls.log"), 0o666);
+    {
+        let _guard = Sysctl::set("/proc/sys/fs/protected_regular", "1");
+        assert_eq!(
+            refused(&shared, "syscalls.log"),
+            [format!(
+                "probe: cannot open log syscalls.log: it belongs to {} in a shared sticky \
+                 directory, and the kernel (fs.protected_regular) refuses to let anyone else \
+                 open it there; remove it, or use --log PATH or --no-log",
+                name(NOBODY)
+            )]
+        );
+    }
+    // ...and where it does not, the opened file is checked.
+    let _guard = Sysctl::set("/proc/sys/fs/protected_regular", "0");
+    let owned_by_nobody = [format!(
+        "probe: cannot open log syscalls.log: it belongs to {}, who could read what the \
+         probe logs; remove it, or use --log PATH or --no-log",
+        name(NOBODY)
+    )];
+    assert_eq!(refused(&shared, "syscalls.log"), owned_by_nobody);
+    // Never re-permissioned, never written.
+    let meta = fs::metadata(shared.join("syscalls.log")).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (NOBODY, 0o666));
+    assert_eq!(
+        fs::read_to_string(shared.join("syscalls.log")).unwrap(),
+        "planted\n"
+    );
+
+    // Owned by nobody even with mode 0600, in a directory of root's.
+    plant(&dir.join("nobody.log"), 0o600);
+    assert_eq!(
+        refused(&dir, "nobody.log"),
+        [owned_by_nobody[0].replace("syscalls.log", "nobody.log")]
+    );
+    // Root's own, but others may read it.
+    for (mode, file) in [(0o644, "r644.log"), (0o620, "r620.log")] {
+        fs::write(dir.join(file), "").unwrap();
+        fs::set_permissions(dir.join(file), fs::Permissions::from_mode(mode)).unwrap();
+        assert_eq!(
+            refused(&dir, file),
+            [format!(
+                "probe: cannot open log {file}: its mode {mode:04o} lets others read or write \
+                 it; chmod 600 it, or use --log PATH or --no-log"
+            )]
+        );
+    }
     assert_nothing_left();
 }
 

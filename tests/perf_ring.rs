@@ -37,11 +37,11 @@ struct Writer {
     _attachment: Attachment,
 }
 
-fn pin_to_cpu0() {
+fn pin_to(cpu: u32) {
     // SAFETY: a zeroed cpu_set_t with one bit, for the calling thread.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
+        libc::CPU_SET(cpu as usize, &mut set);
         assert_eq!(
             libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
             0
@@ -52,19 +52,26 @@ fn pin_to_cpu0() {
 /// A one-CPU ring of `pages` on CPU 0, the writer attached, sending
 /// samples of `words` 8-byte words on each getppid() of this process.
 fn writer(pages: usize, words: u32) -> Writer {
+    writer_on(&[0], pages, words)
+}
+
+/// Like `writer`, with a ring on each CPU of `on`.
+fn writer_on(on: &[u32], pages: usize, words: u32) -> Writer {
     common::require_root();
     privileges::raise_memlock();
-    pin_to_cpu0();
+    pin_to(on[0]);
     let possible = cpus::possible_count().unwrap();
     let loaded = Loaded::create_maps(obj::parse(WRITER).unwrap(), possible).unwrap();
-    let rings = RingSet::open(&[0], pages).unwrap();
-    let ring_fd = rings.rings()[0].as_fd().as_raw_fd() as u32;
-    bpf::map_update(
-        loaded.map("ring_events").unwrap(),
-        &0u32.to_ne_bytes(),
-        &ring_fd.to_ne_bytes(),
-    )
-    .unwrap();
+    let rings = RingSet::open(on, pages).unwrap();
+    for ring in rings.rings() {
+        let ring_fd = ring.as_fd().as_raw_fd() as u32;
+        bpf::map_update(
+            loaded.map("ring_events").unwrap(),
+            &ring.cpu().to_ne_bytes(),
+            &ring_fd.to_ne_bytes(),
+        )
+        .unwrap();
+    }
     let mut config = [0u8; 16];
     config[0..4].copy_from_slice(&std::process::id().to_ne_bytes());
     config[4..8].copy_from_slice(&words.to_ne_bytes());
@@ -144,6 +151,46 @@ fn records_that_wrap_the_end_of_the_ring_arrive_whole_and_in_order() {
     // 13th and 26th crossings fall between two records (13 * 4096 is a
     // multiple of 104), the other 28 inside one.
     assert_eq!(w.rings.rings()[0].wrapped_records(), 28);
+}
+
+/// Samples whose first word is their time: the writer's sequence number.
+#[derive(Default)]
+struct Timed(Vec<u64>);
+
+impl RecordSink for Timed {
+    fn sample(&mut self, _cpu: u32, payload: &[u8]) {
+        self.0
+            .push(u64::from_le_bytes(payload[..8].try_into().unwrap()));
+    }
+    fn lost(&mut self, _cpu: u32, _count: u64) {}
+    fn timestamp(&self, payload: &[u8]) -> Option<u64> {
+        Some(u64::from_le_bytes(payload[..8].try_into().unwrap()))
+    }
+    fn end_of_pass(&mut self) {}
+}
+
+#[test]
+fn the_rings_are_merged_in_time_order_up_to_the_bound() {
+    let _turn = common::serial();
+    let online = cpus::online().unwrap();
+    if online.len() < 2 {
+        eprintln!("skipped: merging rings needs two CPUs, this machine has one");
+        return;
+    }
+    let mut w = writer_on(&online[..2], 4, 1);
+    // 0-9 on the first CPU, 10-19 on the second, 20-29 on the first:
+    // read ring after ring, that would be 0-9, 20-29, 10-19.
+    for cpu in [online[0], online[1], online[0]] {
+        pin_to(cpu);
+        trigger(10);
+    }
+    let mut sink = Timed::default();
+    // Up to 14: the rest stays in the rings for the next pass.
+    assert_eq!(w.rings.drain_until(&mut sink, 14), 15);
+    assert_eq!(sink.0, (0..15).collect::<Vec<u64>>());
+    assert_eq!(w.rings.drain(&mut sink), 15);
+    assert_eq!(sink.0, (0..30).collect::<Vec<u64>>());
+    pin_to(online[0]);
 }
 
 #[test]

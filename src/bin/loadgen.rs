@@ -5,6 +5,13 @@
 //!
 //! loadgen [--comm NAME] [--writes N] [--reads M] [--cpu C] [--rate CALLS_PER_SEC]
 //!         [--wait-signal] [--report]
+//! loadgen --comm NAME --ring-threads T --rounds K
+//!
+//! `--ring-threads T` makes T threads that pass bytes around a ring of
+//! pipes instead: in round j, thread i writes `1 + (7j + i) % 13` bytes to
+//! the next thread's pipe, then reads what the previous one wrote to its
+//! own. They block on each other, so they keep moving between CPUs: the
+//! load the time-order test compares with strace.
 //!
 //! `--wait-signal` waits for SIGUSR1 before starting, without a read or a
 //! write, so a test can start a probe filtered on this pid first.
@@ -21,6 +28,8 @@ struct Args {
     rate: Option<f64>,
     report: bool,
     wait_signal: bool,
+    ring_threads: usize,
+    rounds: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -32,6 +41,8 @@ fn parse() -> Result<Args, String> {
         rate: None,
         report: false,
         wait_signal: false,
+        ring_threads: 0,
+        rounds: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +65,8 @@ fn parse() -> Result<Args, String> {
             "--reads" => a.reads = v.parse().map_err(|_| bad.clone())?,
             "--cpu" => a.cpu = Some(v.parse().map_err(|_| bad.clone())?),
             "--rate" => a.rate = Some(v.parse().map_err(|_| bad.clone())?),
+            "--ring-threads" => a.ring_threads = v.parse().map_err(|_| bad.clone())?,
+            "--rounds" => a.rounds = v.parse().map_err(|_| bad.clone())?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -90,6 +103,52 @@ fn wait_for_sigusr1() {
     }
 }
 
+/// Bytes thread `i` writes in round `j` of the pipe ring.
+fn ring_bytes(i: usize, j: u64) -> usize {
+    1 + ((7 * j + i as u64) % 13) as usize
+}
+
+/// `--ring-threads`: see the top of this file.
+fn pipe_ring(threads: usize, rounds: u64) {
+    let pipes: Vec<[libc::c_int; 2]> = (0..threads)
+        .map(|_| {
+            let mut fds = [0; 2];
+            // SAFETY: fds has room for two.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+            fds
+        })
+        .collect();
+    let workers: Vec<_> = (0..threads)
+        .map(|i| {
+            let own = pipes[i][0];
+            let next = pipes[(i + 1) % threads][1];
+            std::thread::spawn(move || {
+                let mut buf = [b'r'; 16];
+                for j in 0..rounds {
+                    let out = ring_bytes(i, j);
+                    let want = ring_bytes((i + threads - 1) % threads, j);
+                    // SAFETY: at most 16 bytes to and from a 16-byte buffer.
+                    unsafe {
+                        assert_eq!(
+                            libc::write(next, buf.as_ptr() as *const _, out),
+                            out as isize
+                        );
+                        let mut got = 0;
+                        while got < want {
+                            let n = libc::read(own, buf.as_mut_ptr() as *mut _, want - got);
+                            assert!(n > 0, "read");
+                            got += n as usize;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+}
+
 fn main() {
     let args = match parse() {
         Ok(a) => a,
@@ -98,6 +157,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if args.ring_threads > 0 {
+        // Threads take their name from the thread that makes them.
+        set_comm(&args.comm);
+        pipe_ring(args.ring_threads, args.rounds);
+        set_comm("loadgen-done");
+        return;
+    }
     if let Some(cpu) = args.cpu {
         pin(cpu);
     }

@@ -17,6 +17,10 @@ pub use writer::{LineWriter, PATIENCE, Progress, WriterReport, say};
 use crate::abi::Event;
 use crate::queue::Segment;
 
+/// How much the output threads yield to the ring reader (nice values
+/// above the reader's).
+const OUTPUT_NICE: i32 = 10;
+
 /// What the monitor tells the output threads while they run.
 #[derive(Debug, Default)]
 pub struct Control {
@@ -79,10 +83,16 @@ pub fn run(
     closed: Arc<AtomicBool>,
 ) -> OutputReport {
     let Output { format, mut writer } = output;
+    // The reader thread is the one that loses events when it waits for a
+    // CPU (the rings fill); an output that waits only uses more of the
+    // queue's budget. So on a busy machine the outputs yield to it.
+    crate::sys::renice_this_thread(OUTPUT_NICE);
     let mut at = 0u64;
     let mut finished = true;
     'segments: while let Ok(segment) = segments.recv() {
         if control.cutoff.load(Ordering::Relaxed) {
+            at -= writer.discard();
+            position.store(at, Ordering::Relaxed);
             finished = false;
             break;
         }
@@ -98,8 +108,8 @@ pub fn run(
             for (i, event) in events.iter().enumerate() {
                 // A cutoff is looked for every so often, not per event.
                 if i % 1024 == 1023 && control.cutoff.load(Ordering::Relaxed) {
-                    writer.flush();
-                    at += i as u64;
+                    // What is formatted but not written is not taken.
+                    at += i as u64 - writer.discard();
                     position.store(at, Ordering::Relaxed);
                     finished = false;
                     break 'segments;

@@ -270,6 +270,15 @@ impl LineWriter {
         self.closed
     }
 
+    /// Drops the lines buffered and not yet written (a cutoff: stop now);
+    /// returns how many, which the caller has not handed on after all.
+    pub fn discard(&mut self) -> u64 {
+        let lines = self.lines_buffered;
+        self.buf.clear();
+        self.lines_buffered = 0;
+        lines
+    }
+
     /// A finishing stream that already gave up: nothing more will be
     /// written, so lines need not even be formatted.
     pub fn gave_up(&self) -> bool {

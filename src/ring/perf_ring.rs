@@ -60,6 +60,7 @@ pub struct PerfRing {
     /// Where a record that wraps past the end is put back together.
     scratch: Vec<u8>,
     wrapped_records: u64,
+    last_wrapped: Option<u64>,
 }
 
 impl PerfRing {
@@ -77,6 +78,7 @@ impl PerfRing {
             data_size: page * data_pages,
             scratch: Vec::new(),
             wrapped_records: 0,
+            last_wrapped: None,
         };
         // Kernels since 4.1 say where the data is; older ones leave zeros
         // and use the layout assumed above.
@@ -145,7 +147,11 @@ impl PerfRing {
         let record = if pos + size <= self.data_size {
             self.bytes(pos, size)
         } else {
-            self.wrapped_records += 1;
+            // Counted once, however often it is peeked.
+            if self.last_wrapped != Some(c.tail) {
+                self.last_wrapped = Some(c.tail);
+                self.wrapped_records += 1;
+            }
             self.unwrap_record(pos, size)
         };
         Some(match kind {

@@ -70,6 +70,8 @@ impl StopHandle {
 }
 
 const STOP_TOKEN: u64 = u64::MAX;
+/// Records read between two stores of a ring's tail during a pass.
+const COMMIT_EVERY: usize = 512;
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -90,7 +92,9 @@ fn epoll_add(epoll: &OwnedFd, fd: libc::c_int, token: u64) -> io::Result<()> {
 
 impl RingSet {
     /// One ring of `data_pages` pages (a power of two) per CPU in `cpus`,
-    /// each waking the reader when half full.
+    /// each waking the reader when a quarter full: early enough that the
+    /// records held back for ordering, plus a reader that waits a while
+    /// for a CPU, still fit.
     pub fn open(cpus: &[u32], data_pages: usize) -> io::Result<RingSet> {
         // SAFETY: plain fd-creating syscalls; results are checked.
         let epoll = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
@@ -101,7 +105,7 @@ impl RingSet {
             ))?)
         };
         epoll_add(&epoll, stop.as_raw_fd(), STOP_TOKEN)?;
-        let watermark = (crate::sys::perf::page_size() * data_pages / 2) as u32;
+        let watermark = (crate::sys::perf::page_size() * data_pages / 4) as u32;
         let mut rings = Vec::with_capacity(cpus.len());
         for (i, &cpu) in cpus.iter().enumerate() {
             let ring = PerfRing::open(cpu, data_pages, watermark)?;
@@ -195,6 +199,12 @@ impl RingSet {
                 }
                 cursor.advance();
                 records += 1;
+                // Space goes back to the kernel as the pass goes, not only
+                // at its end: a pass the scheduler interrupts must not
+                // leave the ring looking full all that while.
+                if records % COMMIT_EVERY == 0 {
+                    ring.commit(cursor);
+                }
             };
         }
         for (ring, cursor) in self.rings.iter().zip(&self.cursors) {

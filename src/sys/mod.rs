@@ -28,3 +28,16 @@ pub fn monotonic_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// Changes the calling thread's nice value by `by`, within -20..=19, and
+/// so its share of a busy CPU (threads it makes later inherit it). Raising
+/// it needs no privilege; lowering it needs CAP_SYS_NICE. Best effort:
+/// false if refused, which changes nothing.
+pub fn renice_this_thread(by: i32) -> bool {
+    // SAFETY: plain syscalls about the calling thread.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (now + by).clamp(-20, 19)) == 0
+    }
+}
