@@ -145,9 +145,13 @@ class Mode:
         self.argv, self.ready, self.calls_div = argv, ready, calls_div
 
 
-def modes(attach):
+def modes(attach, baseline=None):
     pa = ["--attach", attach]
-    return [
+    base = ([Mode("base", f"baseline probe {os.path.basename(baseline)} (stdout + log to files)",
+                  "probe",
+                  lambda c, d: [baseline, *pa, "-c", c, "--log", os.path.join(d, "syscalls.log")],
+                  rb"probe: attached")] if baseline else [])
+    return base + [
         Mode("bare", "load alone", "bare"),
         Mode("floor", "count_floor (in-kernel count)", "floor",
              lambda c, d: [FLOOR, c], rb"count_floor: attached"),
@@ -297,14 +301,17 @@ class Bench:
             text = err_text.decode(errors="replace")
             for why, pat in (("rings full", r"(\d+) the kernel could not put in a ring"),
                              ("read too fast", r"(\d+) read too fast"),
-                             ("malformed", r"(\d+) malformed")):
+                             ("malformed", r"(\d+) malformed"),
+                             ("rings full", r"lost (\d+) events: the kernel found the rings full"),
+                             ("buffer full", r"lost (\d+) events: the outputs fell more"),
+                             ("cut at the stop", r"lost (\d+) events: still buffered")):
                 n = sum(int(x) for x in re.findall(pat, text))
                 if n:
                     r.setdefault("loss_why", {})[why] = n
             for l in text.splitlines():
                 if l.strip() and not re.match(r"probe: (attached|received=|lost \d+ events)", l):
                     r["notes"].append("stderr: " + re.sub(r"\d+", "N", l)[:100])
-            if mode.key == "log":
+            if mode.key in ("log", "base"):
                 self.check_lines(r, out_p, "stdout lines")
                 self.check_lines(r, os.path.join(d, "syscalls.log"), "log lines", b"ts=")
             elif mode.key == "json":
@@ -338,7 +345,7 @@ class Bench:
         return max(1000, self.a.calls // m.calls_div)
 
     def main_runs(self):
-        ms = [m for m in modes(self.a.attach)
+        ms = [m for m in modes(self.a.attach, self.a.baseline)
               if not (m.kind == "bpftrace" and self.a.no_bpftrace)]
         progress("warm-up: one short run of each row, discarded")
         for m in ms:
@@ -557,6 +564,9 @@ def main():
     ap.add_argument("--attach", default="tracepoint", help="probe --attach METHOD (default tracepoint, like the floor)")
     ap.add_argument("--load-cpu", type=int, default=0)
     ap.add_argument("--monitor-cpu", type=int, default=1)
+    ap.add_argument("--baseline", default=None, metavar="PROBE",
+                    help="another probe binary (an earlier build) measured as one more row "
+                         "in the default mode, interleaved with the others")
     ap.add_argument("--keep", action="store_true", help="keep the temporary files")
     ap.add_argument("--no-build", action="store_true", help="(handled by scripts/bench) do not build")
     args = ap.parse_args()
@@ -566,7 +576,7 @@ def main():
     if os.geteuid() != 0:
         print("bench: must run as root", file=sys.stderr)
         return 1
-    for path in (PROBE, LOADGEN, FLOOR):
+    for path in (PROBE, LOADGEN, FLOOR) + ((args.baseline,) if args.baseline else ()):
         if not os.access(path, os.X_OK):
             print(f"bench: {path} missing: build with "
                   "`cargo build --release --bins --example count_floor`", file=sys.stderr)

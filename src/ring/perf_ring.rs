@@ -67,6 +67,10 @@ impl PerfRing {
     /// Opens the BPF output event for `cpu` and maps 1 + `data_pages` pages.
     /// The reader is woken when `watermark` bytes are waiting.
     pub fn open(cpu: u32, data_pages: usize, watermark: u32) -> io::Result<PerfRing> {
+        // perf maps only a power of two of data pages.
+        if !data_pages.is_power_of_two() {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
         let event = perf::open_bpf_output(cpu, watermark)?;
         let page = perf::page_size();
         let map = Mapping::new(event.as_fd(), page * (1 + data_pages))?;
@@ -83,7 +87,9 @@ impl PerfRing {
         // Kernels since 4.1 say where the data is; older ones leave zeros
         // and use the layout assumed above.
         let (offset, size) = (ring.meta(DATA_OFFSET), ring.meta(DATA_SIZE));
-        if size != 0 && offset as usize + size as usize <= ring.map.len() {
+        // The kernel's ring sizes are powers of two: positions wrap with a
+        // mask, not a division, on every record.
+        if size.is_power_of_two() && offset as usize + size as usize <= ring.map.len() {
             ring.data_offset = offset as usize;
             ring.data_size = size as usize;
         }
@@ -130,11 +136,12 @@ impl PerfRing {
     /// The record at the cursor, without consuming it; None at the head. A
     /// header the kernel could not have written (a corrupt ring) ends the
     /// reading: the cursor jumps to the head rather than read garbage.
+    #[inline]
     pub fn peek(&mut self, c: &mut Cursor) -> Option<Record<'_>> {
         if c.tail >= c.head {
             return None;
         }
-        let pos = (c.tail % self.data_size as u64) as usize;
+        let pos = (c.tail & (self.data_size as u64 - 1)) as usize;
         let header = self.bytes(pos, HEADER_SIZE);
         let kind = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let size = u16::from_le_bytes([header[6], header[7]]) as usize;
@@ -196,6 +203,7 @@ impl PerfRing {
         unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(self.data_offset + pos), len) }
     }
 
+    #[cold]
     fn unwrap_record(&mut self, pos: usize, size: usize) -> &[u8] {
         let first = self.data_size - pos;
         let mut scratch = std::mem::take(&mut self.scratch);

@@ -251,10 +251,15 @@ impl RingSet {
             if stopping {
                 return;
             }
+            // Records held back: come back when the oldest may go, but
+            // not sooner than a window from now. Under a steady stream the
+            // oldest is always about due, and waking every millisecond to
+            // release a millisecond's worth costs more than the events.
             timeout = match self.oldest_held {
                 Some(oldest) => {
                     let due = oldest.saturating_add(self.window_ns);
                     Duration::from_nanos(due.saturating_sub(crate::sys::monotonic_ns()))
+                        .max(Duration::from_nanos(self.window_ns))
                         .min(max_latency)
                 }
                 None => max_latency,
