@@ -5,7 +5,11 @@
 //! - [`sys`]: thin typed wrappers over bpf(2) and perf_event_open(2);
 //! - [`loader`]: maps created, map fds patched in, programs loaded;
 //! - [`attach`]: one module per attach method;
-//! - [`ring`]: per-CPU perf rings and the thread that drains them;
+//! - [`ring`]: per-CPU perf rings and the thread that drains them, merged
+//!   in time order (by a timestamp the sink reads: the ring code knows no
+//!   event format);
+//! - [`queue`]: the memory-budgeted buffer between the reader and the
+//!   outputs, each output taking from it at its own pace;
 //! - [`abi`], [`batch`], [`output`]: what the events mean and where they go;
 //! - [`monitor`]: the run itself, wiring all of the above.
 
