@@ -251,7 +251,11 @@ fn a_slow_terminal_costs_the_log_nothing() {
     // record of it comes only once tmux has caught up with the pane.
     let command = format!("{PROBE} --attach tracepoint -c {comm} 2>stderr; echo $? >status");
     let tmux = Tmux::start(&dir, &command);
-    wait_stderr_file(&dir.join("stderr"), "probe: attached", Duration::from_secs(20));
+    wait_stderr_file(
+        &dir.join("stderr"),
+        "probe: attached",
+        Duration::from_secs(20),
+    );
     let shell = tmux.pane("#{pane_pid}");
     let children = format!("/proc/{shell}/task/{shell}/children");
     let pid: i32 = fs::read_to_string(&children)
@@ -265,7 +269,11 @@ fn a_slow_terminal_costs_the_log_nothing() {
     loadgen(&comm, writes, reads);
     // The log catches up (the drain at the stop is another test's).
     let log_path = dir.join("syscalls.log");
-    wait_for_log_lines(&log_path, (writes + reads) as usize, Duration::from_secs(60));
+    wait_for_log_lines(
+        &log_path,
+        (writes + reads) as usize,
+        Duration::from_secs(60),
+    );
     thread::sleep(Duration::from_millis(300));
     let shown = tmux.run(&["capture-pane", "-p", "-t", "probe"]);
     // SAFETY: signalling the probe we started.
