@@ -44,7 +44,7 @@ pub const CHUNK_BYTES: usize = 256 << 10;
 /// Free chunks kept mapped for reuse, so a steady state maps nothing.
 const POOL: usize = 2;
 /// Segments a lossy consumer may have queued before runs are skipped.
-pub const LOSSY_LAG: usize = 2;
+pub const LOSSY_LAG: usize = 4;
 
 /// A fixed array of `T` in its own mapping.
 pub struct Chunk<T> {

@@ -195,9 +195,19 @@ fn is_regular(file: &File) -> bool {
     file.metadata().is_ok_and(|m| m.file_type().is_file())
 }
 
+/// A pipe, a socket or a terminal: something a reader drains at its own
+/// pace. Anything else (a regular file, /dev/null) takes what it is given.
+fn is_stream(file: &File) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = file.metadata().map(|m| m.file_type());
+    // SAFETY: isatty only inspects the fd.
+    let tty = unsafe { libc::isatty(file.as_raw_fd()) } == 1;
+    tty || kind.is_ok_and(|k| k.is_fifo() || k.is_socket())
+}
+
 impl LineWriter {
     pub fn new(name: impl Into<String>, file: File, control: Arc<Control>) -> LineWriter {
-        let stream = !is_regular(&file);
+        let stream = is_stream(&file);
         let socket = file.metadata().is_ok_and(|m| {
             use std::os::unix::fs::FileTypeExt;
             m.file_type().is_socket()
