@@ -7,11 +7,13 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, exit};
 
-const OBJECTS: &[(&str, &str)] = &[
-    ("bpf/probe.c", "probe.bpf.o"),
-    ("bpf/tests/subprog.c", "subprog.bpf.o"),
-    ("bpf/tests/ring_writer.c", "ring_writer.bpf.o"),
-    ("bpf/bench/count_floor.c", "count_floor.bpf.o"),
+/// (source, object, extra clang flags).
+const OBJECTS: &[(&str, &str, &[&str])] = &[
+    ("bpf/probe.c", "probe.bpf.o", &[]),
+    ("bpf/probe.c", "probe_pidns.bpf.o", &["-DPIDNS_FILTER"]),
+    ("bpf/tests/subprog.c", "subprog.bpf.o", &[]),
+    ("bpf/tests/ring_writer.c", "ring_writer.bpf.o", &[]),
+    ("bpf/bench/count_floor.c", "count_floor.bpf.o", &[]),
 ];
 
 fn main() {
@@ -24,8 +26,8 @@ fn main() {
              install it with `sudo apt-get install clang`, or set CLANG=/path/to/clang",
         )
     });
-    for (source, object) in OBJECTS {
-        compile(&clang, Path::new(source), &out_dir.join(object));
+    for (source, object, flags) in OBJECTS {
+        compile(&clang, Path::new(source), &out_dir.join(object), flags);
     }
 }
 
@@ -41,9 +43,10 @@ fn find_clang() -> Option<String> {
     })
 }
 
-fn compile(clang: &str, source: &Path, object: &Path) {
+fn compile(clang: &str, source: &Path, object: &Path, flags: &[&str]) {
     let status = Command::new(clang)
         .args(["-target", "bpf", "-O2", "-g", "-Wall", "-c"])
+        .args(flags)
         .arg(source)
         .arg("-o")
         .arg(object)

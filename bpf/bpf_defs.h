@@ -18,6 +18,7 @@ typedef signed long long __s64;
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_PERF_EVENT_ARRAY 4
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
+#define BPF_MAP_TYPE_CGROUP_ARRAY 8
 #define BPF_F_CURRENT_CPU 0xffffffffULL
 
 /* A map as the loader reads it from the "maps" section: five u32 words.
@@ -48,5 +49,17 @@ static long (*bpf_probe_read_kernel)(void *dst, __u32 size,
 				     const void *src) = (void *)113;
 static long (*bpf_probe_read_user)(void *dst, __u32 size,
 				   const void *src) = (void *)112;
+/* 1 when the current task is in the cgroup v2 at map[index], or below it. */
+static long (*bpf_current_task_under_cgroup)(void *map, __u32 index) = (void *)37;
+
+/* The current task's ids as seen from the pid namespace (dev, ino); fails
+ * unless that is the namespace the task lives in. Linux 5.7+. */
+struct bpf_pidns_info {
+	__u32 pid;
+	__u32 tgid;
+};
+static long (*bpf_get_ns_current_pid_tgid)(__u64 dev, __u64 ino,
+					   struct bpf_pidns_info *nsdata,
+					   __u32 size) = (void *)120;
 
 #endif

@@ -1,6 +1,6 @@
 /* The record the probe sends to user space and the configuration user space
- * writes for it. src/event.rs and src/config_map.rs mirror these layouts
- * byte for byte; a test checks the sizes against the compiled object. */
+ * writes for it. src/abi.rs mirrors both layouts field for field, with
+ * compile-time checks of every offset. */
 #ifndef PROBE_EVENT_H
 #define PROBE_EVENT_H
 
@@ -29,12 +29,17 @@ struct event {			/* 64 bytes: one cache line, 80 in the ring */
 	__u8 preview[PREVIEW_LEN];
 };
 
-struct config {			/* 32 bytes, slot 0 of the config map */
+struct config {			/* 56 bytes, slot 0 of the config map */
 	__u32 verbose;		/* >= 1: copy a preview of written bytes */
-	__u32 filter_tgid;	/* 0: any process */
-	__u32 self_tgid;	/* the monitor itself, never reported */
+	__u32 filter_tgid;	/* 0: any process; else the process id, as
+				 * seen from pidns_* in the probe_pidns build */
+	__u32 self_tgid;	/* the monitor's host tgid, never reported */
 	__u32 filter_comm_set;	/* 0: any comm */
 	char filter_comm[COMM_LEN]; /* NUL padded, compared whole */
+	__u32 filter_cgroup;	/* 1: only tasks under cgroup_filter[0] */
+	__u32 pad;
+	__u64 pidns_dev;	/* the pid namespace of filter_tgid (st_dev and */
+	__u64 pidns_ino;	/* st_ino of /proc/self/ns/pid), probe_pidns */
 };
 
 #endif

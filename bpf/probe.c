@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Entry probes for read(2) and write(2): one event per call into a per-CPU
  * perf ring. Kept branch-light: this runs on every read and write on the
- * machine, so anything filtered out returns before touching the ring. */
+ * machine, so anything filtered out returns before touching the ring.
+ *
+ * Built twice: probe.bpf.o, and probe_pidns.bpf.o with PIDNS_FILTER, which
+ * matches -p against the process id in the monitor's pid namespace (a
+ * helper of Linux 5.7+, so kept out of the build every kernel loads, and
+ * used only by a monitor outside the initial pid namespace). */
 #include "bpf_defs.h"
 #include "event.h"
 
@@ -11,6 +16,8 @@ BPF_MAP(events, BPF_MAP_TYPE_PERF_EVENT_ARRAY, __u32, __u32, 0);
 BPF_MAP(config_map, BPF_MAP_TYPE_ARRAY, __u32, struct config, 1);
 /* Slot 0: events bpf_perf_event_output could not write (ring full). */
 BPF_MAP(drops, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, 1);
+/* Slot 0: the cgroup v2 directory of --cgroup (an fd, set by the monitor). */
+BPF_MAP(cgroup_filter, BPF_MAP_TYPE_CGROUP_ARRAY, __u32, __u32, 1);
 
 /* x86-64 struct pt_regs offsets (arch/x86/include/asm/ptrace.h). */
 #define PT_REGS_DX 96
@@ -36,6 +43,22 @@ static __always_inline int comm_matches(const char *comm,
 	return a[0] == b[0] && a[1] == b[1];
 }
 
+/* -p: the calling process is the one asked for. */
+static __always_inline int is_filtered_process(__u32 tgid,
+					       const struct config *cfg)
+{
+#ifdef PIDNS_FILTER
+	struct bpf_pidns_info ns = {};
+	/* Fails for a task of another namespace: never the one asked for. */
+	if (bpf_get_ns_current_pid_tgid(cfg->pidns_dev, cfg->pidns_ino, &ns,
+					sizeof(ns)))
+		return 0;
+	return ns.tgid == cfg->filter_tgid;
+#else
+	return tgid == cfg->filter_tgid;
+#endif
+}
+
 static __always_inline int emit(void *ctx, __u16 syscall, __u64 fd,
 				__u64 buf, __u64 count)
 {
@@ -48,7 +71,10 @@ static __always_inline int emit(void *ctx, __u16 syscall, __u64 fd,
 	__u32 tgid = pid_tgid >> 32;
 	if (tgid == cfg->self_tgid)
 		return 0;
-	if (cfg->filter_tgid && tgid != cfg->filter_tgid)
+	if (cfg->filter_tgid && !is_filtered_process(tgid, cfg))
+		return 0;
+	if (cfg->filter_cgroup &&
+	    bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
 		return 0;
 
 	struct event ev = {};

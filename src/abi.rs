@@ -4,7 +4,7 @@
 pub const COMM_LEN: usize = 16;
 pub const PREVIEW_LEN: usize = 8;
 pub const EVENT_SIZE: usize = 64;
-pub const CONFIG_SIZE: usize = 32;
+pub const CONFIG_SIZE: usize = 56;
 
 const EVENT_HAS_PREVIEW: u16 = 1;
 
@@ -104,28 +104,82 @@ impl Event {
     }
 }
 
-/// `struct config`, slot 0 of the probe's config map.
+/// `struct config` of bpf/event.h, field for field: slot 0 of the
+/// probe's config map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawConfig {
+    pub verbose: u32,
+    pub filter_tgid: u32,
+    pub self_tgid: u32,
+    pub filter_comm_set: u32,
+    pub filter_comm: [u8; COMM_LEN],
+    pub filter_cgroup: u32,
+    pub pad: u32,
+    pub pidns_dev: u64,
+    pub pidns_ino: u64,
+}
+
+const _: () = {
+    use std::mem::offset_of;
+    assert!(size_of::<RawConfig>() == CONFIG_SIZE);
+    assert!(offset_of!(RawConfig, verbose) == 0);
+    assert!(offset_of!(RawConfig, filter_tgid) == 4);
+    assert!(offset_of!(RawConfig, self_tgid) == 8);
+    assert!(offset_of!(RawConfig, filter_comm_set) == 12);
+    assert!(offset_of!(RawConfig, filter_comm) == 16);
+    assert!(offset_of!(RawConfig, filter_cgroup) == 32);
+    assert!(offset_of!(RawConfig, pidns_dev) == 40);
+    assert!(offset_of!(RawConfig, pidns_ino) == 48);
+};
+
+/// A pid namespace, as `bpf_get_ns_current_pid_tgid` names it: the
+/// `st_dev` and `st_ino` of its /proc/PID/ns/pid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PidNs {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// What the monitor tells the probe, before it becomes a `RawConfig`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProbeConfig {
     pub verbose: u32,
-    /// Only this process (tgid); None for all.
+    /// Only this process (tgid); None for all. A host tgid, or, with
+    /// `pid_ns`, the tgid in that namespace (the probe_pidns build).
     pub filter_tgid: Option<u32>,
+    pub pid_ns: Option<PidNs>,
+    /// The monitor's own tgid as the kernel sees it (the host's).
     pub self_tgid: u32,
     /// Only processes whose comm is exactly this (at most 15 bytes).
     pub filter_comm: Option<Vec<u8>>,
+    /// Only tasks under the cgroup in the probe's `cgroup_filter` map.
+    pub filter_cgroup: bool,
 }
 
 impl ProbeConfig {
-    pub fn to_bytes(&self) -> [u8; CONFIG_SIZE] {
-        let mut b = [0u8; CONFIG_SIZE];
-        b[0..4].copy_from_slice(&self.verbose.to_le_bytes());
-        b[4..8].copy_from_slice(&self.filter_tgid.unwrap_or(0).to_le_bytes());
-        b[8..12].copy_from_slice(&self.self_tgid.to_le_bytes());
+    pub fn raw(&self) -> RawConfig {
+        let mut raw = RawConfig {
+            verbose: self.verbose,
+            filter_tgid: self.filter_tgid.unwrap_or(0),
+            self_tgid: self.self_tgid,
+            filter_cgroup: self.filter_cgroup as u32,
+            pidns_dev: self.pid_ns.map_or(0, |n| n.dev),
+            pidns_ino: self.pid_ns.map_or(0, |n| n.ino),
+            ..RawConfig::default()
+        };
         if let Some(comm) = &self.filter_comm {
-            b[12..16].copy_from_slice(&1u32.to_le_bytes());
+            raw.filter_comm_set = 1;
             let n = comm.len().min(COMM_LEN - 1);
-            b[16..16 + n].copy_from_slice(&comm[..n]);
+            raw.filter_comm[..n].copy_from_slice(&comm[..n]);
         }
-        b
+        raw
+    }
+
+    pub fn to_bytes(&self) -> [u8; CONFIG_SIZE] {
+        let raw = self.raw();
+        // SAFETY: RawConfig is CONFIG_SIZE bytes of plain integers with
+        // no padding (checked above): every byte is initialised.
+        unsafe { std::mem::transmute::<RawConfig, [u8; CONFIG_SIZE]>(raw) }
     }
 }

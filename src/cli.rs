@@ -25,6 +25,7 @@ options:
   --attach METHOD  auto (default), kprobe, kprobe-legacy or tracepoint
   -p, --pid PID    only this process (its tgid), filtered in the kernel
   -c, --comm NAME  only processes whose name is exactly NAME (1-15 bytes)
+      --cgroup PATH  only tasks in this cgroup v2 directory and below it
   -v, --verbose    details on each line, and the first bytes of each write;
                    -vv also shows the loader's steps on stderr
   -q, --quiet      no per-event lines on stdout
@@ -44,6 +45,8 @@ pub struct Options {
     pub attach: Option<Method>,
     pub pid: Option<u32>,
     pub comm: Option<Vec<u8>>,
+    /// Only tasks in this cgroup v2 (and below).
+    pub cgroup: Option<PathBuf>,
     pub verbose: u32,
     pub quiet: bool,
     pub json: bool,
@@ -60,6 +63,7 @@ impl Default for Options {
             attach: None,
             pid: None,
             comm: None,
+            cgroup: None,
             verbose: 0,
             quiet: false,
             json: false,
@@ -163,6 +167,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                     ));
                 }
                 o.comm = Some(v.to_vec());
+            }
+            "--cgroup" => {
+                let v = value("--cgroup")?;
+                if v.is_empty() {
+                    return usage("--cgroup needs a path");
+                }
+                o.cgroup = Some(PathBuf::from(v));
             }
             "-v" | "--verbose" => o.verbose += 1,
             "-vv" => o.verbose += 2,

@@ -16,8 +16,10 @@
 pub mod abi;
 pub mod attach;
 pub mod batch;
+pub mod cgroup;
 pub mod cli;
 pub mod cpus;
+pub mod identity;
 pub mod inspect;
 pub mod loader;
 pub mod monitor;
@@ -31,3 +33,7 @@ pub mod sys;
 
 /// The probe compiled by build.rs from bpf/probe.c.
 pub const PROBE_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probe.bpf.o"));
+/// The same with `-p` matched in the monitor's pid namespace (Linux 5.7+),
+/// for a monitor that is not in the initial one.
+pub const PROBE_PIDNS_OBJECT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/probe_pidns.bpf.o"));

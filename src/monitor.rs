@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use crossbeam_channel::{Receiver, bounded};
 
-use crate::abi::{Event, ProbeConfig};
+use crate::abi::{Event, PidNs, ProbeConfig};
 use crate::attach::{self, Attachment};
 use crate::batch::{Batcher, ReaderStats};
 use crate::cli::Options;
@@ -34,7 +34,7 @@ use crate::output::{
 use crate::queue::{Producer, QueueStats};
 use crate::ring::{RingSet, StopHandle};
 use crate::sys::{self, bpf};
-use crate::{cpus, obj, privileges, signals};
+use crate::{cgroup, cpus, identity, obj, privileges, signals};
 
 /// The longest a quiet system's events wait in a ring before being read.
 pub const MAX_LATENCY: Duration = Duration::from_millis(100);
@@ -191,7 +191,16 @@ fn start(o: &Options) -> Result<Option<Running>> {
     if interrupted() {
         return Ok(None);
     }
-    let spec = obj::parse(crate::PROBE_OBJECT).context("the embedded BPF object is broken")?;
+    // The kernel's view of the monitor: its tgid, and where -p looks.
+    let self_tgid = identity::kernel_tgid()?;
+    let pid_ns = pid_filter_namespace(o)?;
+    let object = if pid_ns.is_some() {
+        crate::PROBE_PIDNS_OBJECT
+    } else {
+        crate::PROBE_OBJECT
+    };
+    let cgroup = o.cgroup.as_deref().map(cgroup::open).transpose()?;
+    let spec = obj::parse(object).context("the embedded BPF object is broken")?;
     debug(
         o,
         &format!(
@@ -206,7 +215,7 @@ fn start(o: &Options) -> Result<Option<Running>> {
         return Ok(None);
     }
 
-    let loaded = create_maps(o, spec)?;
+    let loaded = create_maps(o, spec, self_tgid, pid_ns, cgroup)?;
     if interrupted() {
         return Ok(None);
     }
@@ -227,7 +236,13 @@ fn start(o: &Options) -> Result<Option<Running>> {
     sys::renice_this_thread(READER_NICE);
     let capabilities_kept = drop_privileges(o, &loaded, &attachment)?;
     if let Some(mut file) = log_file.as_ref() {
-        let header = log_file::header(o, attachment.method);
+        let header = log_file::header(&log_file::Header {
+            method: attachment.method.name(),
+            kernel_pid: self_tgid,
+            pid_filter: o.pid,
+            comm_filter: o.comm.as_deref(),
+            cgroup_filter: o.cgroup.as_deref(),
+        });
         if let Err(e) = file.write_all(header.as_bytes()) {
             output::say(&format!("cannot write the log header: {e}"));
         }
@@ -305,19 +320,53 @@ fn start(o: &Options) -> Result<Option<Running>> {
     }))
 }
 
+/// `-p PID` is the pid the user sees, in the monitor's pid namespace: it
+/// must exist there. Outside the initial namespace the probe compares it
+/// in the kernel, in that namespace (probe_pidns); returns which one then.
+fn pid_filter_namespace(o: &Options) -> Result<Option<PidNs>> {
+    let Some(pid) = o.pid else { return Ok(None) };
+    if !identity::process_exists(pid) {
+        return Err(anyhow!(
+            "-p {pid}: there is no process {pid} in this pid namespace"
+        ));
+    }
+    if identity::in_initial_pid_ns() {
+        return Ok(None);
+    }
+    let ns = identity::own_pid_ns().context("cannot read /proc/self/ns/pid")?;
+    Ok(Some(ns))
+}
+
 /// The maps, and the probe's configuration written into its config map.
-fn create_maps(o: &Options, spec: obj::ObjectSpec) -> Result<Loaded> {
+fn create_maps(
+    o: &Options,
+    spec: obj::ObjectSpec,
+    self_tgid: u32,
+    pid_ns: Option<PidNs>,
+    cgroup: Option<std::os::fd::OwnedFd>,
+) -> Result<Loaded> {
     let possible = cpus::possible_count()?;
     let loaded = Loaded::create_maps(spec, possible)?;
     debug(
         o,
         &format!("maps created; perf event array sized for {possible} CPUs"),
     );
+    if let Some(dir) = &cgroup {
+        let fd = dir.as_raw_fd() as u32;
+        bpf::map_update(
+            loaded.map("cgroup_filter")?,
+            &0u32.to_ne_bytes(),
+            &fd.to_ne_bytes(),
+        )
+        .context("cannot store the --cgroup directory in the probe's map")?;
+    }
     let config = ProbeConfig {
         verbose: o.verbose,
         filter_tgid: o.pid,
-        self_tgid: std::process::id(),
+        pid_ns,
+        self_tgid,
         filter_comm: o.comm.clone(),
+        filter_cgroup: cgroup.is_some(),
     };
     bpf::map_update(
         loaded.map("config_map")?,

@@ -19,8 +19,17 @@ fn effective_caps() -> u64 {
         .unwrap_or(0)
 }
 
-/// Root, or the capabilities that stand for it here.
+/// Root, or the capabilities that stand for it here; in the host's user
+/// namespace, since capabilities held only inside another one (a rootless
+/// container) do not allow tracing the kernel.
 pub fn check() -> Result<()> {
+    if !crate::identity::in_initial_user_ns() {
+        bail!(
+            "running in a user namespace (a rootless container?), where capabilities \
+             cannot load tracing programs: run it as root on the host, or in a container \
+             with the host's root (docker run --privileged)"
+        );
+    }
     let caps = effective_caps();
     let has = |cap: u32| caps & (1 << cap) != 0;
     if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {

@@ -16,7 +16,7 @@ fn map_names(spec: &obj::ObjectSpec, p: &obj::ProgramSpec) -> Vec<String> {
 }
 
 #[test]
-fn the_probe_object_has_four_programs_and_three_maps() {
+fn the_probe_object_has_four_programs_and_four_maps() {
     let spec = obj::parse(PROBE).unwrap();
     assert_eq!(spec.license, "GPL");
     let programs: Vec<(&str, &str, ProgramKind)> = spec
@@ -75,6 +75,8 @@ fn the_probe_object_has_four_programs_and_three_maps() {
             // struct config: the size src/abi.rs writes.
             ("config_map", 2, 4, probe::abi::CONFIG_SIZE as u32, 1, 0),
             ("drops", 6, 4, 8, 1, 0),
+            // A cgroup array: the --cgroup directory's fd.
+            ("cgroup_filter", 8, 4, 4, 1, 0),
         ]
     );
 }
@@ -85,7 +87,7 @@ fn each_program_loads_config_then_events_then_drops_through_ld_imm64() {
     for p in &spec.programs {
         assert_eq!(
             map_names(&spec, p),
-            ["config_map", "events", "drops"],
+            ["config_map", "cgroup_filter", "events", "drops"],
             "{}",
             p.name
         );
@@ -102,7 +104,7 @@ fn each_program_loads_config_then_events_then_drops_through_ld_imm64() {
             assert_eq!(insn.imm, 0, "clang leaves the immediate for the loader");
         }
         // The fds go into exactly those instructions, marked as map fds.
-        let fds = [100, 200, 300];
+        let fds = [100, 200, 300, 400];
         let patched = p.insns_with_map_fds(&fds);
         for (i, (before, after)) in p.insns.iter().zip(&patched).enumerate() {
             match p.map_refs.iter().find(|r| r.insn_index == i) {
@@ -216,4 +218,34 @@ fn files_that_are_not_bpf_objects_are_refused_with_one_line() {
         .unwrap_err()
         .to_string();
     assert!(!truncated.contains('\n'), "{truncated}");
+}
+
+/// Helper ids called by a program (`call imm` with src_reg 0).
+fn helpers(p: &obj::ProgramSpec) -> Vec<i32> {
+    p.insns
+        .iter()
+        .filter(|i| i.code == OP_CALL && i.src_reg() == 0)
+        .map(|i| i.imm)
+        .collect()
+}
+
+#[test]
+fn the_pidns_build_differs_only_by_the_namespace_helper() {
+    let plain = obj::parse(PROBE).unwrap();
+    let pidns = obj::parse(probe::PROBE_PIDNS_OBJECT).unwrap();
+    assert_eq!(pidns.maps, plain.maps);
+    let names = |s: &obj::ObjectSpec| {
+        s.programs
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&pidns), names(&plain));
+    // bpf_get_ns_current_pid_tgid (120, Linux 5.7+) only where -p is
+    // matched in a namespace; bpf_current_task_under_cgroup (37) in both.
+    for (a, b) in plain.programs.iter().zip(&pidns.programs) {
+        assert!(!helpers(a).contains(&120), "{}", a.name);
+        assert!(helpers(b).contains(&120), "{}", b.name);
+        assert!(helpers(a).contains(&37) && helpers(b).contains(&37));
+    }
 }

@@ -19,6 +19,8 @@
 #   VMTEST_READS            1-byte reads done by loadgen (default 700)
 #   VMTEST_AUTO_EXPECT      method --attach auto must pick (default kprobe)
 #   VMTEST_SIGKILL          1: run the SIGKILL / stale kprobe_events check (default 1)
+#   VMTEST_NAMESPACES       1: run --cgroup, and legacy kprobes of monitors that
+#                           are each pid 1 of a pid namespace (default 1)
 #   VMTEST_CHECK_NO_TRACEFS 1: fail if tracefs is mounted before the first run (default 0)
 #   VMTEST_ATTACH_TIMEOUT   seconds to wait for "probe: attached" (default 30)
 #   VMTEST_EXIT_TIMEOUT     seconds to wait for exit after SIGINT (default 60)
@@ -31,6 +33,7 @@ VMTEST_WRITES=${VMTEST_WRITES:-1000}
 VMTEST_READS=${VMTEST_READS:-700}
 VMTEST_AUTO_EXPECT=${VMTEST_AUTO_EXPECT:-kprobe}
 VMTEST_SIGKILL=${VMTEST_SIGKILL:-1}
+VMTEST_NAMESPACES=${VMTEST_NAMESPACES:-1}
 VMTEST_CHECK_NO_TRACEFS=${VMTEST_CHECK_NO_TRACEFS:-0}
 ATTACH_TIMEOUT=${VMTEST_ATTACH_TIMEOUT:-30}
 EXIT_TIMEOUT=${VMTEST_EXIT_TIMEOUT:-60}
@@ -212,6 +215,137 @@ run_sigkill() {
     fi
 }
 
+# finish NAME T0: print the result line of a check from $fail.
+finish() {
+    result=PASS
+    [ -n "$fail" ] && result=FAIL && ALL_OK=0
+    say "kernel=$KERNEL method=$1 result=$result total_s=$(fmt_cs $(($(now_cs) - $2)))${fail:+ reasons:$fail}"
+}
+
+# count_log LOG TGID: event lines in LOG, how many are from TGID, and how
+# many are not.
+count_log() {
+    LOG_LINES=$(grep -vc '^#' "$1")
+    LOG_FROM=$(grep -v '^#' "$1" | grep -c " tgid=$2 ")
+    LOG_OTHERS=$((LOG_LINES - LOG_FROM))
+}
+
+# The cgroup v2 mount, mounting one if there is none.
+cgroup2_root() {
+    _cg=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+    if [ -z "$_cg" ]; then
+        _cg=/sys/fs/cgroup
+        mount -t cgroup2 none "$_cg" 2>/dev/null || return 1
+    fi
+    echo "$_cg"
+}
+
+# --cgroup: a load in a child cgroup of the one named is reported, exactly;
+# the same load outside it is not.
+run_cgroup() {
+    fail=
+    t0=$(now_cs)
+    say "start kernel=$KERNEL method=cgroup"
+    cg=$(cgroup2_root) || { fail=" no-cgroup2"; finish cgroup "$t0"; return; }
+    top=$cg/probe-vmtest
+    mkdir -p "$top/inner"
+    err=$VMTEST_TMP/cg.err
+    log=$VMTEST_TMP/cg.log
+    rm -f "$err" "$log"
+    "$PROBE" --attach tracepoint -c cgload -q --log "$log" --cgroup "$top" 2>"$err" &
+    pid=$!
+    if wait_attached "$pid" "$err"; then
+        sh -c "echo \$\$ > $top/inner/cgroup.procs && exec $LOADGEN --comm cgload --writes 300 --reads 200" &
+        inner=$!
+        wait "$inner" || fail="$fail inner-loadgen"
+        "$LOADGEN" --comm cgload --writes 111 --reads 0 || fail="$fail outer-loadgen"
+    else
+        fail="$fail not-attached"
+    fi
+    stop_probe "$pid" INT
+    [ "$STOP_RC" -eq 0 ] || fail="$fail exit-code:$STOP_RC"
+    last=$(tail -n 1 "$err")
+    [ "$last" = "probe: received=500 lost=0" ] || fail="$fail last-line:'$last'(want:received=500)"
+    count_log "$log" "$inner"
+    [ "$LOG_LINES" = 500 ] && [ "$LOG_OTHERS" = 0 ] || fail="$fail log:$LOG_LINES-lines,$LOG_OTHERS-from-others"
+    rmdir "$top/inner" "$top" 2>/dev/null
+    finish cgroup "$t0"
+    [ -n "$fail" ] && dump_failure cgroup "$err" "$log"
+}
+
+# start_ns NAME COMM: a kprobe-legacy probe as pid 1 of a new pid namespace.
+# Sets NS_PID (the probe, as the host sees it) and NS_WRAP (unshare).
+start_ns() {
+    unshare -p -f --mount-proc "$PROBE" --attach kprobe-legacy -c "$2" -q \
+        --log "$VMTEST_TMP/$1.log" 2>"$VMTEST_TMP/$1.err" &
+    NS_WRAP=$!
+    wait_attached "$NS_WRAP" "$VMTEST_TMP/$1.err" || return 1
+    NS_PID=$(cat "/proc/$NS_WRAP/task/$NS_WRAP/children" 2>/dev/null | cut -d' ' -f1)
+    [ -n "$NS_PID" ] || NS_PID=$(pgrep -P "$NS_WRAP")
+    [ -n "$NS_PID" ]
+}
+
+# entries_of TGID: kprobe_events lines of the monitor whose kernel tgid is TGID.
+entries_of() { grep -c "^p:probe_rs/[A-Za-z0-9_]*_$1 " "$KEV"; }
+
+# Two monitors that are each pid 1 of a pid namespace, on legacy kprobes:
+# their entries do not collide, each keeps exact counts, each removes only
+# its own; one killed with SIGKILL is cleaned up by the next run, which
+# leaves the live one's alone (the kernel says EBUSY for those).
+run_pidns_legacy() {
+    fail=
+    t0=$(now_cs)
+    say "start kernel=$KERNEL method=pidns-kprobe-legacy"
+    start_ns nsa nsa || fail="$fail a-not-attached"
+    a=$NS_PID a_wrap=$NS_WRAP
+    start_ns nsb nsb || fail="$fail b-not-attached"
+    b=$NS_PID b_wrap=$NS_WRAP
+    [ "$(entries_of "$a")" = 2 ] && [ "$(entries_of "$b")" = 2 ] ||
+        fail="$fail entries:'$(tr '\n' ';' <"$KEV")'"
+    "$LOADGEN" --comm nsa --writes 120 --reads 30
+    "$LOADGEN" --comm nsb --writes 70 --reads 0
+    stop_probe "$a" INT
+    wait "$a_wrap" 2>/dev/null
+    [ "$(tail -n 1 "$VMTEST_TMP/nsa.err")" = "probe: received=150 lost=0" ] ||
+        fail="$fail a:'$(tail -n 1 "$VMTEST_TMP/nsa.err")'"
+    [ "$(grep -c . "$KEV")" = 2 ] && [ "$(entries_of "$b")" = 2 ] ||
+        fail="$fail after-a-stopped:'$(tr '\n' ';' <"$KEV")'"
+
+    # A third, killed: its entries stay until the next run removes them.
+    start_ns nsc nsc || fail="$fail c-not-attached"
+    c=$NS_PID c_wrap=$NS_WRAP
+    kill -KILL "$c"
+    wait "$c_wrap" 2>/dev/null
+    [ "$(entries_of "$c")" = 2 ] || fail="$fail c-entries-not-left"
+    start_ns nsd nsd || fail="$fail d-not-attached"
+    d=$NS_PID d_wrap=$NS_WRAP
+    [ "$(entries_of "$c")" = 0 ] || fail="$fail stale-c-not-removed"
+    [ "$(entries_of "$b")" = 2 ] || fail="$fail live-b-removed"
+    grep -q "removed stale kprobe probe_rs/.*_$c\$" "$VMTEST_TMP/nsd.err" || fail="$fail d-did-not-say"
+    "$LOADGEN" --comm nsb --writes 5 --reads 0
+    "$LOADGEN" --comm nsd --writes 44 --reads 0
+    stop_probe "$b" INT
+    wait "$b_wrap" 2>/dev/null
+    stop_probe "$d" INT
+    wait "$d_wrap" 2>/dev/null
+    [ "$(tail -n 1 "$VMTEST_TMP/nsb.err")" = "probe: received=75 lost=0" ] ||
+        fail="$fail b:'$(tail -n 1 "$VMTEST_TMP/nsb.err")'"
+    [ "$(tail -n 1 "$VMTEST_TMP/nsd.err")" = "probe: received=44 lost=0" ] ||
+        fail="$fail d:'$(tail -n 1 "$VMTEST_TMP/nsd.err")'"
+    # Each log has its received lines, none of them from its monitor.
+    for n in nsa:$a:150 nsb:$b:75 nsd:$d:44; do
+        set -- $(echo "$n" | tr ':' ' ')
+        count_log "$VMTEST_TMP/$1.log" "$2"
+        [ "$LOG_LINES" = "$3" ] && [ "$LOG_FROM" = 0 ] ||
+            fail="$fail $1-log:$LOG_LINES-lines,$LOG_FROM-from-the-monitor"
+    done
+    kprobe_events_empty || fail="$fail kprobe_events-not-empty"
+    finish pidns-kprobe-legacy "$t0"
+    if [ -n "$fail" ]; then
+        for n in nsa nsb nsc nsd; do dump_failure "$n" "$VMTEST_TMP/$n.err"; done
+    fi
+}
+
 # ---------------------------------------------------------------------------
 if [ -e /sys/bus/event_source/devices/kprobe/type ]; then
     say "env kernel=$KERNEL kprobe_pmu=yes type=$(cat /sys/bus/event_source/devices/kprobe/type)"
@@ -234,6 +368,12 @@ for m in $VMTEST_METHODS; do
     run_method "$m"
 done
 [ "$VMTEST_SIGKILL" = 1 ] && run_sigkill
+if [ "$VMTEST_NAMESPACES" = 1 ]; then
+    run_cgroup
+    case " $VMTEST_METHODS " in
+    *" kprobe-legacy "*) [ -e "$KEV" ] && run_pidns_legacy ;;
+    esac
+fi
 if [ -e "$KEV" ]; then
     say "env kernel=$KERNEL kprobe_events_exists=yes (after runs)"
 else

@@ -1,16 +1,28 @@
 //! Attaching a kprobe the old way: write a line to tracefs `kprobe_events`,
 //! then attach to the trace event the kernel made of it.
 //!
-//! Such a kprobe outlives the process that made it. So: each event name
-//! carries our pid, we remove ours when the link is dropped, and at start we
-//! remove those whose process is gone (a monitor that was SIGKILLed).
+//! Such a kprobe outlives the process that made it, and the list of them is
+//! the machine's, shared by every container. So:
+//!
+//! - each event name carries the monitor's tgid *as the kernel sees it*
+//!   (identity.rs), unique on the machine where two containers may each
+//!   have a pid 1;
+//! - we remove ours when the link is dropped;
+//! - at start we remove the stale ones (a monitor that was SIGKILLed). What
+//!   is stale is not decided by looking for a process, which a monitor in
+//!   another pid namespace cannot see: the kernel refuses (EBUSY) to remove
+//!   a kprobe that a perf event still uses, in any namespace, so each entry
+//!   of our group is simply removed, and a refusal means a live monitor;
+//! - another monitor's start can remove our entry in the moment between our
+//!   writing it and opening a perf event on it (it is not in use yet): then
+//!   the open finds it gone, and we make it again.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 use super::tracefs;
 use crate::sys::perf;
@@ -37,6 +49,10 @@ fn write_kprobe_events(tracefs: &Path, line: &str) -> std::io::Result<()> {
     file.write_all(format!("{line}\n").as_bytes())
 }
 
+/// Times an entry may be made again after another monitor's clean-up
+/// removed it before we could use it.
+const ATTEMPTS: usize = 5;
+
 /// Attaches `prog` to a new kprobe on `function`. The returned perf event
 /// must be dropped before the `LegacyKprobe` (the kernel refuses to remove
 /// a kprobe that is in use).
@@ -52,26 +68,45 @@ pub fn attach(prog: BorrowedFd, tracefs: &Path, function: &str) -> Result<(Owned
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    let event = format!("{safe}_{}", std::process::id());
-    write_kprobe_events(tracefs, &format!("p:{GROUP}/{event} {function}")).with_context(|| {
-        format!(
-            "could not add a kprobe on {function} to {}",
-            events.display()
-        )
-    })?;
-    let kprobe = LegacyKprobe {
-        tracefs: tracefs.to_path_buf(),
-        event,
-    };
-    let id = tracefs::event_id(tracefs, GROUP, &kprobe.event)?;
-    let perf_event = perf::open_tracepoint(id)
-        .with_context(|| format!("perf_event_open on kprobe {GROUP}/{}", kprobe.event))?;
-    super::set_program_and_enable(perf_event.as_fd(), prog)?;
-    Ok((perf_event, kprobe))
+    let event = format!("{safe}_{}", crate::identity::kernel_tgid()?);
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        write_kprobe_events(tracefs, &format!("p:{GROUP}/{event} {function}")).with_context(
+            || {
+                format!(
+                    "could not add a kprobe on {function} to {}",
+                    events.display()
+                )
+            },
+        )?;
+        let kprobe = LegacyKprobe {
+            tracefs: tracefs.to_path_buf(),
+            event: event.clone(),
+        };
+        // Gone already (removed by another monitor's clean-up) shows as
+        // no id, or an id perf no longer knows.
+        let opened = tracefs::event_id(tracefs, GROUP, &kprobe.event).and_then(|id| {
+            perf::open_tracepoint(id)
+                .with_context(|| format!("perf_event_open on kprobe {GROUP}/{}", kprobe.event))
+        });
+        match opened {
+            Ok(perf_event) => {
+                super::set_program_and_enable(perf_event.as_fd(), prog)?;
+                return Ok((perf_event, kprobe));
+            }
+            Err(e) => {
+                // Not ours to remove if it is gone; dropping tries anyway.
+                drop(kprobe);
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow!("could not attach to kprobe {GROUP}/{event}")))
 }
 
-/// Removes our group's entries whose process no longer exists. Returns the
-/// names removed.
+/// Removes our group's entries that no perf event uses (the kernel refuses
+/// with EBUSY to remove one in use: a live monitor's, in any namespace).
+/// Returns the names removed.
 pub fn remove_stale(tracefs: &Path) -> Vec<String> {
     let Ok(text) = fs::read_to_string(tracefs.join("kprobe_events")) else {
         return Vec::new();
@@ -88,12 +123,6 @@ pub fn remove_stale(tracefs: &Path) -> Vec<String> {
         else {
             continue;
         };
-        let Some(pid) = name.rsplit('_').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
         if write_kprobe_events(tracefs, &format!("-:{GROUP}/{name}")).is_ok() {
             removed.push(name.to_string());
         }

@@ -10,8 +10,6 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 
 use super::format;
-use crate::attach::Method;
-use crate::cli::Options;
 
 fn not_regular(kind: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
@@ -141,8 +139,20 @@ pub fn open(path: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// The line each run starts with: who, how, and how to read `ts`.
-pub fn header(o: &Options, method: Method) -> String {
+/// What a run's header line says about it: plain values, not the CLI's.
+pub struct Header<'a> {
+    pub method: &'a str,
+    /// The monitor's tgid as the kernel (and so every event) sees it.
+    pub kernel_pid: u32,
+    pub pid_filter: Option<u32>,
+    pub comm_filter: Option<&'a [u8]>,
+    pub cgroup_filter: Option<&'a Path>,
+}
+
+/// The line each run starts with: who, how, and how to read `ts`. `pid=`
+/// is the monitor's pid in its own namespace, `kernel_pid=` the one events
+/// use (they differ in a container).
+pub fn header(h: &Header) -> String {
     let realtime = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -150,18 +160,29 @@ pub fn header(o: &Options, method: Method) -> String {
         .map(|t| Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
         .unwrap_or_default();
     let offset = realtime.saturating_sub(monotonic).as_nanos();
-    format!(
-        "# probe {} started pid={} attach={} unix_time={} ts_to_unix_ns=+{} pid_filter={} comm_filter={}\n",
+    let escaped = |bytes: &[u8]| {
+        let mut s = Vec::new();
+        format::push_escaped(&mut s, bytes, false);
+        String::from_utf8_lossy(&s).into_owned()
+    };
+    let mut line = format!(
+        "# probe {} started pid={} kernel_pid={} attach={} unix_time={} ts_to_unix_ns=+{} pid_filter={} comm_filter={}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
-        method,
+        h.kernel_pid,
+        h.method,
         realtime.as_secs(),
         offset,
-        o.pid.map_or("none".into(), |p| p.to_string()),
-        o.comm.as_ref().map_or("none".into(), |c| {
-            let mut s = Vec::new();
-            format::push_escaped(&mut s, c, false);
-            String::from_utf8_lossy(&s).into_owned()
-        }),
-    )
+        h.pid_filter.map_or("none".into(), |p| p.to_string()),
+        h.comm_filter.map_or("none".into(), escaped),
+    );
+    if let Some(cgroup) = h.cgroup_filter {
+        use std::os::unix::ffi::OsStrExt;
+        line.push_str(&format!(
+            " cgroup_filter={}",
+            escaped(cgroup.as_os_str().as_bytes())
+        ));
+    }
+    line.push('\n');
+    line
 }

@@ -14,9 +14,11 @@ const BPF_MAP_CREATE: libc::c_int = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_PROG_LOAD: libc::c_int = 5;
+const BPF_PROG_TEST_RUN: libc::c_int = 10;
 
 pub const BPF_PROG_TYPE_KPROBE: u32 = 2;
 pub const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
+pub const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
 
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 pub const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
@@ -167,4 +169,35 @@ pub fn prog_load(p: &ProgLoad, log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
         attr.log_buf = buf.as_mut_ptr() as u64;
     }
     bpf(BPF_PROG_LOAD, &mut attr).map(fd_from)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+}
+
+/// Runs a program once, now, on this thread, with no input (a raw
+/// tracepoint program, Linux 5.10+; older kernels refuse), and returns
+/// what it returned.
+pub fn prog_test_run(prog: BorrowedFd) -> io::Result<u32> {
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_TEST_RUN, &mut attr)?;
+    Ok(attr.retval)
 }

@@ -262,8 +262,43 @@ impl Probe {
     /// with SIGINT and SIGTERM blocked and a SIGINT already pending: as if
     /// Ctrl+C came at its very first instruction.
     pub fn start_with(dir: &Path, args: &[&str], stdout: Stdio, sigint_pending: bool) -> Probe {
+        Probe::spawn(dir, &[], args, stdout, sigint_pending)
+    }
+
+    /// Like `start_with`, but run through `wrapper` (`unshare --pid
+    /// --fork`, say): `wrapper... PROBE args...`. The child is then the
+    /// wrapper; `Probe::probe_pid` finds the probe itself.
+    pub fn start_wrapped(dir: &Path, wrapper: &[&str], args: &[&str], stdout: Stdio) -> Probe {
+        Probe::spawn(dir, wrapper, args, stdout, false)
+    }
+
+    /// The probe's own pid: the child's, or its child's when wrapped.
+    pub fn probe_pid(&self) -> i32 {
+        let me = self.pid();
+        let children =
+            fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
+        match children.split_whitespace().next() {
+            Some(child) => child.parse().unwrap(),
+            None => me,
+        }
+    }
+
+    fn spawn(
+        dir: &Path,
+        wrapper: &[&str],
+        args: &[&str],
+        stdout: Stdio,
+        sigint_pending: bool,
+    ) -> Probe {
         use std::os::unix::process::CommandExt;
-        let mut command = Command::new(PROBE);
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(PROBE);
+                c
+            }
+            None => Command::new(PROBE),
+        };
         command
             .args(args)
             .current_dir(dir)
