@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use probe::attach::{self, Method};
-use probe::loader::Loaded;
-use probe::sys::bpf;
+use probe::loader::{self, Loaded};
 use probe::{cpus, obj, privileges, signals};
 
 const FLOOR_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/count_floor.bpf.o"));
@@ -28,13 +27,15 @@ fn run() -> Result<()> {
     };
     privileges::check()?;
     signals::block();
-    privileges::raise_memlock();
+    loader::raise_memlock();
     let possible = cpus::possible_count()?;
     let loaded = Loaded::create_maps(obj::parse(FLOOR_OBJECT)?, possible)?;
     let mut filter = [0u8; 16];
     let n = comm.len().min(15);
     filter[..n].copy_from_slice(&comm.as_bytes()[..n]);
-    bpf::map_update(loaded.map("floor_filter")?, &0u32.to_ne_bytes(), &filter)
+    loaded
+        .map("floor_filter")?
+        .update(&0u32.to_ne_bytes(), &filter)
         .context("writing the filter")?;
     let attachment = attach::attach(&loaded, Some(Method::Tracepoint))?;
     eprintln!("count_floor: attached via {}", attachment.method);

@@ -28,6 +28,8 @@ options:
       --cgroup PATH  only tasks in this cgroup v2 directory and below it
   -v, --verbose    details on each line, and the first bytes of each write;
                    -vv also shows the loader's steps on stderr
+      --explain    tell every system call of set-up and teardown on stderr,
+                   decoded like strace
   -q, --quiet      no per-event lines on stdout
       --json       one JSON object per event on stdout instead of hello lines
       --log PATH   the detailed log (default: syscalls.log)
@@ -48,6 +50,8 @@ pub struct Options {
     /// Only tasks in this cgroup v2 (and below).
     pub cgroup: Option<PathBuf>,
     pub verbose: u32,
+    /// Narrate the loader's system calls (sys::explain).
+    pub explain: bool,
     pub quiet: bool,
     pub json: bool,
     pub log: Option<PathBuf>,
@@ -65,6 +69,7 @@ impl Default for Options {
             comm: None,
             cgroup: None,
             verbose: 0,
+            explain: false,
             quiet: false,
             json: false,
             log: Some(PathBuf::from(DEFAULT_LOG)),
@@ -178,6 +183,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             "-v" | "--verbose" => o.verbose += 1,
             "-vv" => o.verbose += 2,
             "-q" | "--quiet" => o.quiet = true,
+            "--explain" => o.explain = true,
             "--json" => o.json = true,
             "--log" => {
                 let v = value("--log")?;

@@ -1,23 +1,292 @@
 //! The kernel half of loading: create the maps an `ObjectSpec` describes,
 //! point each program's map loads at their fds, and load programs, showing
 //! the verifier's log when one is rejected.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use probe::loader::{self, Loaded};
+//! let bytes = std::fs::read("counter.bpf.o")?;
+//! loader::raise_memlock();
+//! let loaded = Loaded::create_maps(probe::obj::parse(&bytes)?, probe::cpus::possible_count()?)?;
+//! let program = loaded.load("count_execs")?;
+//! let counts = loaded.map("counts")?;
+//! let mut value = [0u8; 8];
+//! counts.lookup(&0u32.to_ne_bytes(), &mut value)?;
+//! # Ok(()) }
+//! ```
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 
-use crate::obj::{ObjectSpec, ProgramKind, ProgramSpec};
-use crate::sys::bpf::{self, BPF_MAP_TYPE_PERF_EVENT_ARRAY};
+use crate::obj::{MapSpec, ObjectSpec, ProgramKind, ProgramSpec};
+use crate::sys::Fd;
+use crate::sys::bpf::{self, BPF_MAP_TYPE_PERF_EVENT_ARRAY, ProgInfo};
+use crate::sys::explain;
 
 /// Verifier log sizes tried in turn when a program is rejected.
 const LOG_SIZES: [usize; 4] = [64 << 10, 1 << 20, 16 << 20, 256 << 20];
 /// Lines of the verifier log shown in an error: the end is where it failed.
 const LOG_TAIL_LINES: usize = 20;
 
+/// Kernels before 5.11 charge BPF maps and programs to RLIMIT_MEMLOCK; a
+/// low limit makes loads fail with EPERM and an empty verifier log. Call
+/// this once before loading anything.
+pub fn raise_memlock() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads a valid rlimit struct.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    // Best effort: without CAP_SYS_RESOURCE the limit stays, which matters
+    // only before 5.11, where a load then fails with EPERM and says so.
+    let r = if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    };
+    explain::tell(
+        || "setrlimit(RLIMIT_MEMLOCK, {rlim_cur=RLIM_INFINITY, rlim_max=RLIM_INFINITY})".into(),
+        || explain::status(&r),
+    );
+}
+
+/// Why a program could not be loaded: the cases a caller must tell apart.
+#[derive(Debug)]
+pub enum LoadError {
+    /// No program of that name in the object.
+    NoSuchProgram(String),
+    /// The kernel said EPERM: not root (or CAP_BPF and CAP_PERFMON), a
+    /// lockdown or LSM policy, or before 5.11 the memlock limit.
+    NotPermitted { program: String },
+    /// The verifier rejected it; `log` is the end of its log.
+    Rejected {
+        program: String,
+        error: io::Error,
+        log: String,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::NoSuchProgram(name) => {
+                write!(f, "the BPF object has no program named {name}")
+            }
+            LoadError::NotPermitted { program } => write!(
+                f,
+                "the kernel refused to load BPF program {program} (EPERM): run as root, \
+                 or with CAP_BPF and CAP_PERFMON"
+            ),
+            LoadError::Rejected {
+                program,
+                error,
+                log,
+            } if log.is_empty() => write!(
+                f,
+                "the verifier rejected BPF program {program} ({error}); its log did not fit in {} MiB",
+                LOG_SIZES[LOG_SIZES.len() - 1] >> 20
+            ),
+            LoadError::Rejected {
+                program,
+                error,
+                log,
+            } => write!(
+                f,
+                "the verifier rejected BPF program {program} ({error}); the end of its log:\n{log}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Why a map operation failed.
+#[derive(Debug)]
+pub enum MapError {
+    /// No map of that name in the object.
+    NoSuchMap(String),
+    /// A key or value buffer of the wrong size: refused before the kernel
+    /// could read or write past it.
+    WrongSize {
+        map: String,
+        what: &'static str,
+        expected: usize,
+        given: usize,
+    },
+    /// The kernel refused the operation.
+    Kernel {
+        map: String,
+        op: &'static str,
+        error: io::Error,
+    },
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapError::NoSuchMap(name) => write!(f, "the BPF object has no map named {name}"),
+            MapError::WrongSize {
+                map,
+                what,
+                expected,
+                given,
+            } => write!(
+                f,
+                "map {map}: a {what} of {given} bytes where the map has {expected}"
+            ),
+            MapError::Kernel { map, op, error } => write!(f, "cannot {op} map {map}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for MapError {}
+
+/// A loaded program: its fd keeps it in the kernel.
+pub struct Program {
+    name: String,
+    kind: ProgramKind,
+    fd: Fd,
+}
+
+impl Program {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn kind(&self) -> &ProgramKind {
+        &self.kind
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// What the kernel says about it, and how much of `ProgInfo` it knew.
+    pub fn info(&self) -> io::Result<(ProgInfo, u32)> {
+        bpf::prog_info(self.fd())
+    }
+
+    /// Calls on which the kernel skipped this program because another BPF
+    /// program was running on that CPU (recursion protection). None where
+    /// the kernel cannot say: before 5.12 there is no such count, and
+    /// kprobe and perf-tracepoint programs are counted only since 6.7 (on
+    /// 5.12-6.6 their count stays 0).
+    pub fn recursion_misses(&self) -> Option<u64> {
+        let (info, len) = self.info().ok()?;
+        let counted = len >= bpf::PROG_INFO_RECURSION_MISSES_END
+            && (!matches!(
+                self.kind,
+                ProgramKind::Kprobe { .. } | ProgramKind::Tracepoint { .. }
+            ) || kernel_at_least(6, 7));
+        counted.then_some(info.recursion_misses)
+    }
+}
+
+impl fmt::Debug for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Program({}, {:?})", self.name, self.fd)
+    }
+}
+
+/// A created map, with what is needed to use it safely: every buffer is
+/// checked against the map's key and value sizes before the kernel sees it.
+pub struct Map<'a> {
+    spec: &'a MapSpec,
+    fd: BorrowedFd<'a>,
+    possible_cpus: u32,
+}
+
+/// Map types whose lookups return one value per possible CPU.
+fn per_cpu(map_type: u32) -> bool {
+    // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE.
+    matches!(map_type, 5 | 6 | 10 | 21)
+}
+
+impl Map<'_> {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd
+    }
+
+    pub fn key_size(&self) -> usize {
+        self.spec.key_size as usize
+    }
+
+    /// Bytes a lookup fills: the value size, or for a per-CPU map one
+    /// value per possible CPU, each rounded up to 8 bytes.
+    pub fn lookup_size(&self) -> usize {
+        let value = self.spec.value_size as usize;
+        if per_cpu(self.spec.map_type) {
+            value.next_multiple_of(8) * self.possible_cpus as usize
+        } else {
+            value
+        }
+    }
+
+    fn check(&self, what: &'static str, expected: usize, given: usize) -> Result<(), MapError> {
+        if expected == given {
+            return Ok(());
+        }
+        Err(MapError::WrongSize {
+            map: self.spec.name.clone(),
+            what,
+            expected,
+            given,
+        })
+    }
+
+    /// Writes `value` at `key`.
+    pub fn update(&self, key: &[u8], value: &[u8]) -> Result<(), MapError> {
+        self.check("key", self.key_size(), key.len())?;
+        self.check("value", self.lookup_size(), value.len())?;
+        // SAFETY: both buffers were just checked to be exactly the sizes
+        // the kernel reads.
+        unsafe { bpf::map_update(self.fd, key, value) }.map_err(|error| MapError::Kernel {
+            map: self.spec.name.clone(),
+            op: "update",
+            error,
+        })
+    }
+
+    /// Reads the value at `key` into `value` (`lookup_size()` bytes).
+    pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> Result<(), MapError> {
+        self.check("key", self.key_size(), key.len())?;
+        self.check("value", self.lookup_size(), value.len())?;
+        // SAFETY: both buffers were just checked to be exactly the sizes
+        // the kernel reads and writes.
+        unsafe { bpf::map_lookup(self.fd, key, value) }.map_err(|error| MapError::Kernel {
+            map: self.spec.name.clone(),
+            op: "read",
+            error,
+        })
+    }
+
+    /// A per-CPU map of u64 counters: the value at `key` summed over every
+    /// possible CPU.
+    pub fn sum_per_cpu_u64(&self, key: &[u8]) -> Result<u64, MapError> {
+        let mut values = vec![0u8; self.lookup_size()];
+        self.lookup(key, &mut values)?;
+        let stride = (self.spec.value_size as usize).next_multiple_of(8);
+        Ok(values
+            .chunks_exact(stride)
+            .map(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or_default()))
+            .sum())
+    }
+}
+
+/// An object's maps, created; its programs are loaded from here, each
+/// when asked for.
 pub struct Loaded {
     pub spec: ObjectSpec,
-    maps: Vec<OwnedFd>,
+    maps: Vec<Fd>,
     possible_cpus: u32,
     license: CString,
     kern_version: u32,
@@ -57,35 +326,40 @@ impl Loaded {
         })
     }
 
-    pub fn map(&self, name: &str) -> Result<BorrowedFd<'_>> {
+    /// A typed handle on the map called `name`.
+    pub fn map(&self, name: &str) -> Result<Map<'_>, MapError> {
         let index = self
             .spec
             .map_index(name)
-            .ok_or_else(|| anyhow!("the BPF object has no map named {name}"))?;
-        Ok(self.maps[index].as_fd())
+            .ok_or_else(|| MapError::NoSuchMap(name.to_string()))?;
+        Ok(Map {
+            spec: &self.spec.maps[index],
+            fd: self.maps[index].as_fd(),
+            possible_cpus: self.possible_cpus,
+        })
     }
 
     /// Slot 0 of a per-CPU array of u64 counters, summed over every
-    /// possible CPU (the kernel returns one 8-byte value per CPU).
-    pub fn sum_per_cpu(&self, map: &str) -> Result<u64> {
-        let mut values = vec![0u8; self.possible_cpus as usize * 8];
-        bpf::map_lookup(self.map(map)?, &0u32.to_ne_bytes(), &mut values)
-            .with_context(|| format!("cannot read BPF map {map}"))?;
-        Ok(values
-            .chunks_exact(8)
-            .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .sum())
+    /// possible CPU.
+    pub fn sum_per_cpu(&self, map: &str) -> Result<u64, MapError> {
+        self.map(map)?.sum_per_cpu_u64(&0u32.to_ne_bytes())
     }
 
-    pub fn program(&self, name: &str) -> Result<&ProgramSpec> {
-        self.spec
+    pub fn program(&self, name: &str) -> Option<&ProgramSpec> {
+        self.spec.program(name)
+    }
+
+    /// Loads the program called `name`.
+    pub fn load(&self, name: &str) -> Result<Program, LoadError> {
+        let spec = self
             .program(name)
-            .ok_or_else(|| anyhow!("the BPF object has no program named {name}"))
+            .ok_or_else(|| LoadError::NoSuchProgram(name.to_string()))?;
+        self.load_spec(spec)
     }
 
     /// Loads one program. Loading without a log first is cheaper; only on
     /// failure is it loaded again with a log, grown until the log fits.
-    pub fn load_program(&self, spec: &ProgramSpec) -> Result<OwnedFd> {
+    pub fn load_spec(&self, spec: &ProgramSpec) -> Result<Program, LoadError> {
         let fds: Vec<i32> = self.maps.iter().map(|m| m.as_raw_fd()).collect();
         let insns = spec.insns_with_map_fds(&fds);
         let load = bpf::ProgLoad {
@@ -98,35 +372,40 @@ impl Loaded {
             license: &self.license,
             kern_version: self.kern_version,
         };
+        let loaded = |fd| Program {
+            name: spec.name.clone(),
+            kind: spec.kind.clone(),
+            fd,
+        };
         let first = match bpf::prog_load(&load, None) {
-            Ok(fd) => return Ok(fd),
+            Ok(fd) => return Ok(loaded(fd)),
             Err(e) => e,
         };
         if first.raw_os_error() == Some(libc::EPERM) {
-            bail!(
-                "the kernel refused to load BPF program {} (EPERM): run as root, \
-                 or with CAP_BPF and CAP_PERFMON",
-                spec.name
-            );
+            return Err(LoadError::NotPermitted {
+                program: spec.name.clone(),
+            });
         }
         for size in LOG_SIZES {
             let mut log = vec![0u8; size];
             match bpf::prog_load(&load, Some(&mut log)) {
                 // Rejected once, accepted now: a flaky kernel, but loaded.
-                Ok(fd) => return Ok(fd),
+                Ok(fd) => return Ok(loaded(fd)),
                 Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => continue,
-                Err(e) => bail!(
-                    "the verifier rejected BPF program {} ({e}); the end of its log:\n{}",
-                    spec.name,
-                    log_tail(&log)
-                ),
+                Err(error) => {
+                    return Err(LoadError::Rejected {
+                        program: spec.name.clone(),
+                        error,
+                        log: log_tail(&log),
+                    });
+                }
             }
         }
-        bail!(
-            "the verifier rejected BPF program {} ({first}); its log did not fit in {} MiB",
-            spec.name,
-            LOG_SIZES[LOG_SIZES.len() - 1] >> 20
-        )
+        Err(LoadError::Rejected {
+            program: spec.name.clone(),
+            error: first,
+            log: String::new(),
+        })
     }
 }
 
@@ -142,19 +421,29 @@ fn log_tail(log: &[u8]) -> String {
         .join("\n")
 }
 
-/// LINUX_VERSION_CODE of the running kernel, from uname. Kernels before 5.0
-/// refuse a kprobe program whose kern_version does not match.
-fn kernel_version_code() -> u32 {
+/// (major, minor, patch) of the running kernel, from uname.
+pub fn kernel_release() -> (u32, u32, u32) {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut parts = release
         .split(|c: char| !c.is_ascii_digit())
         .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (a, b, c) = (
+    (
         parts.next().unwrap_or(0),
         parts.next().unwrap_or(0),
         parts.next().unwrap_or(0),
-    );
+    )
+}
+
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let (a, b, _) = kernel_release();
+    (a, b) >= (major, minor)
+}
+
+/// LINUX_VERSION_CODE of the running kernel, from uname. Kernels before 5.0
+/// refuse a kprobe program whose kern_version does not match.
+fn kernel_version_code() -> u32 {
+    let (a, b, c) = kernel_release();
     (a << 16) | (b.min(255) << 8) | c.min(255)
 }

@@ -52,11 +52,19 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn run(options: &Options) -> anyhow::Result<()> {
+    if options.explain {
+        probe::sys::explain::set_sink(|call| say(&format!("[sys] {call}")));
+    }
     privileges::check()?;
-    privileges::raise_memlock();
+    probe::loader::raise_memlock();
     let summary = monitor::run(options)?;
     report(&summary, options);
-    Ok(())
+    match &summary.reader_error {
+        Some(e) => Err(anyhow::anyhow!(
+            "the ring reader stopped early: {e}; events after that were not read"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A size in the units `--buffer` takes.
@@ -97,6 +105,20 @@ fn report(s: &Summary, o: &Options) {
             "lost {} events: still buffered, not written {when}",
             s.cut
         ));
+    }
+    if let Some(n @ 1..) = s.recursion_misses {
+        say(&format!(
+            "lost {n} events: the kernel skipped the probe on calls made while another \
+             BPF program ran on the same CPU (its recursion protection)"
+        ));
+    }
+    if o.verbose >= 2 {
+        say(&match s.recursion_misses {
+            Some(n) => format!("[loader] recursion misses: {n} (counted by this kernel)"),
+            None => "[loader] recursion misses: not counted by this kernel (kprobe and \
+                     tracepoint programs are counted since Linux 6.7)"
+                .to_string(),
+        });
     }
     if s.reader.malformed > 0 {
         say(&format!(

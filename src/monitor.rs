@@ -33,7 +33,7 @@ use crate::output::{
 };
 use crate::queue::{Producer, QueueStats};
 use crate::ring::{RingSet, StopHandle};
-use crate::sys::{self, bpf};
+use crate::sys;
 use crate::{cgroup, cpus, identity, obj, privileges, signals};
 
 /// The longest a quiet system's events wait in a ring before being read.
@@ -102,11 +102,20 @@ pub struct Summary {
     pub output_stuck: bool,
     /// The capabilities the monitor kept after attaching.
     pub capabilities_kept: u64,
+    /// Calls on which the kernel skipped the probe because another BPF
+    /// program ran on that CPU; None where this kernel does not count them.
+    pub recursion_misses: Option<u64>,
+    /// The reader stopped on an error of its own (epoll failed).
+    pub reader_error: Option<String>,
 }
 
 impl Summary {
     pub fn lost(&self) -> u64 {
-        self.kernel_dropped + self.reader.malformed + self.queue.dropped + self.cut
+        self.kernel_dropped
+            + self.reader.malformed
+            + self.queue.dropped
+            + self.cut
+            + self.recursion_misses.unwrap_or(0)
     }
 }
 
@@ -149,7 +158,7 @@ struct Running {
     loaded: Loaded,
     attachment: Attachment,
     stop: StopHandle,
-    reader: JoinHandle<(ReaderStats, QueueStats)>,
+    reader: JoinHandle<(ReaderStats, QueueStats, Option<std::io::Error>)>,
     outputs: Vec<OutputThread>,
     control: Arc<Control>,
     /// Set by an output whose reader went away.
@@ -290,8 +299,9 @@ fn start(o: &Options) -> Result<Option<Running>> {
         .name("ring-reader".into())
         .spawn(move || {
             let mut batcher = Batcher::new(queue);
-            rings.run(&mut batcher, MAX_LATENCY);
-            batcher.finish()
+            let error = rings.run(&mut batcher, MAX_LATENCY).err();
+            let (stats, queue) = batcher.finish();
+            (stats, queue, error)
         })
         .context("cannot start the reader thread")?;
 
@@ -353,12 +363,10 @@ fn create_maps(
     );
     if let Some(dir) = &cgroup {
         let fd = dir.as_raw_fd() as u32;
-        bpf::map_update(
-            loaded.map("cgroup_filter")?,
-            &0u32.to_ne_bytes(),
-            &fd.to_ne_bytes(),
-        )
-        .context("cannot store the --cgroup directory in the probe's map")?;
+        loaded
+            .map("cgroup_filter")?
+            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes())
+            .context("cannot store the --cgroup directory in the probe's map")?;
     }
     let config = ProbeConfig {
         verbose: o.verbose,
@@ -368,12 +376,10 @@ fn create_maps(
         filter_comm: o.comm.clone(),
         filter_cgroup: cgroup.is_some(),
     };
-    bpf::map_update(
-        loaded.map("config_map")?,
-        &0u32.to_ne_bytes(),
-        &config.to_bytes(),
-    )
-    .context("cannot write the probe's configuration map")?;
+    loaded
+        .map("config_map")?
+        .update(&0u32.to_ne_bytes(), &config.to_bytes())
+        .context("cannot write the probe's configuration map")?;
     Ok(loaded)
 }
 
@@ -387,7 +393,8 @@ fn open_rings(o: &Options, loaded: &Loaded, online: &[u32]) -> Result<RingSet> {
     let events_map = loaded.map("events")?;
     for ring in rings.rings() {
         let raw = ring.as_fd().as_raw_fd() as u32;
-        bpf::map_update(events_map, &ring.cpu().to_ne_bytes(), &raw.to_ne_bytes())
+        events_map
+            .update(&ring.cpu().to_ne_bytes(), &raw.to_ne_bytes())
             .with_context(|| format!("cannot register the ring of CPU {}", ring.cpu()))?;
     }
     debug(
@@ -498,11 +505,15 @@ fn wait(r: &Running, o: &Options) {
         reported: 0,
         last: None,
     };
-    while signals::wait(Duration::from_millis(50)).is_none()
-        && !r.closed.load(Ordering::Relaxed)
-        && !(watch_stdout && stdout_gone())
-        && deadline.is_none_or(|d| Instant::now() < d)
-    {
+    loop {
+        let stop = signals::wait(Duration::from_millis(50)).is_some()
+            || r.closed.load(Ordering::Relaxed)
+            || r.reader.is_finished()
+            || (watch_stdout && stdout_gone())
+            || deadline.is_some_and(|d| Instant::now() >= d);
+        if stop {
+            return;
+        }
         notices.check(r);
     }
 }
@@ -510,9 +521,9 @@ fn wait(r: &Running, o: &Options) {
 /// Step 3: detach, drain, let the outputs finish, count.
 fn stop(r: Running) -> Result<Summary> {
     // Detach first, so that the last drain sees every event there will be.
-    r.attachment.detach();
+    let detached = r.attachment.detach();
     r.stop.stop();
-    let (reader, queue) = r
+    let (reader, queue, reader_error) = r
         .reader
         .join()
         .map_err(|_| anyhow!("the reader thread failed"))?;
@@ -557,6 +568,8 @@ fn stop(r: Running) -> Result<Summary> {
         outputs,
         output_stuck: stuck,
         capabilities_kept: r.capabilities_kept,
+        recursion_misses: detached.recursion_misses,
+        reader_error: reader_error.map(|e| e.to_string()),
     })
 }
 

@@ -38,17 +38,6 @@ pub fn check() -> Result<()> {
     bail!("this needs root (or the capabilities CAP_BPF and CAP_PERFMON): run it with sudo")
 }
 
-/// Kernels before 5.11 charge BPF maps and programs to RLIMIT_MEMLOCK; a
-/// low limit makes loads fail with EPERM and an empty verifier log.
-pub fn raise_memlock() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: setrlimit reads a valid rlimit struct.
-    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
-}
-
 // Capability numbers from linux/capability.h.
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_SETPCAP: u32 = 8;

@@ -9,8 +9,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use probe::attach::{self, Attachment, Method};
 use probe::loader::Loaded;
 use probe::ring::{RecordSink, RingSet};
-use probe::sys::bpf;
-use probe::{cpus, obj, privileges};
+use probe::{cpus, obj};
 
 const WRITER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ring_writer.bpf.o"));
 const PAGE: usize = 4096;
@@ -58,29 +57,27 @@ fn writer(pages: usize, words: u32) -> Writer {
 /// Like `writer`, with a ring on each CPU of `on`.
 fn writer_on(on: &[u32], pages: usize, words: u32) -> Writer {
     common::require_root();
-    privileges::raise_memlock();
+    probe::loader::raise_memlock();
     pin_to(on[0]);
     let possible = cpus::possible_count().unwrap();
     let loaded = Loaded::create_maps(obj::parse(WRITER).unwrap(), possible).unwrap();
     let rings = RingSet::open(on, pages).unwrap();
     for ring in rings.rings() {
         let ring_fd = ring.as_fd().as_raw_fd() as u32;
-        bpf::map_update(
-            loaded.map("ring_events").unwrap(),
-            &ring.cpu().to_ne_bytes(),
-            &ring_fd.to_ne_bytes(),
-        )
-        .unwrap();
+        loaded
+            .map("ring_events")
+            .unwrap()
+            .update(&ring.cpu().to_ne_bytes(), &ring_fd.to_ne_bytes())
+            .unwrap();
     }
     let mut config = [0u8; 16];
     config[0..4].copy_from_slice(&std::process::id().to_ne_bytes());
     config[4..8].copy_from_slice(&words.to_ne_bytes());
-    bpf::map_update(
-        loaded.map("writer_config").unwrap(),
-        &0u32.to_ne_bytes(),
-        &config,
-    )
-    .unwrap();
+    loaded
+        .map("writer_config")
+        .unwrap()
+        .update(&0u32.to_ne_bytes(), &config)
+        .unwrap();
     let attachment = attach::attach(&loaded, Some(Method::Tracepoint)).unwrap();
     Writer {
         loaded,
@@ -98,12 +95,11 @@ fn trigger(n: usize) {
 
 fn failed_in_kernel(w: &Writer) -> u64 {
     let mut v = [0u8; 8];
-    bpf::map_lookup(
-        w.loaded.map("writer_failed").unwrap(),
-        &0u32.to_ne_bytes(),
-        &mut v,
-    )
-    .unwrap();
+    w.loaded
+        .map("writer_failed")
+        .unwrap()
+        .lookup(&0u32.to_ne_bytes(), &mut v)
+        .unwrap();
     u64::from_ne_bytes(v)
 }
 
@@ -232,7 +228,9 @@ fn the_reader_thread_drains_what_is_left_below_the_watermark_at_stop() {
     let reader = std::thread::spawn(move || {
         let mut sink = Collect::default();
         // A latency bound far longer than the test: only stop wakes it.
-        rings.run(&mut sink, std::time::Duration::from_secs(3600));
+        rings
+            .run(&mut sink, std::time::Duration::from_secs(3600))
+            .unwrap();
         sink
     });
     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -247,13 +245,17 @@ const SUBPROG: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/subprog.bpf.o")
 fn linked_subprograms_pass_the_verifier_and_run() {
     let _turn = common::serial();
     common::require_root();
-    privileges::raise_memlock();
+    probe::loader::raise_memlock();
     let possible = cpus::possible_count().unwrap();
     let loaded = Loaded::create_maps(obj::parse(SUBPROG).unwrap(), possible).unwrap();
     let attachment = attach::attach(&loaded, Some(Method::Tracepoint)).unwrap();
     let counter = |slot: u32| {
         let mut v = [0u8; 8];
-        bpf::map_lookup(loaded.map("counters").unwrap(), &slot.to_ne_bytes(), &mut v).unwrap();
+        loaded
+            .map("counters")
+            .unwrap()
+            .lookup(&slot.to_ne_bytes(), &mut v)
+            .unwrap();
         u64::from_ne_bytes(v)
     };
     let before: Vec<u64> = (0..4).map(counter).collect();

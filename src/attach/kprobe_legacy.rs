@@ -19,13 +19,11 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
-
-use super::tracefs;
-use crate::sys::perf;
+use super::{AttachError, tracefs};
+use crate::sys::{Fd, explain, perf};
 
 /// The tracefs group every event of ours goes in.
 pub const GROUP: &str = "probe_rs";
@@ -43,10 +41,38 @@ impl Drop for LegacyKprobe {
 }
 
 fn write_kprobe_events(tracefs: &Path, line: &str) -> std::io::Result<()> {
-    let mut file = OpenOptions::new()
+    let path = tracefs.join("kprobe_events");
+    let text = format!("{line}\n");
+    let r = OpenOptions::new()
         .append(true)
-        .open(tracefs.join("kprobe_events"))?;
-    file.write_all(format!("{line}\n").as_bytes())
+        .open(&path)
+        .and_then(|mut file| file.write_all(text.as_bytes()));
+    explain::tell(
+        || format!("write({}, {text:?})", path.display()),
+        || match &r {
+            Ok(()) => text.len().to_string(),
+            Err(e) => explain::error(e),
+        },
+    );
+    r
+}
+
+/// This kernel makes kprobes through tracefs, and we may write there.
+pub fn check(tracefs: &Path) -> Result<(), AttachError> {
+    let events = tracefs.join("kprobe_events");
+    if !events.exists() {
+        return Err(AttachError::Unsupported(format!(
+            "{} does not exist (kernel without CONFIG_KPROBE_EVENTS)",
+            events.display()
+        )));
+    }
+    // Opening for append is the permission check a write makes, with no
+    // effect of its own.
+    OpenOptions::new()
+        .append(true)
+        .open(&events)
+        .map(drop)
+        .map_err(|e| AttachError::from_io(events.display(), &e))
 }
 
 /// Times an entry may be made again after another monitor's clean-up
@@ -56,38 +82,40 @@ const ATTEMPTS: usize = 5;
 /// Attaches `prog` to a new kprobe on `function`. The returned perf event
 /// must be dropped before the `LegacyKprobe` (the kernel refuses to remove
 /// a kprobe that is in use).
-pub fn attach(prog: BorrowedFd, tracefs: &Path, function: &str) -> Result<(OwnedFd, LegacyKprobe)> {
+pub fn attach(
+    prog: BorrowedFd,
+    tracefs: &Path,
+    function: &str,
+) -> Result<(Fd, LegacyKprobe), AttachError> {
     let events = tracefs.join("kprobe_events");
-    if !events.exists() {
-        bail!(
-            "{} does not exist (kernel without CONFIG_KPROBE_EVENTS)",
-            events.display()
-        );
-    }
     let safe: String = function
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    let event = format!("{safe}_{}", crate::identity::kernel_tgid()?);
+    let tgid = crate::identity::kernel_tgid().map_err(|e| AttachError::Failed(e.to_string()))?;
+    let event = format!("{safe}_{tgid}");
     let mut last = None;
     for _ in 0..ATTEMPTS {
-        write_kprobe_events(tracefs, &format!("p:{GROUP}/{event} {function}")).with_context(
-            || {
-                format!(
+        write_kprobe_events(tracefs, &format!("p:{GROUP}/{event} {function}")).map_err(|e| {
+            AttachError::from_io(
+                format_args!(
                     "could not add a kprobe on {function} to {}",
                     events.display()
-                )
-            },
-        )?;
+                ),
+                &e,
+            )
+        })?;
         let kprobe = LegacyKprobe {
             tracefs: tracefs.to_path_buf(),
             event: event.clone(),
         };
         // Gone already (removed by another monitor's clean-up) shows as
         // no id, or an id perf no longer knows.
+        let name = format!("{GROUP}/{}", kprobe.event);
         let opened = tracefs::event_id(tracefs, GROUP, &kprobe.event).and_then(|id| {
-            perf::open_tracepoint(id)
-                .with_context(|| format!("perf_event_open on kprobe {GROUP}/{}", kprobe.event))
+            perf::open_tracepoint(id, &name).map_err(|e| {
+                AttachError::from_io(format_args!("perf_event_open on kprobe {name}"), &e)
+            })
         });
         match opened {
             Ok(perf_event) => {
@@ -101,7 +129,9 @@ pub fn attach(prog: BorrowedFd, tracefs: &Path, function: &str) -> Result<(Owned
             }
         }
     }
-    Err(last.unwrap_or_else(|| anyhow!("could not attach to kprobe {GROUP}/{event}")))
+    Err(last.unwrap_or_else(|| {
+        AttachError::Failed(format!("could not attach to kprobe {GROUP}/{event}"))
+    }))
 }
 
 /// Removes our group's entries that no perf event uses (the kernel refuses

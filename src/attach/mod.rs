@@ -1,6 +1,23 @@
-//! Attaching the loaded programs, one file per method:
-//! `kprobe` (perf PMU), `kprobe_legacy` (tracefs kprobe_events) and
-//! `tracepoint` (syscalls:sys_enter_*). `auto` tries them in that order.
+//! Attaching loaded programs, one file per method: `kprobe` (perf PMU),
+//! `kprobe_legacy` (tracefs kprobe_events) and `tracepoint`
+//! (syscalls:sys_enter_*). `auto` tries them in that order.
+//!
+//! Each program is loaded once, and only when a method that uses it is
+//! tried: `kprobe-legacy` reuses what `kprobe` loaded. Failures are typed,
+//! the way cilium/ebpf's link package types them: a method this kernel
+//! does not have (`Unsupported`) or this process may not use
+//! (`NotPermitted`) lets `auto` go on to the next; a program the verifier
+//! rejects stops it, and its log is shown once.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! # let loaded: probe::loader::Loaded = todo!();
+//! use probe::attach::{self, Method};
+//! let attachment = attach::attach(&loaded, Some(Method::Tracepoint))?;
+//! // ... the programs run on every CPU until:
+//! let report = attachment.detach();
+//! # Ok(()) }
+//! ```
 
 mod kprobe;
 pub mod kprobe_legacy;
@@ -8,14 +25,14 @@ pub mod tracefs;
 mod tracepoint;
 
 use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
-
-use crate::loader::Loaded;
+use crate::loader::{LoadError, Loaded, Program};
 use crate::obj::ProgramKind;
-use crate::sys::perf;
+use crate::sys::{Fd, perf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -39,7 +56,8 @@ impl Method {
         Method::ALL.into_iter().find(|m| m.name() == s)
     }
 
-    fn wants(self, kind: &ProgramKind) -> bool {
+    /// Programs of this kind are attached by this method.
+    pub fn wants(self, kind: &ProgramKind) -> bool {
         matches!(
             (self, kind),
             (
@@ -56,12 +74,72 @@ impl fmt::Display for Method {
     }
 }
 
+/// Why a method could not attach: the cases a caller must tell apart.
+#[derive(Debug)]
+pub enum AttachError {
+    /// This kernel does not have what the method needs (no kprobe PMU, no
+    /// kprobe_events, no tracefs, no such tracepoint or function).
+    Unsupported(String),
+    /// It has, but this process may not use it (tracefs not writable,
+    /// perf_event_open refused).
+    NotPermitted(String),
+    /// A program could not be loaded: the verifier rejected it, or the
+    /// kernel refused BPF altogether.
+    Load(LoadError),
+    /// Anything else: the kernel's answer, as is.
+    Failed(String),
+}
+
+impl AttachError {
+    /// `auto` tries the next method after these.
+    pub fn next_method_may_work(&self) -> bool {
+        matches!(
+            self,
+            AttachError::Unsupported(_) | AttachError::NotPermitted(_)
+        )
+    }
+
+    /// Sorts an OS error from an attach step into the cases above.
+    fn from_io(what: impl fmt::Display, e: &io::Error) -> AttachError {
+        let text = format!("{what}: {e}");
+        match e.raw_os_error() {
+            Some(libc::ENOENT | libc::ENODEV | libc::EOPNOTSUPP | libc::ENOTDIR | 524) => {
+                AttachError::Unsupported(text)
+            }
+            Some(libc::EACCES | libc::EPERM | libc::EROFS) => AttachError::NotPermitted(text),
+            _ => AttachError::Failed(text),
+        }
+    }
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttachError::Unsupported(s) | AttachError::NotPermitted(s) | AttachError::Failed(s) => {
+                f.write_str(s)
+            }
+            AttachError::Load(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for AttachError {}
+
 /// One attached program. Fields drop in order: the perf event (which
 /// detaches the program), then the kprobe_events entry, then the program.
 struct Link {
-    event: OwnedFd,
+    event: Fd,
     _legacy: Option<kprobe_legacy::LegacyKprobe>,
-    _program: OwnedFd,
+    program: Arc<Program>,
+}
+
+/// What detaching learned from the kernel about the programs' runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DetachReport {
+    /// Calls the kernel skipped because another BPF program was running on
+    /// that CPU; None where this kernel does not count them (see
+    /// `Program::recursion_misses`).
+    pub recursion_misses: Option<u64>,
 }
 
 /// Every program attached by one method; detached when dropped.
@@ -86,40 +164,95 @@ impl Attachment {
         }
     }
 
+    /// The programs attached.
+    pub fn programs(&self) -> impl Iterator<Item = &Program> {
+        self.links.iter().map(|l| &*l.program)
+    }
+
     /// Disables every event first so no program runs after this returns,
-    /// then closes them.
-    pub fn detach(self) {
+    /// reads what the kernel counted, then closes everything.
+    pub fn detach(self) -> DetachReport {
         for link in &self.links {
             let _ = perf::disable(link.event.as_fd());
         }
+        let recursion_misses = self
+            .programs()
+            .map(Program::recursion_misses)
+            .sum::<Option<u64>>();
         drop(self);
+        DetachReport { recursion_misses }
     }
 }
 
-fn set_program_and_enable(event: BorrowedFd, prog: BorrowedFd) -> Result<()> {
-    perf::set_bpf(event, prog).context("could not attach the program to its perf event")?;
-    perf::enable(event).context("could not enable the perf event")
+/// Turns the program on once it hangs off its perf event.
+fn set_program_and_enable(event: BorrowedFd, prog: BorrowedFd) -> Result<(), AttachError> {
+    perf::set_bpf(event, prog)
+        .map_err(|e| AttachError::from_io("could not attach the program to its perf event", &e))?;
+    perf::enable(event).map_err(|e| AttachError::from_io("could not enable the perf event", &e))
+}
+
+/// Programs loaded so far, by their index in the object: each is loaded
+/// at most once, however many methods are tried.
+struct Programs<'a> {
+    loaded: &'a Loaded,
+    slots: Vec<Option<Arc<Program>>>,
+}
+
+impl Programs<'_> {
+    fn get(&mut self, index: usize) -> Result<Arc<Program>, AttachError> {
+        if let Some(p) = &self.slots[index] {
+            return Ok(p.clone());
+        }
+        let program = Arc::new(
+            self.loaded
+                .load_spec(&self.loaded.spec.programs[index])
+                .map_err(AttachError::Load)?,
+        );
+        self.slots[index] = Some(program.clone());
+        Ok(program)
+    }
 }
 
 /// Attaches with `method`, or with the first that works when it is None.
-pub fn attach(loaded: &Loaded, method: Option<Method>) -> Result<Attachment> {
+pub fn attach(loaded: &Loaded, method: Option<Method>) -> Result<Attachment, AttachError> {
+    let mut programs = Programs {
+        loaded,
+        slots: vec![None; loaded.spec.programs.len()],
+    };
     let Some(method) = method else {
         let mut fallbacks = Vec::new();
         for m in Method::ALL {
-            match attach_with(loaded, m) {
+            match attach_with(&mut programs, m) {
                 Ok(mut a) => {
                     a.fallbacks = fallbacks;
                     return Ok(a);
                 }
-                Err(e) => fallbacks.push(format!("{m}: {e:#}")),
+                Err(e) if e.next_method_may_work() => fallbacks.push(format!("{m}: {e}")),
+                Err(e) => return Err(e),
             }
         }
-        return Err(anyhow!("no attach method worked: {}", fallbacks.join("; ")));
+        return Err(AttachError::Unsupported(format!(
+            "no attach method worked: {}",
+            fallbacks.join("; ")
+        )));
     };
-    attach_with(loaded, method).with_context(|| format!("could not attach with {method}"))
+    attach_with(&mut programs, method).map_err(|e| match e {
+        AttachError::Unsupported(s) => {
+            AttachError::Unsupported(format!("could not attach with {method}: {s}"))
+        }
+        AttachError::NotPermitted(s) => {
+            AttachError::NotPermitted(format!("could not attach with {method}: {s}"))
+        }
+        AttachError::Failed(s) => {
+            AttachError::Failed(format!("could not attach with {method}: {s}"))
+        }
+        load => load,
+    })
 }
 
-fn attach_with(loaded: &Loaded, method: Method) -> Result<Attachment> {
+/// One method: first what the kernel must have for it (before loading
+/// anything), then its programs loaded and attached one by one.
+fn attach_with(programs: &mut Programs, method: Method) -> Result<Attachment, AttachError> {
     let mut attachment = Attachment {
         method,
         fallbacks: Vec::new(),
@@ -127,43 +260,44 @@ fn attach_with(loaded: &Loaded, method: Method) -> Result<Attachment> {
         tracefs: None,
         links: Vec::new(),
     };
-    let tracefs = match method {
-        Method::Kprobe => None,
-        Method::KprobeLegacy | Method::Tracepoint => {
-            let t = tracefs::find_or_mount()?;
-            if t.mounted_by_us {
-                attachment
-                    .notes
-                    .push(format!("mounted tracefs on {}", t.root.display()));
-            }
-            Some(t.root)
-        }
-    };
-    attachment.tracefs = tracefs.clone();
-    if let (Method::KprobeLegacy, Some(root)) = (method, &tracefs) {
-        for stale in kprobe_legacy::remove_stale(root) {
-            attachment.notes.push(format!(
-                "removed stale kprobe {}/{stale}",
-                kprobe_legacy::GROUP
-            ));
-        }
-    }
-    let programs: Vec<_> = loaded
-        .spec
-        .programs
-        .iter()
-        .filter(|p| method.wants(&p.kind))
+    let wanted: Vec<usize> = (0..programs.loaded.spec.programs.len())
+        .filter(|&i| method.wants(&programs.loaded.spec.programs[i].kind))
         .collect();
-    if programs.is_empty() {
-        return Err(anyhow!("the BPF object has no program for {method}"));
+    if wanted.is_empty() {
+        return Err(AttachError::Unsupported(format!(
+            "the BPF object has no program for {method}"
+        )));
     }
-    for spec in programs {
-        let program = loaded.load_program(spec)?;
-        let prog = program.as_fd();
-        let (event, legacy) = match (&spec.kind, method, &tracefs) {
-            (ProgramKind::Kprobe { function }, Method::Kprobe, _) => {
-                (kprobe::attach(prog, function)?, None)
+    let pmu_type = match method {
+        Method::Kprobe => Some(kprobe::pmu_type()?),
+        _ => None,
+    };
+    if matches!(method, Method::KprobeLegacy | Method::Tracepoint) {
+        let t = tracefs::find_or_mount()?;
+        if t.mounted_by_us {
+            attachment
+                .notes
+                .push(format!("mounted tracefs on {}", t.root.display()));
+        }
+        if method == Method::KprobeLegacy {
+            kprobe_legacy::check(&t.root)?;
+            for stale in kprobe_legacy::remove_stale(&t.root) {
+                attachment.notes.push(format!(
+                    "removed stale kprobe {}/{stale}",
+                    kprobe_legacy::GROUP
+                ));
             }
+        }
+        attachment.tracefs = Some(t.root);
+    }
+    for index in wanted {
+        let program = programs.get(index)?;
+        let prog = program.fd();
+        let (event, legacy) = match (program.kind(), method, &attachment.tracefs) {
+            (ProgramKind::Kprobe { function }, Method::Kprobe, _) => (
+                kprobe::attach(prog, pmu_type.unwrap_or_default(), function)?,
+                None,
+            ),
             (ProgramKind::Kprobe { function }, Method::KprobeLegacy, Some(root)) => {
                 let (event, k) = kprobe_legacy::attach(prog, root, function)?;
                 (event, Some(k))
@@ -176,7 +310,7 @@ fn attach_with(loaded: &Loaded, method: Method) -> Result<Attachment> {
         attachment.links.push(Link {
             event,
             _legacy: legacy,
-            _program: program,
+            program,
         });
     }
     Ok(attachment)

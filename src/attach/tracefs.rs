@@ -3,7 +3,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use super::AttachError;
+use crate::sys::explain;
 
 pub const DEFAULT_MOUNT: &str = "/sys/kernel/tracing";
 
@@ -16,7 +17,7 @@ pub struct Tracefs {
 
 /// The tracefs mount from /proc/self/mounts, or a fresh mount of it at
 /// /sys/kernel/tracing.
-pub fn find_or_mount() -> Result<Tracefs> {
+pub fn find_or_mount() -> Result<Tracefs, AttachError> {
     if let Some(root) = find_mounted() {
         return Ok(Tracefs {
             root,
@@ -25,11 +26,11 @@ pub fn find_or_mount() -> Result<Tracefs> {
     }
     let target = Path::new(DEFAULT_MOUNT);
     if !target.is_dir() {
-        bail!(
+        return Err(AttachError::Unsupported(format!(
             "tracefs is not mounted and {DEFAULT_MOUNT} does not exist (kernel without tracefs?)"
-        );
+        )));
     }
-    nix::mount::mount(
+    let r = nix::mount::mount(
         Some("tracefs"),
         target,
         Some("tracefs"),
@@ -38,7 +39,21 @@ pub fn find_or_mount() -> Result<Tracefs> {
             | nix::mount::MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .with_context(|| format!("tracefs is not mounted and mounting it on {DEFAULT_MOUNT} failed"))?;
+    .map_err(std::io::Error::from);
+    explain::tell(
+        || {
+            format!(
+                "mount(\"tracefs\", \"{DEFAULT_MOUNT}\", \"tracefs\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)"
+            )
+        },
+        || explain::status(&r),
+    );
+    r.map_err(|e| {
+        AttachError::from_io(
+            format_args!("tracefs is not mounted and mounting it on {DEFAULT_MOUNT} failed"),
+            &e,
+        )
+    })?;
     Ok(Tracefs {
         root: target.to_path_buf(),
         mounted_by_us: true,
@@ -62,15 +77,26 @@ fn find_mounted() -> Option<PathBuf> {
 }
 
 /// The numeric id of a trace event, as perf_event_open wants it.
-pub fn event_id(tracefs: &Path, category: &str, name: &str) -> Result<u64> {
+pub fn event_id(tracefs: &Path, category: &str, name: &str) -> Result<u64, AttachError> {
     let path = tracefs.join("events").join(category).join(name).join("id");
-    let text = fs::read_to_string(&path).with_context(|| {
-        format!(
-            "no trace event {category}/{name} ({} unreadable)",
-            path.display()
+    let read = fs::read_to_string(&path);
+    explain::tell(
+        || format!("read({})", path.display()),
+        || match &read {
+            Ok(text) => format!("{:?}", text.trim()),
+            Err(e) => explain::error(e),
+        },
+    );
+    let text = read.map_err(|e| {
+        AttachError::from_io(
+            format_args!(
+                "no trace event {category}/{name} ({} unreadable)",
+                path.display()
+            ),
+            &e,
         )
     })?;
     text.trim()
         .parse()
-        .with_context(|| format!("{} does not hold a number", path.display()))
+        .map_err(|_| AttachError::Failed(format!("{} does not hold a number", path.display())))
 }

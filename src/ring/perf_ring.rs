@@ -7,9 +7,10 @@
 //! space back only after we are done reading it.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sys::Fd;
 use crate::sys::perf::{self, Mapping};
 
 /// Offsets in `struct perf_event_mmap_page` (include/uapi/linux/perf_event.h).
@@ -54,7 +55,7 @@ impl Cursor {
 pub struct PerfRing {
     cpu: u32,
     map: Mapping,
-    event: OwnedFd,
+    event: Fd,
     data_offset: usize,
     data_size: usize,
     /// Where a record that wraps past the end is put back together.

@@ -23,11 +23,12 @@
 //! timestamp.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::perf_ring::{Cursor, PerfRing, Record};
+use crate::sys::epoll::{Epoll, EventFd, Ready};
 
 /// Where records go. Implemented by the event side; the ring side never
 /// looks inside a sample, except through `timestamp`.
@@ -53,19 +54,18 @@ pub struct RingSet {
     /// The oldest record left in a ring by the last pass.
     oldest_held: Option<u64>,
     window_ns: u64,
-    epoll: OwnedFd,
-    stop: Arc<OwnedFd>,
+    epoll: Epoll,
+    stop: Arc<EventFd>,
 }
 
 /// Wakes the reader thread and tells it to drain one last time and return.
 #[derive(Clone)]
-pub struct StopHandle(Arc<OwnedFd>);
+pub struct StopHandle(Arc<EventFd>);
 
 impl StopHandle {
     pub fn stop(&self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a live u64 to our eventfd.
-        unsafe { libc::write(self.0.as_raw_fd(), &one as *const u64 as *const _, 8) };
+        // Cannot fail on a live eventfd short of 2^64 stops.
+        let _ = self.0.signal();
     }
 }
 
@@ -73,43 +73,20 @@ const STOP_TOKEN: u64 = u64::MAX;
 /// Records read between two stores of a ring's tail during a pass.
 const COMMIT_EVERY: usize = 512;
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn epoll_add(epoll: &OwnedFd, fd: libc::c_int, token: u64) -> io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
-    // SAFETY: both fds are open; ev is a valid epoll_event.
-    cvt(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(drop)
-}
-
 impl RingSet {
     /// One ring of `data_pages` pages (a power of two) per CPU in `cpus`,
     /// each waking the reader when a quarter full: early enough that the
     /// records held back for ordering, plus a reader that waits a while
     /// for a CPU, still fit.
     pub fn open(cpus: &[u32], data_pages: usize) -> io::Result<RingSet> {
-        // SAFETY: plain fd-creating syscalls; results are checked.
-        let epoll = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
-        let stop = unsafe {
-            OwnedFd::from_raw_fd(cvt(libc::eventfd(
-                0,
-                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
-            ))?)
-        };
-        epoll_add(&epoll, stop.as_raw_fd(), STOP_TOKEN)?;
+        let epoll = Epoll::new()?;
+        let stop = EventFd::new()?;
+        epoll.add(stop.as_fd(), STOP_TOKEN)?;
         let watermark = (crate::sys::perf::page_size() * data_pages / 4) as u32;
         let mut rings = Vec::with_capacity(cpus.len());
         for (i, &cpu) in cpus.iter().enumerate() {
             let ring = PerfRing::open(cpu, data_pages, watermark)?;
-            epoll_add(&epoll, ring.as_fd().as_raw_fd(), i as u64)?;
+            epoll.add(ring.as_fd(), i as u64)?;
             rings.push(ring);
         }
         Ok(RingSet {
@@ -219,8 +196,11 @@ impl RingSet {
     /// oldest record held back for ordering is old enough, or the stop
     /// handle is used; drains after each wake. Returns after the final
     /// drain that follows a stop, which delivers everything.
-    pub fn run(mut self, sink: &mut impl RecordSink, max_latency: Duration) {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; self.rings.len() + 1];
+    /// Returns an error only if epoll itself fails, which it cannot on
+    /// our own epoll fd; the caller should then stop (the final drain has
+    /// been done).
+    pub fn run(mut self, sink: &mut impl RecordSink, max_latency: Duration) -> io::Result<()> {
+        let mut ready = vec![Ready::default(); self.rings.len() + 1];
         let mut timeout = max_latency;
         loop {
             // Whole milliseconds, rounded up: never a busy loop.
@@ -228,20 +208,14 @@ impl RingSet {
                 .as_micros()
                 .div_ceil(1000)
                 .clamp(1, i32::MAX as u128) as i32;
-            // SAFETY: events has room for the number we pass.
-            let n = unsafe {
-                libc::epoll_wait(
-                    self.epoll.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    events.len() as i32,
-                    ms,
-                )
+            let n = match self.epoll.wait(&mut ready, ms) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.drain(sink);
+                    return Err(e);
+                }
             };
-            if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                // Cannot fail on our own epoll fd; should it, do not spin.
-                std::thread::sleep(timeout);
-            }
-            let stopping = n > 0 && events[..n as usize].iter().any(|e| e.u64 == STOP_TOKEN);
+            let stopping = ready[..n].iter().any(|r| r.token() == STOP_TOKEN);
             let bound = if stopping {
                 u64::MAX
             } else {
@@ -249,7 +223,7 @@ impl RingSet {
             };
             self.drain_until(sink, bound);
             if stopping {
-                return;
+                return Ok(());
             }
             // Records held back: come back when the oldest may go, but
             // not sooner than a window from now. Under a steady stream the

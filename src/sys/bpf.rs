@@ -1,13 +1,19 @@
-//! bpf(2): map create, update, lookup, and program load.
+//! bpf(2): map create, update, lookup; program load, test run, info.
 //!
 //! Each command takes its own prefix of `union bpf_attr`; we pass a struct
 //! holding exactly that prefix and its size, which every kernel since 4.15
 //! accepts (fields it does not know must be zero, and we send none).
+//!
+//! The map element calls are `unsafe`: the kernel copies the *map's* key
+//! and value sizes to and from the pointers it is given, whatever the
+//! slices' lengths. `loader::Map` is the safe way in: it knows the sizes and
+//! checks every buffer first.
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
+use super::explain::{self, Fd};
 use crate::obj::Insn;
 
 const BPF_MAP_CREATE: libc::c_int = 0;
@@ -15,17 +21,44 @@ const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 
 pub const BPF_PROG_TYPE_KPROBE: u32 = 2;
 pub const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
 pub const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
 
+pub const BPF_MAP_TYPE_HASH: u32 = 1;
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 pub const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
+pub const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
 pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+pub const BPF_MAP_TYPE_CGROUP_ARRAY: u32 = 8;
+pub const BPF_MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
 
 /// Object names are 16 bytes with the NUL; the kernel allows [A-Za-z0-9_.].
 const OBJ_NAME_LEN: usize = 16;
+
+fn map_type_name(t: u32) -> String {
+    match t {
+        BPF_MAP_TYPE_HASH => "BPF_MAP_TYPE_HASH".into(),
+        BPF_MAP_TYPE_ARRAY => "BPF_MAP_TYPE_ARRAY".into(),
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY => "BPF_MAP_TYPE_PERF_EVENT_ARRAY".into(),
+        BPF_MAP_TYPE_PERCPU_HASH => "BPF_MAP_TYPE_PERCPU_HASH".into(),
+        BPF_MAP_TYPE_PERCPU_ARRAY => "BPF_MAP_TYPE_PERCPU_ARRAY".into(),
+        BPF_MAP_TYPE_CGROUP_ARRAY => "BPF_MAP_TYPE_CGROUP_ARRAY".into(),
+        BPF_MAP_TYPE_LRU_PERCPU_HASH => "BPF_MAP_TYPE_LRU_PERCPU_HASH".into(),
+        t => t.to_string(),
+    }
+}
+
+fn prog_type_name(t: u32) -> String {
+    match t {
+        BPF_PROG_TYPE_KPROBE => "BPF_PROG_TYPE_KPROBE".into(),
+        BPF_PROG_TYPE_TRACEPOINT => "BPF_PROG_TYPE_TRACEPOINT".into(),
+        BPF_PROG_TYPE_RAW_TRACEPOINT => "BPF_PROG_TYPE_RAW_TRACEPOINT".into(),
+        t => t.to_string(),
+    }
+}
 
 #[repr(C)]
 #[derive(Default)]
@@ -65,112 +98,6 @@ struct ProgLoadAttr {
     prog_name: [u8; OBJ_NAME_LEN],
 }
 
-fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<libc::c_long> {
-    // SAFETY: attr is a live, fully initialised #[repr(C)] prefix of
-    // union bpf_attr, and its exact size is passed along with it.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            std::mem::size_of::<T>() as libc::c_uint,
-        )
-    };
-    super::check(ret)
-}
-
-fn fd_from(ret: libc::c_long) -> OwnedFd {
-    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
-    unsafe { OwnedFd::from_raw_fd(ret as i32) }
-}
-
-/// The name the kernel shows for a map or program: truncated to 15 bytes,
-/// characters it would refuse dropped.
-fn object_name(name: &str) -> [u8; OBJ_NAME_LEN] {
-    let mut out = [0u8; OBJ_NAME_LEN];
-    let allowed = name
-        .bytes()
-        .filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.');
-    for (slot, b) in out.iter_mut().zip(allowed).take(OBJ_NAME_LEN - 1) {
-        *slot = b;
-    }
-    out
-}
-
-pub struct MapDef<'a> {
-    pub name: &'a str,
-    pub map_type: u32,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub max_entries: u32,
-    pub flags: u32,
-}
-
-pub fn map_create(def: &MapDef) -> io::Result<OwnedFd> {
-    let mut attr = MapCreateAttr {
-        map_type: def.map_type,
-        key_size: def.key_size,
-        value_size: def.value_size,
-        max_entries: def.max_entries,
-        map_flags: def.flags,
-        map_name: object_name(def.name),
-        ..Default::default()
-    };
-    bpf(BPF_MAP_CREATE, &mut attr).map(fd_from)
-}
-
-/// Writes `value` at `key`. The slices must be the map's key and value
-/// sizes: the kernel reads exactly that many bytes from them.
-pub fn map_update(map: BorrowedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
-    let mut attr = MapElemAttr {
-        map_fd: map.as_raw_fd() as u32,
-        key: key.as_ptr() as u64,
-        value: value.as_ptr() as u64,
-        ..Default::default()
-    };
-    bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
-}
-
-/// Reads the value at `key` into `value`; for a per-CPU map `value` holds
-/// one slot per possible CPU, each rounded up to 8 bytes.
-pub fn map_lookup(map: BorrowedFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
-    let mut attr = MapElemAttr {
-        map_fd: map.as_raw_fd() as u32,
-        key: key.as_ptr() as u64,
-        value: value.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    bpf(BPF_MAP_LOOKUP_ELEM, &mut attr).map(drop)
-}
-
-pub struct ProgLoad<'a> {
-    pub name: &'a str,
-    pub prog_type: u32,
-    pub insns: &'a [Insn],
-    pub license: &'a CStr,
-    pub kern_version: u32,
-}
-
-/// Loads a program. With `log`, the verifier writes its log there (level 1);
-/// ENOSPC then means the log did not fit.
-pub fn prog_load(p: &ProgLoad, log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
-    let mut attr = ProgLoadAttr {
-        prog_type: p.prog_type,
-        insn_cnt: p.insns.len() as u32,
-        insns: p.insns.as_ptr() as u64,
-        license: p.license.as_ptr() as u64,
-        kern_version: p.kern_version,
-        prog_name: object_name(p.name),
-        ..Default::default()
-    };
-    if let Some(buf) = log {
-        attr.log_level = 1;
-        attr.log_size = buf.len() as u32;
-        attr.log_buf = buf.as_mut_ptr() as u64;
-    }
-    bpf(BPF_PROG_LOAD, &mut attr).map(fd_from)
-}
-
 #[repr(C)]
 #[derive(Default)]
 struct TestRunAttr {
@@ -190,6 +117,262 @@ struct TestRunAttr {
     cpu: u32,
 }
 
+#[repr(C)]
+#[derive(Default)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// `struct bpf_prog_info` (include/uapi/linux/bpf.h) up to what we read.
+/// The kernel fills as much of it as it knows and says how much.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProgInfo {
+    pub prog_type: u32,
+    pub id: u32,
+    pub tag: [u8; 8],
+    pub jited_prog_len: u32,
+    pub xlated_prog_len: u32,
+    pub jited_prog_insns: u64,
+    pub xlated_prog_insns: u64,
+    pub load_time: u64,
+    pub created_by_uid: u32,
+    pub nr_map_ids: u32,
+    pub map_ids: u64,
+    pub name: [u8; OBJ_NAME_LEN],
+    pub ifindex: u32,
+    pub gpl_compatible: u32,
+    pub netns_dev: u64,
+    pub netns_ino: u64,
+    pub nr_jited_ksyms: u32,
+    pub nr_jited_func_lens: u32,
+    pub jited_ksyms: u64,
+    pub jited_func_lens: u64,
+    pub btf_id: u32,
+    pub func_info_rec_size: u32,
+    pub func_info: u64,
+    pub nr_func_info: u32,
+    pub nr_line_info: u32,
+    pub line_info: u64,
+    pub jited_line_info: u64,
+    pub nr_jited_line_info: u32,
+    pub line_info_rec_size: u32,
+    pub jited_line_info_rec_size: u32,
+    pub nr_prog_tags: u32,
+    pub prog_tags: u64,
+    pub run_time_ns: u64,
+    pub run_cnt: u64,
+    /// Linux 5.12+.
+    pub recursion_misses: u64,
+    /// Linux 5.16+.
+    pub verified_insns: u32,
+    pub attach_btf_obj_id: u32,
+    pub attach_btf_id: u32,
+    pub pad: u32,
+}
+
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(ProgInfo, name) == 64);
+    assert!(offset_of!(ProgInfo, btf_id) == 128);
+    assert!(offset_of!(ProgInfo, run_time_ns) == 192);
+    assert!(offset_of!(ProgInfo, recursion_misses) == 208);
+    assert!(offset_of!(ProgInfo, verified_insns) == 216);
+    assert!(size_of::<ProgInfo>() == 232);
+};
+
+/// Byte offset of a `ProgInfo` field: the kernel knows it when it filled
+/// at least this much.
+pub const PROG_INFO_RECURSION_MISSES_END: u32 = 216;
+pub const PROG_INFO_VERIFIED_INSNS_END: u32 = 220;
+
+fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: attr is a live, fully initialised #[repr(C)] prefix of
+    // union bpf_attr, and its exact size is passed along with it; every
+    // pointer inside it is valid for what the command does with it (each
+    // caller's job).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T as *mut libc::c_void,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
+    super::check(ret)
+}
+
+fn new_fd(ret: io::Result<libc::c_long>, what: impl FnOnce() -> String) -> io::Result<Fd> {
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    ret.map(|fd| unsafe { Fd::from_raw(fd as i32, what) })
+}
+
+/// The name the kernel shows for a map or program: truncated to 15 bytes,
+/// characters it would refuse dropped.
+fn object_name(name: &str) -> [u8; OBJ_NAME_LEN] {
+    let mut out = [0u8; OBJ_NAME_LEN];
+    let allowed = name
+        .bytes()
+        .filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.');
+    for (slot, b) in out.iter_mut().zip(allowed).take(OBJ_NAME_LEN - 1) {
+        *slot = b;
+    }
+    out
+}
+
+fn shown_name(name: &[u8; OBJ_NAME_LEN]) -> String {
+    let end = name.iter().position(|&b| b == 0).unwrap_or(OBJ_NAME_LEN);
+    String::from_utf8_lossy(&name[..end]).into_owned()
+}
+
+pub struct MapDef<'a> {
+    pub name: &'a str,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+}
+
+pub fn map_create(def: &MapDef) -> io::Result<Fd> {
+    let mut attr = MapCreateAttr {
+        map_type: def.map_type,
+        key_size: def.key_size,
+        value_size: def.value_size,
+        max_entries: def.max_entries,
+        map_flags: def.flags,
+        map_name: object_name(def.name),
+        ..Default::default()
+    };
+    let name = shown_name(&attr.map_name);
+    let r = new_fd(bpf(BPF_MAP_CREATE, &mut attr), || format!("map:{name}"));
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_MAP_CREATE, {{map_type={}, key_size={}, value_size={}, max_entries={}, \
+                 map_flags={:#x}, map_name=\"{name}\"}})",
+                map_type_name(def.map_type),
+                def.key_size,
+                def.value_size,
+                def.max_entries,
+                def.flags
+            )
+        },
+        || Fd::told(&r),
+    );
+    r
+}
+
+/// Writes the value at `key`.
+///
+/// # Safety
+/// `key` must point to the map's key size in bytes and `value` to its value
+/// size (times the possible CPUs, each rounded up to 8, for a per-CPU
+/// map): the kernel reads that many, whatever the slices say.
+pub unsafe fn map_update(map: BorrowedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        ..Default::default()
+    };
+    let r = bpf(BPF_MAP_UPDATE_ELEM, &mut attr);
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_MAP_UPDATE_ELEM, {{map_fd={}, key={}, value={}, flags=BPF_ANY}})",
+                explain::borrowed(map),
+                shown_bytes(key),
+                shown_bytes(value)
+            )
+        },
+        || explain::result(&r),
+    );
+    r.map(drop)
+}
+
+/// Reads the value at `key` into `value`.
+///
+/// # Safety
+/// As for `map_update`, and more so: the kernel *writes* the map's value
+/// size (times the possible CPUs, each rounded up to 8, for a per-CPU map)
+/// into `value`.
+pub unsafe fn map_lookup(map: BorrowedFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let r = bpf(BPF_MAP_LOOKUP_ELEM, &mut attr);
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_MAP_LOOKUP_ELEM, {{map_fd={}, key={}, value=<{} bytes>}})",
+                explain::borrowed(map),
+                shown_bytes(key),
+                value.len()
+            )
+        },
+        || explain::result(&r),
+    );
+    r.map(drop)
+}
+
+/// Short byte strings in full, longer ones by their size.
+fn shown_bytes(b: &[u8]) -> String {
+    if b.len() <= 8 {
+        format!("{b:?}")
+    } else {
+        format!("<{} bytes>", b.len())
+    }
+}
+
+pub struct ProgLoad<'a> {
+    pub name: &'a str,
+    pub prog_type: u32,
+    pub insns: &'a [Insn],
+    pub license: &'a CStr,
+    pub kern_version: u32,
+}
+
+/// Loads a program. With `log`, the verifier writes its log there (level 1);
+/// ENOSPC then means the log did not fit.
+pub fn prog_load(p: &ProgLoad, log: Option<&mut [u8]>) -> io::Result<Fd> {
+    let mut attr = ProgLoadAttr {
+        prog_type: p.prog_type,
+        insn_cnt: p.insns.len() as u32,
+        insns: p.insns.as_ptr() as u64,
+        license: p.license.as_ptr() as u64,
+        kern_version: p.kern_version,
+        prog_name: object_name(p.name),
+        ..Default::default()
+    };
+    if let Some(buf) = log {
+        attr.log_level = 1;
+        attr.log_size = buf.len() as u32;
+        attr.log_buf = buf.as_mut_ptr() as u64;
+    }
+    let (log_level, log_size) = (attr.log_level, attr.log_size);
+    let name = shown_name(&attr.prog_name);
+    let r = new_fd(bpf(BPF_PROG_LOAD, &mut attr), || format!("prog:{name}"));
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_PROG_LOAD, {{prog_type={}, insn_cnt={}, license={:?}, log_level={log_level}, \
+                 log_size={log_size}, prog_name=\"{name}\"}})",
+                prog_type_name(p.prog_type),
+                p.insns.len(),
+                p.license,
+            )
+        },
+        || Fd::told(&r),
+    );
+    r
+}
+
 /// Runs a program once, now, on this thread, with no input (a raw
 /// tracepoint program, Linux 5.10+; older kernels refuse), and returns
 /// what it returned.
@@ -198,6 +381,42 @@ pub fn prog_test_run(prog: BorrowedFd) -> io::Result<u32> {
         prog_fd: prog.as_raw_fd() as u32,
         ..Default::default()
     };
-    bpf(BPF_PROG_TEST_RUN, &mut attr)?;
-    Ok(attr.retval)
+    let r = bpf(BPF_PROG_TEST_RUN, &mut attr).map(|_| attr.retval);
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_PROG_TEST_RUN, {{prog_fd={}}})",
+                explain::borrowed(prog)
+            )
+        },
+        || match &r {
+            Ok(v) => format!("0 (retval={v})"),
+            Err(_) => explain::result(&r),
+        },
+    );
+    r
+}
+
+/// What the kernel says about a loaded program, and how many bytes of
+/// `ProgInfo` it filled (older kernels know fewer fields).
+pub fn prog_info(prog: BorrowedFd) -> io::Result<(ProgInfo, u32)> {
+    let mut info = ProgInfo::default();
+    let mut attr = InfoAttr {
+        bpf_fd: prog.as_raw_fd() as u32,
+        info_len: size_of::<ProgInfo>() as u32,
+        info: &mut info as *mut ProgInfo as u64,
+    };
+    // The kernel writes at most info_len bytes: the size of `info`.
+    let r = bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr);
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_OBJ_GET_INFO_BY_FD, {{bpf_fd={}, info_len={}}})",
+                explain::borrowed(prog),
+                size_of::<ProgInfo>()
+            )
+        },
+        || explain::result(&r),
+    );
+    r.map(|_| (info, attr.info_len))
 }

@@ -2,7 +2,9 @@
 //! program to it, and the mmap of a perf ring.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use super::explain::{self, Fd};
 
 const PERF_TYPE_SOFTWARE: u32 = 1;
 const PERF_TYPE_TRACEPOINT: u32 = 2;
@@ -43,7 +45,15 @@ struct PerfEventAttr {
     _reserved: u16,
 }
 
-fn open(attr: &mut PerfEventAttr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
+/// perf_event_open(attr, pid, cpu, -1, FD_CLOEXEC); `shown` is the attr as
+/// the narration tells it, `label` what the fd is.
+fn open(
+    attr: &mut PerfEventAttr,
+    pid: i32,
+    cpu: i32,
+    shown: impl FnOnce() -> String,
+    label: impl FnOnce() -> String,
+) -> io::Result<Fd> {
     attr.size = std::mem::size_of::<PerfEventAttr>() as u32;
     // SAFETY: attr is a complete perf_event_attr of the size it declares.
     let ret = unsafe {
@@ -57,12 +67,22 @@ fn open(attr: &mut PerfEventAttr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
         )
     };
     // SAFETY: a fresh fd from the kernel, owned by nobody else.
-    super::check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let r = super::check(ret).map(|fd| unsafe { Fd::from_raw(fd as i32, label) });
+    explain::tell(
+        || {
+            format!(
+                "perf_event_open({{{}}}, pid={pid}, cpu={cpu}, group_fd=-1, flags=PERF_FLAG_FD_CLOEXEC)",
+                shown()
+            )
+        },
+        || Fd::told(&r),
+    );
+    r
 }
 
 /// The event whose ring `bpf_perf_event_output` writes to on `cpu`. The
 /// reader is woken once `watermark` bytes are waiting, not per record.
-pub fn open_bpf_output(cpu: u32, watermark: u32) -> io::Result<OwnedFd> {
+pub fn open_bpf_output(cpu: u32, watermark: u32) -> io::Result<Fd> {
     let mut attr = PerfEventAttr {
         type_: PERF_TYPE_SOFTWARE,
         config: PERF_COUNT_SW_BPF_OUTPUT,
@@ -72,13 +92,26 @@ pub fn open_bpf_output(cpu: u32, watermark: u32) -> io::Result<OwnedFd> {
         wakeup: watermark.max(1),
         ..Default::default()
     };
-    open(&mut attr, -1, cpu as i32)
+    let wakeup = attr.wakeup;
+    open(
+        &mut attr,
+        -1,
+        cpu as i32,
+        || {
+            format!(
+                "type=PERF_TYPE_SOFTWARE, config=PERF_COUNT_SW_BPF_OUTPUT, sample_period=1, \
+                 sample_type=PERF_SAMPLE_RAW, watermark=1, wakeup_watermark={wakeup}"
+            )
+        },
+        || format!("perf:bpf-output/cpu{cpu}"),
+    )
 }
 
-/// A tracepoint (or a tracefs-made kprobe, which is one) by its tracefs id.
-/// Opened on CPU 0 for all processes: an attached BPF program still runs on
-/// every CPU, since it hangs off the tracepoint itself.
-pub fn open_tracepoint(id: u64) -> io::Result<OwnedFd> {
+/// A tracepoint (or a tracefs-made kprobe, which is one) by its tracefs id;
+/// `name` (category/event) labels it in the narration. Opened on CPU 0
+/// for all processes: an attached BPF program still runs on every CPU,
+/// since it hangs off the tracepoint itself.
+pub fn open_tracepoint(id: u64, name: &str) -> io::Result<Fd> {
     let mut attr = PerfEventAttr {
         type_: PERF_TYPE_TRACEPOINT,
         config: id,
@@ -86,12 +119,18 @@ pub fn open_tracepoint(id: u64) -> io::Result<OwnedFd> {
         flags: FLAG_DISABLED,
         ..Default::default()
     };
-    open(&mut attr, -1, 0)
+    open(
+        &mut attr,
+        -1,
+        0,
+        || format!("type=PERF_TYPE_TRACEPOINT, config={id}, sample_period=1, disabled=1"),
+        || format!("perf:{name}"),
+    )
 }
 
 /// A kprobe made through the kprobe PMU (kernel 4.17+): it lives exactly as
 /// long as the returned fd, so a killed monitor leaves nothing behind.
-pub fn open_kprobe(pmu_type: u32, function: &std::ffi::CStr) -> io::Result<OwnedFd> {
+pub fn open_kprobe(pmu_type: u32, function: &std::ffi::CStr) -> io::Result<Fd> {
     let mut attr = PerfEventAttr {
         type_: pmu_type,
         sample_period: 1,
@@ -99,13 +138,29 @@ pub fn open_kprobe(pmu_type: u32, function: &std::ffi::CStr) -> io::Result<Owned
         config1: function.as_ptr() as u64,
         ..Default::default()
     };
-    open(&mut attr, -1, 0)
+    open(
+        &mut attr,
+        -1,
+        0,
+        || format!("type={pmu_type} (kprobe), config1={function:?}, sample_period=1, disabled=1"),
+        || format!("perf:kprobe/{}", function.to_string_lossy()),
+    )
 }
 
-fn ioctl(fd: BorrowedFd, request: libc::c_ulong, arg: libc::c_ulong) -> io::Result<()> {
+fn ioctl(
+    fd: BorrowedFd,
+    request: libc::c_ulong,
+    arg: libc::c_ulong,
+    shown: impl FnOnce() -> String,
+) -> io::Result<()> {
     // SAFETY: these perf ioctls take an integer argument, not a pointer.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
-    super::check(ret as libc::c_long).map(drop)
+    let r = super::check(ret as libc::c_long).map(drop);
+    explain::tell(
+        || format!("ioctl({}, {})", explain::borrowed(fd), shown()),
+        || explain::status(&r),
+    );
+    r
 }
 
 pub fn set_bpf(event: BorrowedFd, prog: BorrowedFd) -> io::Result<()> {
@@ -113,15 +168,20 @@ pub fn set_bpf(event: BorrowedFd, prog: BorrowedFd) -> io::Result<()> {
         event,
         PERF_EVENT_IOC_SET_BPF,
         prog.as_raw_fd() as libc::c_ulong,
+        || format!("PERF_EVENT_IOC_SET_BPF, {}", explain::borrowed(prog)),
     )
 }
 
 pub fn enable(event: BorrowedFd) -> io::Result<()> {
-    ioctl(event, PERF_EVENT_IOC_ENABLE, 0)
+    ioctl(event, PERF_EVENT_IOC_ENABLE, 0, || {
+        "PERF_EVENT_IOC_ENABLE, 0".into()
+    })
 }
 
 pub fn disable(event: BorrowedFd) -> io::Result<()> {
-    ioctl(event, PERF_EVENT_IOC_DISABLE, 0)
+    ioctl(event, PERF_EVENT_IOC_DISABLE, 0, || {
+        "PERF_EVENT_IOC_DISABLE, 0".into()
+    })
 }
 
 /// A shared read-write mapping of a perf event's ring; unmapped on drop.
@@ -147,13 +207,27 @@ impl Mapping {
                 0,
             )
         };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Mapping {
-            ptr: ptr as *mut u8,
-            len,
-        })
+        let r = if ptr == libc::MAP_FAILED {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(Mapping {
+                ptr: ptr as *mut u8,
+                len,
+            })
+        };
+        explain::tell(
+            || {
+                format!(
+                    "mmap(NULL, {len}, PROT_READ|PROT_WRITE, MAP_SHARED, {}, 0)",
+                    explain::borrowed(event)
+                )
+            },
+            || match &r {
+                Ok(m) => format!("{:p}", m.ptr),
+                Err(e) => explain::error(e),
+            },
+        );
+        r
     }
 
     pub fn as_ptr(&self) -> *mut u8 {
@@ -172,7 +246,11 @@ impl Mapping {
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: ptr and len are the mapping made in new().
-        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+        let ret = unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+        explain::tell(
+            || format!("munmap({:p}, {})", self.ptr, self.len),
+            || ret.to_string(),
+        );
     }
 }
 
