@@ -1,7 +1,8 @@
 //! Compiles the C probe in `bpf/` to a BPF ELF object with clang, into
 //! OUT_DIR, where `include_bytes!` embeds it in the binary. Also compiles the
-//! loader's test fixtures in `bpf/tests/` and the benchmark's floor program
-//! in `bpf/bench/`, which are never shipped in the probe.
+//! loader's test fixtures in `bpf/tests/`, the benchmark's floor program in
+//! `bpf/bench/` and the embedder's example in `bpf/examples/`, which are
+//! never shipped in the probe.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,9 @@ const OBJECTS: &[(&str, &str, &[&str])] = &[
     ("bpf/probe.c", "probe_pidns.bpf.o", &["-DPIDNS_FILTER"]),
     ("bpf/tests/subprog.c", "subprog.bpf.o", &[]),
     ("bpf/tests/ring_writer.c", "ring_writer.bpf.o", &[]),
+    ("bpf/tests/rejected.c", "rejected.bpf.o", &[]),
     ("bpf/bench/count_floor.c", "count_floor.bpf.o", &[]),
+    ("bpf/examples/exec_count.c", "exec_count.bpf.o", &[]),
 ];
 
 fn main() {

@@ -15,11 +15,13 @@ typedef signed long long __s64;
 #define __always_inline inline __attribute__((always_inline))
 
 /* Map types and flags used here (enum bpf_map_type). */
+#define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_PERF_EVENT_ARRAY 4
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
 #define BPF_MAP_TYPE_CGROUP_ARRAY 8
 #define BPF_F_CURRENT_CPU 0xffffffffULL
+#define BPF_NOEXIST 1
 
 /* A map as the loader reads it from the "maps" section: five u32 words.
  * max_entries 0 on a perf event array means "one slot per possible CPU". */
@@ -38,6 +40,8 @@ struct bpf_map_def {
 
 /* Helpers, called through their fixed ids. */
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_map_update_elem)(void *map, const void *key,
+				   const void *value, __u64 flags) = (void *)2;
 static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
 static __u32 (*bpf_get_smp_processor_id)(void) = (void *)8;
 static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;

@@ -20,6 +20,8 @@ const MAX_PAGES: usize = 1 << 16;
 pub const USAGE: &str = "\
 usage: probe [options]        monitor every read(2) and write(2) on this machine
        probe inspect FILE     show what the loader sees in a BPF object file
+       probe load FILE        load every program of a BPF object file in this
+                              kernel, say what the verifier made of each, unload
 
 options:
   --attach METHOD  auto (default), kprobe, kprobe-legacy or tracepoint
@@ -84,6 +86,7 @@ impl Default for Options {
 pub enum Command {
     Run(Options),
     Inspect(PathBuf),
+    Load(PathBuf),
     Help,
     Version,
 }
@@ -99,12 +102,17 @@ fn usage<T>(message: impl Into<String>) -> Result<T, UsageError> {
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
     let mut args = args.into_iter().peekable();
-    if args.peek().is_some_and(|a| a == "inspect") {
-        args.next();
-        let (Some(file), None) = (args.next(), args.next()) else {
-            return usage("inspect takes exactly one FILE");
-        };
-        return Ok(Command::Inspect(PathBuf::from(file)));
+    for (name, command) in [
+        ("inspect", Command::Inspect as fn(PathBuf) -> Command),
+        ("load", Command::Load),
+    ] {
+        if args.peek().is_some_and(|a| a == name) {
+            args.next();
+            let (Some(file), None) = (args.next(), args.next()) else {
+                return usage(format!("{name} takes exactly one FILE"));
+            };
+            return Ok(command(PathBuf::from(file)));
+        }
     }
     let mut o = Options::default();
     let mut log_flag = None::<&str>;

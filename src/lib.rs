@@ -21,6 +21,7 @@ pub mod cli;
 pub mod cpus;
 pub mod identity;
 pub mod inspect;
+pub mod load;
 pub mod loader;
 pub mod monitor;
 pub mod obj;

@@ -269,6 +269,17 @@ impl Map<'_> {
         })
     }
 
+    /// Every key, in the kernel's order: for hash maps, where the keys are
+    /// not known in advance. A key deleted while iterating may end it early
+    /// or restart it (the kernel's rule for BPF_MAP_GET_NEXT_KEY).
+    pub fn keys(&self) -> Keys<'_, '_> {
+        Keys {
+            map: self,
+            last: None,
+            done: false,
+        }
+    }
+
     /// A per-CPU map of u64 counters: the value at `key` summed over every
     /// possible CPU.
     pub fn sum_per_cpu_u64(&self, key: &[u8]) -> Result<u64, MapError> {
@@ -279,6 +290,43 @@ impl Map<'_> {
             .chunks_exact(stride)
             .map(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or_default()))
             .sum())
+    }
+}
+
+/// The keys of a map, each as the map's key size in bytes.
+pub struct Keys<'m, 'a> {
+    map: &'m Map<'a>,
+    last: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl Iterator for Keys<'_, '_> {
+    type Item = Result<Vec<u8>, MapError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut next = vec![0u8; self.map.key_size()];
+        // SAFETY: `last` came from this map, so it is its key size; `next`
+        // was just made that size.
+        let r = unsafe { bpf::map_next_key(self.map.fd, self.last.as_deref(), &mut next) };
+        match r {
+            Ok(()) => {
+                self.last = Some(next.clone());
+                Some(Ok(next))
+            }
+            Err(e) => {
+                self.done = true;
+                (e.raw_os_error() != Some(libc::ENOENT)).then(|| {
+                    Err(MapError::Kernel {
+                        map: self.map.spec.name.clone(),
+                        op: "list the keys of",
+                        error: e,
+                    })
+                })
+            }
+        }
     }
 }
 

@@ -37,7 +37,24 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Command::Inspect(path)) => finish(probe::inspect::run(&path)),
+        Ok(Command::Load(path)) => load(&path),
         Ok(Command::Run(options)) => finish(run(&options)),
+    }
+}
+
+/// `probe load FILE`: the verdicts on stdout; 0 only if every program
+/// loaded.
+fn load(path: &std::path::Path) -> ExitCode {
+    let verdicts = privileges::check().and_then(|()| {
+        probe::loader::raise_memlock();
+        probe::load::run(path)
+    });
+    match verdicts {
+        Ok(v) => {
+            let _ = write!(std::io::stdout(), "{}", v.text);
+            ExitCode::from(if v.all_loaded { 0 } else { 1 })
+        }
+        Err(e) => finish(Err(e)),
     }
 }
 

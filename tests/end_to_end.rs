@@ -1,6 +1,7 @@
 //! The real `probe` binary on the real kernel: exact counts, exact output,
 //! signals, self-exclusion, filters, and nothing left behind.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ fn event_lines(log: &str) -> Vec<&str> {
 
 #[test]
 fn counts_and_contents_are_exact_and_sigint_exits_cleanly() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("exact");
     let comm = unique_comm("ex");
@@ -79,7 +80,7 @@ fn counts_and_contents_are_exact_and_sigint_exits_cleanly() {
 
 #[test]
 fn json_lines_parse_and_sigterm_exits_cleanly() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("json");
     let comm = unique_comm("js");
@@ -117,7 +118,7 @@ fn json_lines_parse_and_sigterm_exits_cleanly() {
 
 #[test]
 fn verbose_adds_details_and_the_kernel_copies_written_bytes() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("verbose");
     let comm = unique_comm("vb");
@@ -147,7 +148,7 @@ fn verbose_adds_details_and_the_kernel_copies_written_bytes() {
 
 #[test]
 fn without_verbose_the_kernel_copies_no_data() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("quiet");
     let comm = unique_comm("nv");
@@ -189,7 +190,7 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn pid_filter_reports_exactly_that_process() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("pid");
     let comm = unique_comm("pf");
@@ -232,7 +233,7 @@ fn pid_filter_reports_exactly_that_process() {
 
 #[test]
 fn the_monitor_never_reports_itself() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("self");
     // Both monitors are named "probe": A watches that name, so it would see
@@ -269,7 +270,7 @@ fn the_monitor_never_reports_itself() {
 
 #[test]
 fn flushes_within_the_interval_while_running() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("flush");
     let comm = unique_comm("fl");
@@ -289,7 +290,7 @@ fn flushes_within_the_interval_while_running() {
 
 #[test]
 fn kprobe_without_kernel_support_is_one_clear_error() {
-    require_root();
+    require_root!();
     if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
         return; // this kernel has kprobes: the VM tests cover that path
     }
@@ -310,7 +311,7 @@ fn kprobe_without_kernel_support_is_one_clear_error() {
 
 #[test]
 fn auto_says_why_it_fell_back() {
-    require_root();
+    require_root!();
     if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
         return;
     }
@@ -345,7 +346,7 @@ fn online_cpus() -> usize {
 
 #[test]
 fn without_privileges_it_says_so_and_exits_1() {
-    require_root();
+    require_root!();
     use std::os::unix::process::CommandExt;
     let out = Command::new(PROBE)
         .args(["--no-log"])

@@ -3,6 +3,7 @@
 //! symlinks, a full disk, readers of stdout that quit or never read,
 //! signals at awkward moments; and what the running monitor may still do.
 
+#[macro_use]
 mod common;
 
 use std::fs;
@@ -152,7 +153,7 @@ fn assert_plain_ascii_lines(what: &str, bytes: &[u8]) {
 
 #[test]
 fn a_process_named_with_escapes_and_invalid_utf8_cannot_break_any_output() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("hostile-name");
     let (writes, reads) = (3u32, 2u32);
@@ -278,7 +279,7 @@ fn refused(dir: &Path, log: &str) -> Vec<String> {
 
 #[test]
 fn the_log_is_never_a_symlink_a_fifo_or_a_hard_link() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("log-refused");
     let rules = "it must be a regular file, not a symlink; use --log PATH or --no-log";
@@ -334,7 +335,7 @@ fn the_log_is_never_a_symlink_a_fifo_or_a_hard_link() {
 
 #[test]
 fn the_log_is_created_0600_and_each_run_appends_a_header_and_its_lines() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("log-append");
     let comm = unique_comm("ap");
@@ -408,7 +409,7 @@ fn plant(path: &Path, mode: u32) {
 
 #[test]
 fn a_log_that_someone_else_owns_or_can_read_is_refused() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("planted");
     let name = |uid: u32| {
@@ -507,7 +508,7 @@ impl Drop for TinyFs {
 
 #[test]
 fn a_full_disk_is_said_once_and_every_unwritten_line_is_counted() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("disk-full");
     let fs = TinyFs::mount(dir.join("tiny"), "64k");
@@ -585,7 +586,7 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 
 #[test]
 fn piped_into_head_it_exits_quietly_by_itself() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("head");
     let comm = unique_comm("hd");
@@ -806,21 +807,21 @@ fn nobody_reads(tag: &str, ends: (OwnedFd, OwnedFd)) {
 
 #[test]
 fn a_stdout_nobody_reads_blocks_nothing_and_loses_nothing_silently() {
-    require_root();
+    require_root!();
     let _turn = serial();
     nobody_reads("stuck", pipe());
 }
 
 #[test]
 fn a_terminal_nobody_reads_is_counted_exactly_too() {
-    require_root();
+    require_root!();
     let _turn = serial();
     nobody_reads("tty", pty());
 }
 
 #[test]
 fn a_socket_nobody_reads_is_counted_exactly_too() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     nobody_reads("sock", (OwnedFd::from(ours), OwnedFd::from(theirs)));
@@ -828,7 +829,7 @@ fn a_socket_nobody_reads_is_counted_exactly_too() {
 
 #[test]
 fn a_second_sigint_while_draining_exits_at_once_and_still_counts() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let (done, received, dir) = stuck_stdout(
         "twice",
@@ -859,7 +860,7 @@ fn a_second_sigint_while_draining_exits_at_once_and_still_counts() {
 
 #[test]
 fn sigint_during_start_up_exits_cleanly_with_nothing_attached() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("early");
     let args = ["--attach", "tracepoint", "-q", "--no-log", "-c", "nothing"];
@@ -943,7 +944,7 @@ fn expected_caps() -> u64 {
 
 #[test]
 fn after_attaching_it_keeps_no_capability_it_does_not_need() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("caps");
     let comm = unique_comm("cp");
@@ -1046,7 +1047,7 @@ fn wait_pipe_holds_bytes(pipe: &fs::File) {
 
 #[test]
 fn stderr_on_the_same_pipe_neither_panics_nor_hangs() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("two-on-one");
     let attached = format!(

@@ -4,6 +4,7 @@
 //! Legacy kprobes shared between namespaced monitors are checked in the
 //! VMs (scripts/vm/checks.sh), the host having no kprobes.
 
+#[macro_use]
 mod common;
 
 use std::fs;
@@ -63,7 +64,7 @@ fn go(pid: i32) {
 
 #[test]
 fn in_a_pid_namespace_the_monitor_never_reports_itself() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("ns-self");
     // The monitor's own stdout thread is named out-stdout: a monitor that
@@ -117,7 +118,7 @@ fn in_a_pid_namespace_the_monitor_never_reports_itself() {
 
 #[test]
 fn in_a_pid_namespace_p_is_the_pid_seen_there_and_events_keep_host_ids() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("ns-p");
     let comm = unique_comm("np");
@@ -187,7 +188,7 @@ fn in_a_pid_namespace_p_is_the_pid_seen_there_and_events_keep_host_ids() {
 
 #[test]
 fn in_a_pid_namespace_a_pid_that_is_not_there_is_refused() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("ns-nopid");
     // Pid 4242 may exist on the host; in a new namespace there is only 1.
@@ -208,7 +209,7 @@ fn in_a_pid_namespace_a_pid_that_is_not_there_is_refused() {
 
 #[test]
 fn as_pid_1_of_a_namespace_duration_and_sigterm_work() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("ns-pid1");
     let args = ["--attach", "tracepoint", "-c", "nothing", "--no-log", "-q"];
@@ -237,7 +238,7 @@ fn as_pid_1_of_a_namespace_duration_and_sigterm_work() {
 
 #[test]
 fn in_a_rootless_user_namespace_it_says_it_cannot_trace() {
-    require_root();
+    require_root!();
     let dir = scratch_dir("userns");
     let out = Command::new("unshare")
         .args(["--user", "--map-root-user", PROBE, "--no-log"])
@@ -275,7 +276,7 @@ impl Drop for TestCgroup {
 
 #[test]
 fn cgroup_selects_the_tasks_in_a_cgroup_and_below_it() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let Some(root) = cgroup2_root() else {
         panic!("no cgroup2 mount: mount -t cgroup2 none /sys/fs/cgroup");

@@ -5,6 +5,7 @@
 //! in time order (checked against strace), and a quiet system's event
 //! shows within 300 ms.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -239,7 +240,7 @@ fn summary_counts(stderr: &[String]) -> (u64, u64) {
 
 #[test]
 fn a_slow_terminal_costs_the_log_nothing() {
-    require_root();
+    require_root!();
     if debug_build_skips("a_slow_terminal_costs_the_log_nothing") {
         return;
     }
@@ -350,7 +351,7 @@ fn slow_reader(fd: OwnedFd) -> thread::JoinHandle<Vec<u8>> {
 
 #[test]
 fn a_pipe_read_slowly_shows_what_it_can_and_the_log_has_everything() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("slowpipe");
     let comm = unique_comm("sp");
@@ -406,7 +407,7 @@ fn a_pipe_read_slowly_shows_what_it_can_and_the_log_has_everything() {
 
 #[test]
 fn piped_into_sleep_the_log_is_complete_and_the_exit_prompt() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("sleep30");
     let comm = unique_comm("sl");
@@ -508,7 +509,7 @@ fn burst_run(tag: &str, extra: &[&str], stdout_to_file: bool) {
 
 #[test]
 fn a_burst_that_fits_in_the_buffer_loses_nothing_and_gives_its_memory_back() {
-    require_root();
+    require_root!();
     if debug_build_skips("a_burst_that_fits_in_the_buffer") {
         return;
     }
@@ -578,7 +579,7 @@ fn lost_to(stderr: &[String], reason: &str) -> u64 {
 
 #[test]
 fn a_slow_disk_beyond_the_buffer_loses_exactly_what_it_says_and_memory_stays_capped() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let dir = scratch_dir("slowdisk");
     let slow = SlowFs::mount(&dir, 20);
@@ -700,7 +701,7 @@ fn stop_with_backlog(
 
 #[test]
 fn a_backlog_at_the_stop_is_written_for_at_most_3_s_and_the_rest_counted() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let (stderr, took, received, lost) = stop_with_backlog("drain3", None);
     assert!(
@@ -725,7 +726,7 @@ fn a_backlog_at_the_stop_is_written_for_at_most_3_s_and_the_rest_counted() {
 
 #[test]
 fn a_second_signal_stops_the_drain_at_once() {
-    require_root();
+    require_root!();
     let _turn = serial();
     let second = Duration::from_millis(1000);
     let (stderr, took, received, lost) = stop_with_backlog("drain2", Some(second));
@@ -780,7 +781,7 @@ fn strace_calls(text: &str) -> HashMap<u32, Vec<(String, i64, u64)>> {
 
 #[test]
 fn every_thread_s_calls_are_in_the_order_strace_saw_them() {
-    require_root();
+    require_root!();
     require_tool("strace", "strace");
     let _turn = serial();
     let dir = scratch_dir("order");
@@ -871,7 +872,7 @@ fn one_write(comm: &str) -> Instant {
 
 #[test]
 fn one_event_on_a_quiet_system_reaches_every_output_within_300_ms() {
-    require_root();
+    require_root!();
     let _turn = serial();
     for (tag, mode) in [("lath", None), ("latj", Some("--json"))] {
         let dir = scratch_dir(tag);

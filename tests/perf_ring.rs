@@ -2,6 +2,7 @@
 //! (bpf/tests/ring_writer.c) that writes numbered samples of a chosen size
 //! on each getppid() of this process.
 
+#[macro_use]
 mod common;
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -56,7 +57,6 @@ fn writer(pages: usize, words: u32) -> Writer {
 
 /// Like `writer`, with a ring on each CPU of `on`.
 fn writer_on(on: &[u32], pages: usize, words: u32) -> Writer {
-    common::require_root();
     probe::loader::raise_memlock();
     pin_to(on[0]);
     let possible = cpus::possible_count().unwrap();
@@ -129,6 +129,7 @@ fn sequence(samples: &[Vec<u8>], words: usize) -> Vec<u64> {
 
 #[test]
 fn records_that_wrap_the_end_of_the_ring_arrive_whole_and_in_order() {
+    require_root!();
     let _turn = common::serial();
     // 11 words: 104-byte records, which do not divide a 4 KiB ring, so
     // records keep straddling its end.
@@ -167,6 +168,7 @@ impl RecordSink for Timed {
 
 #[test]
 fn the_rings_are_merged_in_time_order_up_to_the_bound() {
+    require_root!();
     let _turn = common::serial();
     let online = cpus::online().unwrap();
     if online.len() < 2 {
@@ -191,6 +193,7 @@ fn the_rings_are_merged_in_time_order_up_to_the_bound() {
 
 #[test]
 fn a_flood_into_a_one_page_ring_is_counted_exactly() {
+    require_root!();
     let _turn = common::serial();
     let words = 11;
     let mut w = writer(1, words as u32);
@@ -219,6 +222,7 @@ fn a_flood_into_a_one_page_ring_is_counted_exactly() {
 
 #[test]
 fn the_reader_thread_drains_what_is_left_below_the_watermark_at_stop() {
+    require_root!();
     let _turn = common::serial();
     // 64 pages: 50 small samples never reach the half-ring watermark.
     let w = writer(64, 1);
@@ -243,8 +247,8 @@ const SUBPROG: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/subprog.bpf.o")
 
 #[test]
 fn linked_subprograms_pass_the_verifier_and_run() {
+    require_root!();
     let _turn = common::serial();
-    common::require_root();
     probe::loader::raise_memlock();
     let possible = cpus::possible_count().unwrap();
     let loaded = Loaded::create_maps(obj::parse(SUBPROG).unwrap(), possible).unwrap();

@@ -5,5 +5,8 @@
 mod perf_ring;
 mod reader;
 
-pub use perf_ring::{Cursor, PerfRing, Record};
+pub use perf_ring::{
+    Cursor, MMAP_PAGE_RING_AT, MmapPageRing, PerfEventHeader, PerfRecordLost, PerfRecordRaw,
+    PerfRing, Record,
+};
 pub use reader::{RecordSink, RingSet, StopHandle};

@@ -13,15 +13,73 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::sys::Fd;
 use crate::sys::perf::{self, Mapping};
 
-/// Offsets in `struct perf_event_mmap_page` (include/uapi/linux/perf_event.h).
-const DATA_HEAD: usize = 1024;
-const DATA_TAIL: usize = 1032;
-const DATA_OFFSET: usize = 1040;
-const DATA_SIZE: usize = 1048;
+/// The ring's part of `struct perf_event_mmap_page`
+/// (include/uapi/linux/perf_event.h), which starts at byte
+/// `MMAP_PAGE_RING_AT` of the metadata page (tests/layouts.rs checks both
+/// against the kernel's BTF).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmapPageRing {
+    pub data_head: u64,
+    pub data_tail: u64,
+    pub data_offset: u64,
+    pub data_size: u64,
+}
+pub const MMAP_PAGE_RING_AT: usize = 1024;
+
+/// `struct perf_event_header`: every record starts with one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PerfEventHeader {
+    pub type_: u32,
+    pub misc: u16,
+    pub size: u16,
+}
+
+/// A `PERF_RECORD_LOST`: the count is at 16, not 8.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PerfRecordLost {
+    pub header: PerfEventHeader,
+    pub id: u64,
+    pub lost: u64,
+}
+
+/// The start of a `PERF_RECORD_SAMPLE` of `PERF_SAMPLE_RAW` only: the raw
+/// payload's size, then the payload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PerfRecordRaw {
+    pub header: PerfEventHeader,
+    pub size: u32,
+}
+
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(MmapPageRing, data_tail) == 8);
+    assert!(offset_of!(MmapPageRing, data_size) == 24);
+    assert!(size_of::<PerfEventHeader>() == 8);
+    assert!(offset_of!(PerfEventHeader, size) == 6);
+    assert!(offset_of!(PerfRecordLost, lost) == 16);
+    assert!(offset_of!(PerfRecordRaw, size) == 8);
+};
+
+const DATA_HEAD: usize = MMAP_PAGE_RING_AT + std::mem::offset_of!(MmapPageRing, data_head);
+const DATA_TAIL: usize = MMAP_PAGE_RING_AT + std::mem::offset_of!(MmapPageRing, data_tail);
+const DATA_OFFSET: usize = MMAP_PAGE_RING_AT + std::mem::offset_of!(MmapPageRing, data_offset);
+const DATA_SIZE: usize = MMAP_PAGE_RING_AT + std::mem::offset_of!(MmapPageRing, data_size);
 
 const PERF_RECORD_LOST: u32 = 2;
 const PERF_RECORD_SAMPLE: u32 = 9;
-const HEADER_SIZE: usize = 8;
+const HEADER_SIZE: usize = size_of::<PerfEventHeader>();
+/// Where a raw sample's payload starts.
+const RAW_AT: usize = size_of::<PerfRecordRaw>();
+const LOST_AT: usize = std::mem::offset_of!(PerfRecordLost, lost);
+
+/// A u32 or u16 of a record, little-endian like every x86-64 kernel's.
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
 
 /// A record, borrowed from the ring (or from a copy when it wrapped).
 #[derive(Debug)]
@@ -144,8 +202,9 @@ impl PerfRing {
         }
         let pos = (c.tail & (self.data_size as u64 - 1)) as usize;
         let header = self.bytes(pos, HEADER_SIZE);
-        let kind = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        let size = u16::from_le_bytes([header[6], header[7]]) as usize;
+        let kind = u32_at(header, std::mem::offset_of!(PerfEventHeader, type_));
+        let at = std::mem::offset_of!(PerfEventHeader, size);
+        let size = u16::from_le_bytes([header[at], header[at + 1]]) as usize;
         if size < HEADER_SIZE || size as u64 > c.head - c.tail {
             c.tail = c.head;
             c.size = 0;
@@ -163,15 +222,14 @@ impl PerfRing {
             self.unwrap_record(pos, size)
         };
         Some(match kind {
-            PERF_RECORD_SAMPLE if size >= HEADER_SIZE + 4 => {
-                let len = u32::from_le_bytes([record[8], record[9], record[10], record[11]]);
-                let end = (HEADER_SIZE + 4).saturating_add(len as usize).min(size);
-                Record::Sample(&record[HEADER_SIZE + 4..end])
+            PERF_RECORD_SAMPLE if size >= RAW_AT => {
+                let len = u32_at(record, std::mem::offset_of!(PerfRecordRaw, size));
+                let end = RAW_AT.saturating_add(len as usize).min(size);
+                Record::Sample(&record[RAW_AT..end])
             }
-            // { header; u64 id; u64 lost }: the count is at 16, not 8.
-            PERF_RECORD_LOST if size >= 24 => Record::Lost(u64::from_le_bytes(
-                record[16..24].try_into().unwrap_or_default(),
-            )),
+            PERF_RECORD_LOST if size >= size_of::<PerfRecordLost>() => Record::Lost(
+                u64::from_le_bytes(record[LOST_AT..LOST_AT + 8].try_into().unwrap_or_default()),
+            ),
             _ => Record::Other,
         })
     }

@@ -19,6 +19,7 @@ use crate::obj::Insn;
 const BPF_MAP_CREATE: libc::c_int = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+const BPF_MAP_GET_NEXT_KEY: libc::c_int = 4;
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
@@ -314,6 +315,34 @@ pub unsafe fn map_lookup(map: BorrowedFd, key: &[u8], value: &mut [u8]) -> io::R
                 explain::borrowed(map),
                 shown_bytes(key),
                 value.len()
+            )
+        },
+        || explain::result(&r),
+    );
+    r.map(drop)
+}
+
+/// Writes into `next` the key after `key` (the first key when None).
+/// ENOENT: there is none.
+///
+/// # Safety
+/// `key` must hold the map's key size in bytes, and `next` room for as
+/// many: the kernel reads and writes that many.
+pub unsafe fn map_next_key(map: BorrowedFd, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.map_or(0, |k| k.as_ptr() as u64),
+        // The field after the key is next_key in this command.
+        value: next.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let r = bpf(BPF_MAP_GET_NEXT_KEY, &mut attr);
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_MAP_GET_NEXT_KEY, {{map_fd={}, key={}}})",
+                explain::borrowed(map),
+                key.map_or("NULL".into(), shown_bytes)
             )
         },
         || explain::result(&r),

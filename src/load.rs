@@ -1,0 +1,83 @@
+//! `probe load FILE`: checks a BPF object against this kernel. It creates
+//! the object's maps, loads every program, says what the verifier made of
+//! each, and unloads everything again. For learners trying a program of
+//! their own: the verifier's verdict without writing a loader.
+//!
+//! Exit status: 0 when every program loaded, 1 otherwise (or when the file
+//! is not a usable object).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::loader::{LoadError, Loaded};
+use crate::obj;
+
+/// Files larger than this are not BPF objects anyone compiled by hand.
+const MAX_FILE: u64 = 64 << 20;
+
+/// What happened to each program, as text, and whether all loaded.
+pub struct Verdicts {
+    pub text: String,
+    pub all_loaded: bool,
+}
+
+/// Loads every program of the object at `path` and unloads it again.
+pub fn run(path: &Path) -> Result<Verdicts> {
+    let shown = crate::output::format::path(path);
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {shown}"))?
+        .len();
+    anyhow::ensure!(
+        size <= MAX_FILE,
+        "{shown} is {} MiB: too large for a BPF object",
+        size >> 20
+    );
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {shown}"))?;
+    let spec = obj::parse(&bytes).with_context(|| format!("{shown} is not a usable BPF object"))?;
+    let loaded = Loaded::create_maps(spec, crate::cpus::possible_count()?)
+        .with_context(|| format!("{shown}: its maps could not be created"))?;
+    let mut text = String::new();
+    let mut accepted = 0;
+    let programs = &loaded.spec.programs;
+    for p in programs {
+        let _ = write!(text, "{} ({}): ", p.name, p.section);
+        match loaded.load_spec(p) {
+            Ok(program) => {
+                accepted += 1;
+                let _ = write!(text, "accepted, {} instructions", p.insns.len());
+                match program.info() {
+                    Ok((info, len)) if len >= crate::sys::bpf::PROG_INFO_VERIFIED_INSNS_END => {
+                        let _ =
+                            writeln!(text, ", {} processed by the verifier", info.verified_insns);
+                    }
+                    _ => {
+                        let _ = writeln!(
+                            text,
+                            " (this kernel does not say how many the verifier processed: 5.16+)"
+                        );
+                    }
+                }
+            }
+            Err(LoadError::Rejected { error, log, .. }) => {
+                let _ = writeln!(text, "rejected by the verifier ({error})");
+                if !log.is_empty() {
+                    let _ = writeln!(text, "{log}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(text, "not loaded: {e}");
+            }
+        }
+    }
+    let _ = writeln!(
+        text,
+        "loaded {accepted} of {} programs; all unloaded again",
+        programs.len()
+    );
+    Ok(Verdicts {
+        all_loaded: accepted == programs.len(),
+        text,
+    })
+}

@@ -1,0 +1,438 @@
+//! The loader as a library (issue 10): typed errors and `auto`, each
+//! program loaded once, typed map handles that refuse a wrong buffer before
+//! the kernel sees it, `--explain`'s exact sequence of system calls, and
+//! the recursion-miss count read at exit.
+
+#[macro_use]
+mod common;
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use common::*;
+use probe::attach::{self, AttachError};
+use probe::loader::{LoadError, Loaded, MapError};
+use probe::{cpus, obj};
+
+const REJECTED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rejected.bpf.o"));
+
+/// Every narrated call of this process since the first test that asked.
+static TOLD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn narrate() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        probe::sys::explain::set_sink(|call| TOLD.lock().unwrap().push(call.to_string()))
+    });
+}
+
+fn told_since(start: usize) -> Vec<String> {
+    TOLD.lock().unwrap()[start..].to_vec()
+}
+
+#[test]
+fn auto_stops_at_a_verifier_rejection_once_and_loads_nothing_it_does_not_try() {
+    require_root!();
+    let _turn = serial();
+    narrate();
+    probe::loader::raise_memlock();
+    let start = TOLD.lock().unwrap().len();
+    let loaded = Loaded::create_maps(
+        obj::parse(REJECTED).unwrap(),
+        cpus::possible_count().unwrap(),
+    )
+    .unwrap();
+    let Err(e) = attach::attach(&loaded, None) else {
+        panic!("the verifier accepted a NULL dereference");
+    };
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
+    let failed = if kprobes {
+        "fine_kprobe"
+    } else {
+        "unchecked_first"
+    };
+    match &e {
+        // Where kprobes exist the kprobe method attaches fine_kprobe and
+        // succeeds before any tracepoint program is tried: see the VMs.
+        AttachError::Load(LoadError::Rejected { program, log, .. }) if !kprobes => {
+            assert_eq!(program, failed);
+            assert!(log.contains("invalid mem access"), "{log}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Said once: one error, naming the program and the verifier's words.
+    let text = e.to_string();
+    assert_eq!(text.matches("the verifier rejected BPF program").count(), 1);
+    assert!(text.starts_with(&format!("the verifier rejected BPF program {failed} (")));
+    // Loaded: only that program, twice (without a log, then with one for
+    // the error); the kprobe program of the methods this kernel lacks,
+    // and the tracepoint program after the rejected one, never.
+    let loads: Vec<String> = told_since(start)
+        .into_iter()
+        .filter(|c| c.starts_with("bpf(BPF_PROG_LOAD"))
+        .collect();
+    assert_eq!(loads.len(), 2, "{loads:#?}");
+    assert!(loads[0].contains("log_level=0") && loads[0].contains("prog_name=\"unchecked_first\""));
+    assert!(loads[1].contains("log_level=1") && loads[1].contains("prog_name=\"unchecked_first\""));
+    assert!(
+        loads.iter().all(|l| l.contains(" = -1 EACCES ")),
+        "{loads:#?}"
+    );
+}
+
+#[test]
+fn a_map_handle_refuses_a_buffer_of_the_wrong_size_before_the_kernel_sees_it() {
+    require_root!();
+    let _turn = serial();
+    narrate();
+    let possible = cpus::possible_count().unwrap() as usize;
+    let loaded =
+        Loaded::create_maps(obj::parse(probe::PROBE_OBJECT).unwrap(), possible as u32).unwrap();
+    let start = TOLD.lock().unwrap().len();
+    let config = loaded.map("config_map").unwrap();
+    let wrong = |r: Result<(), MapError>| match r {
+        Err(MapError::WrongSize {
+            what,
+            expected,
+            given,
+            ..
+        }) => (what, expected, given),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        wrong(config.update(&0u32.to_ne_bytes(), &[1, 2, 3])),
+        ("value", 56, 3)
+    );
+    assert_eq!(wrong(config.update(&[0u8; 8], &[0u8; 56])), ("key", 4, 8));
+    // A per-CPU map's lookup fills one 8-byte slot per possible CPU.
+    let drops = loaded.map("drops").unwrap();
+    assert_eq!(drops.lookup_size(), 8 * possible);
+    let mut one_slot = vec![0u8; 8 * possible + 1];
+    assert_eq!(
+        wrong(drops.lookup(&0u32.to_ne_bytes(), &mut one_slot)),
+        ("value", 8 * possible, 8 * possible + 1)
+    );
+    // None of those reached the kernel; the right sizes do.
+    assert_eq!(told_since(start), Vec::<String>::new());
+    config.update(&0u32.to_ne_bytes(), &[0u8; 56]).unwrap();
+    assert_eq!(drops.sum_per_cpu_u64(&0u32.to_ne_bytes()).unwrap(), 0);
+    assert!(matches!(loaded.map("nope"), Err(MapError::NoSuchMap(_))));
+    assert!(matches!(
+        loaded.load("nope"),
+        Err(LoadError::NoSuchProgram(_))
+    ));
+}
+
+/// The probe's stderr for a short run with `args`.
+fn run_probe(args: &[&str]) -> Vec<String> {
+    let dir = scratch_dir("explain");
+    let out = Command::new(PROBE)
+        .args(args)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// A narrated line with what may vary from run to run made constant: fd
+/// numbers (`7<prog:x>` becomes `N<prog:x>`), addresses, and the ring fds
+/// written into the perf event array.
+fn normalized(line: &str) -> String {
+    let b = line.as_bytes();
+    let starts_word = |i: usize| i == 0 || !b[i - 1].is_ascii_alphanumeric();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(b"0x") && starts_word(i) {
+            let end = i
+                + 2
+                + b[i + 2..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_hexdigit())
+                    .count();
+            if end - i > 6 {
+                out.push_str("0xADDR");
+                i = end;
+                continue;
+            }
+        }
+        if b[i].is_ascii_digit() && starts_word(i) {
+            let end = i + b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if b.get(end) == Some(&b'<') {
+                out.push('N');
+            } else {
+                out.push_str(&line[i..end]);
+            }
+            i = end;
+            continue;
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    // The ring fds the perf event array holds.
+    if out.starts_with("bpf(BPF_MAP_UPDATE_ELEM, {map_fd=N<map:events>")
+        && let Some(v) = out.find("value=[")
+        && let Some(end) = out[v..].find(',')
+    {
+        out.replace_range(v + 7..v + end, "FD");
+    }
+    out
+}
+
+#[test]
+fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
+    require_root!();
+    let _turn = serial();
+    let stderr = run_probe(&[
+        "--explain",
+        "--attach",
+        "tracepoint",
+        "-c",
+        "nothing",
+        "-q",
+        "--no-log",
+        "-d",
+        "0.3",
+    ]);
+    let told: Vec<String> = stderr
+        .iter()
+        .filter_map(|l| l.strip_prefix("probe: [sys] "))
+        .map(normalized)
+        .collect();
+    let online = cpus::online().unwrap();
+    let possible = cpus::possible_count().unwrap();
+    let id = |name: &str| {
+        fs::read_to_string(format!("/sys/kernel/tracing/events/syscalls/{name}/id"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let mut want: Vec<String> = Vec::new();
+    let mut push = |s: String| want.push(s);
+    let memlock = told[0]
+        .rsplit_once(" = ")
+        .map(|(_, r)| r.to_string())
+        .unwrap();
+    assert!(
+        memlock == "0" || memlock.starts_with("-1 EPERM"),
+        "{memlock}"
+    );
+    push(format!(
+        "setrlimit(RLIMIT_MEMLOCK, {{rlim_cur=RLIM_INFINITY, rlim_max=RLIM_INFINITY}}) = {memlock}"
+    ));
+    for (name, kind, value, entries) in [
+        ("events", "PERF_EVENT_ARRAY", 4, possible),
+        ("config_map", "ARRAY", 56, 1),
+        ("drops", "PERCPU_ARRAY", 8, 1),
+        ("cgroup_filter", "CGROUP_ARRAY", 4, 1),
+    ] {
+        push(format!(
+            "bpf(BPF_MAP_CREATE, {{map_type=BPF_MAP_TYPE_{kind}, key_size=4, value_size={value}, \
+             max_entries={entries}, map_flags=0x0, map_name=\"{name}\"}}) = N<map:{name}>"
+        ));
+    }
+    push(
+        "bpf(BPF_MAP_UPDATE_ELEM, {map_fd=N<map:config_map>, key=[0, 0, 0, 0], value=<56 bytes>, \
+         flags=BPF_ANY}) = 0"
+            .into(),
+    );
+    push("epoll_create1(EPOLL_CLOEXEC) = N<epoll>".into());
+    push("eventfd2(0, EFD_CLOEXEC|EFD_NONBLOCK) = N<eventfd>".into());
+    push(format!(
+        "epoll_ctl(N<epoll>, EPOLL_CTL_ADD, N<eventfd>, {{events=EPOLLIN, data={}}}) = 0",
+        u64::MAX
+    ));
+    for (i, cpu) in online.iter().enumerate() {
+        let ring = format!("N<perf:bpf-output/cpu{cpu}>");
+        push(format!(
+            "perf_event_open({{type=PERF_TYPE_SOFTWARE, config=PERF_COUNT_SW_BPF_OUTPUT, \
+             sample_period=1, sample_type=PERF_SAMPLE_RAW, watermark=1, \
+             wakeup_watermark=1048576}}, pid=-1, cpu={cpu}, group_fd=-1, \
+             flags=PERF_FLAG_FD_CLOEXEC) = {ring}"
+        ));
+        push(format!(
+            "mmap(NULL, 4198400, PROT_READ|PROT_WRITE, MAP_SHARED, {ring}, 0) = 0xADDR"
+        ));
+        push(format!("ioctl({ring}, PERF_EVENT_IOC_ENABLE, 0) = 0"));
+        push(format!(
+            "epoll_ctl(N<epoll>, EPOLL_CTL_ADD, {ring}, {{events=EPOLLIN, data={i}}}) = 0"
+        ));
+    }
+    for cpu in &online {
+        push(format!(
+            "bpf(BPF_MAP_UPDATE_ELEM, {{map_fd=N<map:events>, key=[{cpu}, 0, 0, 0], \
+             value=[FD, 0, 0, 0], flags=BPF_ANY}}) = 0"
+        ));
+    }
+    // Names the kernel keeps: 15 bytes.
+    for (prog, event) in [
+        ("tracepoint_read", "sys_enter_read"),
+        ("tracepoint_writ", "sys_enter_write"),
+    ] {
+        let insns = probe::obj::parse(probe::PROBE_OBJECT)
+            .unwrap()
+            .programs
+            .iter()
+            .find(|p| p.name.starts_with(prog))
+            .unwrap()
+            .insns
+            .len();
+        push(format!(
+            "bpf(BPF_PROG_LOAD, {{prog_type=BPF_PROG_TYPE_TRACEPOINT, insn_cnt={insns}, \
+             license=\"GPL\", log_level=0, log_size=0, prog_name=\"{prog}\"}}) = N<prog:{prog}>"
+        ));
+        let id = id(event);
+        push(format!(
+            "read(/sys/kernel/tracing/events/syscalls/{event}/id) = \"{id}\""
+        ));
+        push(format!(
+            "perf_event_open({{type=PERF_TYPE_TRACEPOINT, config={id}, sample_period=1, \
+             disabled=1}}, pid=-1, cpu=0, group_fd=-1, flags=PERF_FLAG_FD_CLOEXEC) = \
+             N<perf:syscalls/{event}>"
+        ));
+        push(format!(
+            "ioctl(N<perf:syscalls/{event}>, PERF_EVENT_IOC_SET_BPF, N<prog:{prog}>) = 0"
+        ));
+        push(format!(
+            "ioctl(N<perf:syscalls/{event}>, PERF_EVENT_IOC_ENABLE, 0) = 0"
+        ));
+    }
+    let drops_read = format!(
+        "bpf(BPF_MAP_LOOKUP_ELEM, {{map_fd=N<map:drops>, key=[0, 0, 0, 0], value=<{} bytes>}}) = 0",
+        8 * possible
+    );
+    // The capability drop makes sure the shutdown's steps still work.
+    push(drops_read.clone());
+    // Teardown: programs off, their counts read, then everything closed.
+    for event in ["sys_enter_read", "sys_enter_write"] {
+        push(format!(
+            "ioctl(N<perf:syscalls/{event}>, PERF_EVENT_IOC_DISABLE, 0) = 0"
+        ));
+    }
+    for prog in ["tracepoint_read", "tracepoint_writ"] {
+        push(format!(
+            "bpf(BPF_OBJ_GET_INFO_BY_FD, {{bpf_fd=N<prog:{prog}>, info_len=232}}) = 0"
+        ));
+    }
+    for (prog, event) in [
+        ("tracepoint_read", "sys_enter_read"),
+        ("tracepoint_writ", "sys_enter_write"),
+    ] {
+        push(format!("close(N<perf:syscalls/{event}>) = 0"));
+        push(format!("close(N<prog:{prog}>) = 0"));
+    }
+    for cpu in &online {
+        push("munmap(0xADDR, 4198400) = 0".into());
+        push(format!("close(N<perf:bpf-output/cpu{cpu}>) = 0"));
+    }
+    push("close(N<epoll>) = 0".into());
+    push(drops_read);
+    for map in ["events", "config_map", "drops", "cgroup_filter"] {
+        push(format!("close(N<map:{map}>) = 0"));
+    }
+    push("close(N<eventfd>) = 0".into());
+    assert_eq!(told, want);
+    assert_eq!(stderr.last().unwrap(), "probe: received=0 lost=0");
+    assert_nothing_left();
+}
+
+#[test]
+fn recursion_misses_are_read_at_exit_and_said_where_the_kernel_counts_them() {
+    require_root!();
+    let _turn = serial();
+    let stderr = run_probe(&[
+        "-vv",
+        "--attach",
+        "tracepoint",
+        "-c",
+        "nothing",
+        "-q",
+        "--no-log",
+        "-d",
+        "0.2",
+    ]);
+    let (major, minor, _) = probe::loader::kernel_release();
+    let want = if (major, minor) >= (6, 7) {
+        "probe: [loader] recursion misses: 0 (counted by this kernel)"
+    } else {
+        "probe: [loader] recursion misses: not counted by this kernel (kprobe and tracepoint \
+         programs are counted since Linux 6.7)"
+    };
+    assert!(stderr.iter().any(|l| l == want), "{stderr:#?}");
+    assert_nothing_left();
+}
+
+#[test]
+fn load_says_what_the_verifier_made_of_each_program_and_unloads_them() {
+    require_root!();
+    let _turn = serial();
+    let dir = scratch_dir("load");
+    let load = |bytes: &[u8], name: &str| {
+        let path = dir.join(name);
+        fs::write(&path, bytes).unwrap();
+        let out = Command::new(PROBE).arg("load").arg(&path).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (major, minor, _) = probe::loader::kernel_release();
+    let spec = obj::parse(probe::PROBE_OBJECT).unwrap();
+    let (code, out, err) = load(probe::PROBE_OBJECT, "probe.bpf.o");
+    assert_eq!((code, err.as_str()), (Some(0), ""), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), spec.programs.len() + 1, "{out}");
+    for (line, p) in lines.iter().zip(&spec.programs) {
+        let head = format!(
+            "{} ({}): accepted, {} instructions",
+            p.name,
+            p.section,
+            p.insns.len()
+        );
+        assert!(line.starts_with(&head), "{line}");
+        if (major, minor) >= (5, 16) {
+            let processed: u64 = line
+                .strip_prefix(&format!("{head}, "))
+                .and_then(|r| r.strip_suffix(" processed by the verifier"))
+                .unwrap_or_else(|| panic!("{line}"))
+                .parse()
+                .unwrap();
+            assert!(processed > 0, "{line}");
+        }
+    }
+    assert_eq!(
+        lines[spec.programs.len()],
+        "loaded 4 of 4 programs; all unloaded again"
+    );
+
+    let (code, out, _) = load(REJECTED, "rejected.bpf.o");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with("fine_kprobe (kprobe/__x64_sys_getpid): accepted, 2 instructions"),
+        "{out}"
+    );
+    for name in ["unchecked_first", "unchecked_second"] {
+        assert!(
+            out.contains(&format!(
+                "{name} (tracepoint/syscalls/{}): rejected by the verifier (Permission denied (os error 13))\n",
+                if name == "unchecked_first" { "sys_enter_getpid" } else { "sys_enter_getppid" }
+            )),
+            "{out}"
+        );
+    }
+    assert!(out.contains("invalid mem access"), "the log's end: {out}");
+    assert!(
+        out.ends_with("loaded 1 of 3 programs; all unloaded again\n"),
+        "{out}"
+    );
+    assert_nothing_left();
+}
