@@ -33,7 +33,7 @@ fn counts(loaded: &Loaded) -> Result<Vec<(String, u64)>> {
             u64::from_ne_bytes(value),
         ));
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     Ok(counts)
 }
 

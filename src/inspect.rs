@@ -1,19 +1,61 @@
-//! `probe inspect FILE`: what the parse step sees in a BPF object.
+//! `probe inspect FILE`: what the parse step sees in a BPF object, what it
+//! skips and why, and whether the loader can load all of it.
+//!
+//! Exit status (see `Verdict::exit_code`):
+//! - 0: every program and map in the object is loadable by this loader;
+//! - 1: the object is refused or broken (one line on stderr saying why),
+//!   or the file cannot be read;
+//! - 3: it parses, but something was skipped (listed under `skipped:`),
+//!   so this loader would load only part of it. Not 2, which is bad usage
+//!   for every `probe` command.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::obj::{self, ObjectSpec, RelocTarget};
+use crate::obj::{self, ObjectSpec, RelocTarget, SkippedKind};
 
 /// Files larger than this are not BPF objects anyone compiled by hand.
 const MAX_FILE: u64 = 64 << 20;
 
-/// Every failure is one line of text (`main` prints it after `probe: `):
-/// the parse's own messages escape any control character taken from the
-/// file, and the path is escaped here.
-pub fn run(path: &Path) -> Result<()> {
+/// The exit status for an object that is refused or unreadable.
+pub const EXIT_REFUSED: u8 = 1;
+
+/// Whether the loader takes the whole object: the last line `inspect`
+/// prints, and its exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing skipped.
+    Loadable,
+    /// Loadable in part: `ObjectSpec::skipped` is not empty.
+    Partial,
+}
+
+impl Verdict {
+    pub fn of(spec: &ObjectSpec) -> Verdict {
+        if spec.fully_loadable() {
+            Verdict::Loadable
+        } else {
+            Verdict::Partial
+        }
+    }
+
+    /// 0 for a fully loadable object, 3 for one loadable in part (1 is an
+    /// object refused: `check`'s error).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Loadable => 0,
+            Verdict::Partial => 3,
+        }
+    }
+}
+
+/// Prints what the parse sees in the object at `path` and returns the
+/// verdict. Every failure is one line of text (`main` prints it after
+/// `probe: `): the parse's own messages escape any control character taken
+/// from the file, and the path is escaped here.
+pub fn check(path: &Path) -> Result<Verdict> {
     let shown = crate::output::format::path(path);
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {shown}"))?
@@ -24,10 +66,16 @@ pub fn run(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {shown}"))?;
     let spec = obj::parse(&bytes).with_context(|| format!("{shown} is not a usable BPF object"))?;
     print!("{}", describe(&spec));
-    Ok(())
+    Ok(Verdict::of(&spec))
 }
 
-/// The text `inspect` prints.
+/// `check` for callers that only tell success from failure: an object
+/// loadable in part is a success here.
+pub fn run(path: &Path) -> Result<()> {
+    check(path).map(|_| ())
+}
+
+/// The text `inspect` prints, ending with the verdict line.
 pub fn describe(spec: &ObjectSpec) -> String {
     let mut s = String::new();
     let license = if spec.license.is_empty() {
@@ -67,5 +115,41 @@ pub fn describe(spec: &ObjectSpec) -> String {
             );
         }
     }
+    let _ = writeln!(s, "skipped: {}", spec.skipped.len());
+    for k in &spec.skipped {
+        let _ = match k.kind {
+            SkippedKind::Section => writeln!(s, "  section {}: {}", k.name, k.reason),
+            kind => writeln!(
+                s,
+                "  {} {} section={}: {}",
+                kind.label(),
+                k.name,
+                k.section,
+                k.reason
+            ),
+        };
+    }
+    let _ = writeln!(s, "{}", verdict_line(spec));
     s
+}
+
+/// `loadable: yes`, or `loadable: in part: ...` counting what was skipped.
+fn verdict_line(spec: &ObjectSpec) -> String {
+    if spec.fully_loadable() {
+        return "loadable: yes".into();
+    }
+    let counts: Vec<String> = [SkippedKind::Program, SkippedKind::Map, SkippedKind::Section]
+        .into_iter()
+        .filter_map(|kind| match spec.skipped_count(kind) {
+            0 => None,
+            1 => Some(format!("1 {}", kind.label())),
+            n => Some(format!("{n} {}s", kind.label())),
+        })
+        .collect();
+    let listed = match counts.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    };
+    format!("loadable: in part: {listed} skipped (see above)")
 }

@@ -71,13 +71,27 @@ pub fn run(path: &Path) -> Result<Verdicts> {
             }
         }
     }
+    // What the parse step could not take is not loaded either: said, so
+    // the count is of every program in the file.
+    let mut skipped = 0;
+    for s in &loaded.spec.skipped {
+        let _ = writeln!(
+            text,
+            "{} {} ({}): skipped: {}",
+            s.kind.label(),
+            s.name,
+            s.section,
+            s.reason
+        );
+        skipped += (s.kind == obj::SkippedKind::Program) as usize;
+    }
+    let total = programs.len() + skipped;
     let _ = writeln!(
         text,
-        "loaded {accepted} of {} programs; all unloaded again",
-        programs.len()
+        "loaded {accepted} of {total} programs; all unloaded again"
     );
     Ok(Verdicts {
-        all_loaded: accepted == programs.len(),
+        all_loaded: accepted == total && loaded.spec.skipped.is_empty(),
         text,
     })
 }

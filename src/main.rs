@@ -36,7 +36,10 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stdout(), "probe {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(Command::Inspect(path)) => finish(probe::inspect::run(&path)),
+        Ok(Command::Inspect(path)) => match probe::inspect::check(&path) {
+            Ok(verdict) => ExitCode::from(verdict.exit_code()),
+            Err(e) => finish(Err(e)),
+        },
         Ok(Command::Load(path)) => load(&path),
         Ok(Command::Run(options)) => finish(run(&options)),
     }

@@ -210,6 +210,15 @@ fn start(o: &Options) -> Result<Option<Running>> {
     };
     let cgroup = o.cgroup.as_deref().map(cgroup::open).transpose()?;
     let spec = obj::parse(object).context("the embedded BPF object is broken")?;
+    // Nothing of our own object may be left out without a word.
+    if let Some(s) = spec.skipped.first() {
+        return Err(anyhow!(
+            "the embedded BPF object is broken: {} {} was skipped: {}",
+            s.kind.label(),
+            s.name,
+            s.reason
+        ));
+    }
     debug(
         o,
         &format!(

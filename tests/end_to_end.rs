@@ -18,10 +18,6 @@ fn fields(line: &str) -> HashMap<&str, &str> {
         .collect()
 }
 
-fn event_lines(log: &str) -> Vec<&str> {
-    log.lines().filter(|l| !l.starts_with('#')).collect()
-}
-
 #[test]
 fn counts_and_contents_are_exact_and_sigint_exits_cleanly() {
     require_root!();

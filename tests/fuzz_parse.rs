@@ -1,9 +1,12 @@
 //! Deterministic fuzzing of the ELF parse and link step (`probe::obj::parse`)
-//! on the objects build.rs compiles: structured mutations of every ELF
-//! header, section header, symbol and relocation field, truncations, and
-//! seeded random bit flips and byte writes. Every input must end in Ok or in
-//! an Err whose message is one line; never a panic. Each random mutation has
-//! its own seed, printed on failure, so that it can be replayed alone.
+//! on the objects build.rs compiles, and on those of tests/objects/ (other
+//! projects' styles: BTF-defined maps, global data, CO-RE, externs, legacy
+//! map quirks), compiled at test time: structured mutations of every ELF
+//! header, section header, symbol and relocation field and of the .BTF.ext
+//! header, truncations, and seeded random bit flips and byte writes. Every
+//! input must end in Ok or in an Err whose message is one line; never a
+//! panic. Each random mutation has its own seed, printed on failure, so
+//! that it can be replayed alone.
 //!
 //! `FUZZ_PARSE_ROUNDS=N` multiplies the number of random mutations (default
 //! 1) for a longer run: `FUZZ_PARSE_ROUNDS=50 cargo test --release --test
@@ -11,6 +14,8 @@
 
 #[path = "support/parse_property.rs"]
 mod parse_property;
+#[path = "support/test_objects.rs"]
+mod test_objects;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::Command;
@@ -36,6 +41,10 @@ const OBJECTS: &[(&str, &[u8])] = &[
 
 /// Random mutations per object (times FUZZ_PARSE_ROUNDS).
 const RANDOM_PER_OBJECT: u64 = 4000;
+/// The same for each object of tests/objects/: they are many, and what is
+/// new in them (the sections around the code) is also reached by the
+/// field extremes.
+const RANDOM_PER_TEST_OBJECT: u64 = 1000;
 
 /// xorshift64*: small, seedable, good enough to pick mutations.
 struct Rng(u64);
@@ -147,6 +156,23 @@ fn fields(bytes: &[u8]) -> Vec<Field> {
             }
             _ => {}
         }
+        // The .BTF.ext header, whose sizes say where CO-RE relocations are.
+        if sh_type == 1 && section_name(bytes, i) == ".BTF.ext" && size >= 32 {
+            for (off, width, name) in [
+                (0, 2, "magic"),
+                (2, 1, "version"),
+                (3, 1, "flags"),
+                (4, 4, "hdr_len"),
+                (8, 4, "func_info_off"),
+                (12, 4, "func_info_len"),
+                (16, 4, "line_info_off"),
+                (20, 4, "line_info_len"),
+                (24, 4, "core_relo_off"),
+                (28, 4, "core_relo_len"),
+            ] {
+                add(offset + off, width, format!(".BTF.ext {name}"));
+            }
+        }
         // Executable sections: the instructions the link step reads and
         // patches (calls and 64-bit loads, and the one after each).
         let executable = read(bytes, sh + 8, 8) & 4 != 0;
@@ -165,6 +191,14 @@ fn fields(bytes: &[u8]) -> Vec<Field> {
         }
     }
     out
+}
+
+/// The name of section `i` of a well-formed ELF64 object.
+fn section_name(bytes: &[u8], i: usize) -> String {
+    let shoff = read(bytes, 0x28, 8) as usize;
+    let shstrndx = read(bytes, 0x3e, 2) as usize;
+    let strings = read(bytes, shoff + shstrndx * 64 + 24, 8) as usize;
+    c_str(bytes, strings + read(bytes, shoff + i * 64, 4) as usize)
 }
 
 /// The values every field is set to in turn.
@@ -322,8 +356,24 @@ fn no_mutation_of_the_objects_makes_the_parse_panic() {
         }
     };
 
-    for (index, &(name, original)) in OBJECTS.iter().enumerate() {
-        assert!(obj::parse(original).is_ok(), "{name} parses unmutated");
+    let compiled: Vec<(String, Vec<u8>)> = test_objects::NAMES
+        .iter()
+        .map(|name| (format!("{name}.o"), test_objects::bytes(name)))
+        .collect();
+    let embedded = OBJECTS
+        .iter()
+        .map(|&(name, bytes)| (name, bytes, RANDOM_PER_OBJECT));
+    let objects = embedded.chain(
+        compiled
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice(), RANDOM_PER_TEST_OBJECT)),
+    );
+    for (index, (name, original, random)) in objects.enumerate() {
+        // Some of tests/objects/ are refused as they are (CO-RE, externs):
+        // their mutations are what is fuzzed.
+        if index < OBJECTS.len() {
+            assert!(obj::parse(original).is_ok(), "{name} parses unmutated");
+        }
         let fields = fields(original);
         // Every field at every extreme.
         for f in &fields {
@@ -342,7 +392,7 @@ fn no_mutation_of_the_objects_makes_the_parse_panic() {
             run(name, &original[..len], &|| format!("truncate to {len}"));
         }
         // Seeded random mutations.
-        for i in 0..RANDOM_PER_OBJECT * rounds {
+        for i in 0..random * rounds {
             let seed = (index as u64) << 48 | i;
             let (bytes, what) = random_mutation(original, &fields, seed);
             run(name, &bytes, &|| format!("seed {seed:#x} ({what})"));
@@ -736,4 +786,46 @@ fn long_names_are_refused_without_reading_them_whole() {
     let message = refusal(&bytes);
     assert!(message.contains("no readable name"), "{message}");
     assert!(start.elapsed().as_secs() < 2, "{:?}", start.elapsed());
+}
+
+/// A .BTF.ext whose header cannot be read might hide CO-RE relocations:
+/// refused, saying so, where a loader that ignored it would load offsets
+/// nobody fixed.
+#[test]
+fn an_unreadable_btf_ext_is_refused() {
+    let original = probe::PROBE_OBJECT;
+    let fields = fields(original);
+    let with = |name: &str, value: u64| {
+        let f = fields.iter().find(|f| f.what == name).unwrap();
+        let mut bytes = original.to_vec();
+        write(&mut bytes, f, value);
+        refusal(&bytes)
+    };
+    let why = |what: &str| {
+        format!(
+            ".BTF.ext is malformed ({what}), so whether it needs CO-RE relocations cannot be \
+             told: rebuild the object"
+        )
+    };
+    assert_eq!(
+        with(".BTF.ext magic", 0x1234),
+        why("magic 0x1234, not 0xeb9f")
+    );
+    assert_eq!(
+        with(".BTF.ext version", 2),
+        why("version 2, this loader knows 1")
+    );
+    let outside = with(".BTF.ext core_relo_len", 0xffff_ffff);
+    assert!(
+        outside.starts_with(".BTF.ext is malformed (CO-RE part (4294967295 bytes at "),
+        "{outside}"
+    );
+    // A header too old to have a CO-RE part: nothing to refuse.
+    let f = fields
+        .iter()
+        .find(|f| f.what == ".BTF.ext hdr_len")
+        .unwrap();
+    let mut bytes = original.to_vec();
+    write(&mut bytes, f, 24);
+    assert!(obj::parse(&bytes).is_ok());
 }

@@ -32,10 +32,6 @@ fn fields(line: &str) -> Vec<(&str, &str)> {
         .collect()
 }
 
-fn event_lines(log: &str) -> Vec<&str> {
-    log.lines().filter(|l| !l.starts_with('#')).collect()
-}
-
 /// The probe's stderr minus the attach lines: what it had to say besides.
 fn remarks(stderr: &[String]) -> Vec<String> {
     stderr
@@ -573,15 +569,6 @@ fn a_full_disk_is_said_once_and_every_unwritten_line_is_counted() {
     assert_eq!(remarks(&done.stderr).len(), 3, "{:?}", done.stderr);
     drop(fs);
     assert_nothing_left();
-}
-
-/// A pipe: (read end, write end).
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for two.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both just made, ours alone.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
 #[test]

@@ -436,3 +436,42 @@ fn load_says_what_the_verifier_made_of_each_program_and_unloads_them() {
     );
     assert_nothing_left();
 }
+
+#[test]
+fn without_tracefs_access_the_methods_that_need_it_are_not_permitted_and_auto_moves_on() {
+    require_root!();
+    let _turn = serial();
+    // Only CAP_BPF and CAP_PERFMON, as user nobody: BPF may be loaded, but
+    // tracefs (root's, mode 0700) cannot be read.
+    let run = |method: &str| {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["--inh-caps=+bpf,+perfmon", "--ambient-caps=+bpf,+perfmon"])
+            .arg(PROBE)
+            .args(["--attach", method, "--no-log", "-q", "-d", "0.1"])
+            .current_dir("/")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    };
+    let denied = "no trace event syscalls/sys_enter_read \
+                  (/sys/kernel/tracing/events/syscalls/sys_enter_read/id unreadable): \
+                  Permission denied (os error 13)";
+    assert_eq!(
+        run("tracepoint"),
+        (
+            Some(1),
+            format!("probe: could not attach with tracepoint: {denied}\n")
+        )
+    );
+    // auto went on past it to the end, each reason said once, one line.
+    let (code, err) = run("auto");
+    assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("probe: no attach method worked: kprobe: "),
+        "{err}"
+    );
+    assert!(err.ends_with(&format!("; tracepoint: {denied}\n")), "{err}");
+    assert_nothing_left();
+}

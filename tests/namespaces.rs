@@ -19,16 +19,6 @@ use common::*;
 /// pid namespace, with a /proc that shows only that namespace.
 const PID_NS: &[&str] = &["unshare", "--pid", "--fork", "--mount-proc"];
 
-fn event_lines(log: &str) -> Vec<&str> {
-    log.lines().filter(|l| !l.starts_with('#')).collect()
-}
-
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    line.split(' ')
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-}
-
 /// Waits until the wrapped probe has a child of its own (or 5 s).
 fn child_of(pid: i32) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -200,8 +200,27 @@ fn the_inspect_text_shows_what_the_loader_sees() {
          \x20   reloc insn=14 symbol=counters -> map counters\n\
          \x20 count_getppid section=tracepoint/syscalls/sys_enter_getppid kind=tracepoint insns=16 subprograms=[bump]\n\
          \x20   reloc insn=1 symbol=bump -> subprogram bump\n\
-         \x20   reloc insn=7 symbol=counters -> map counters\n"
+         \x20   reloc insn=7 symbol=counters -> map counters\n\
+         skipped: 0\n\
+         loadable: yes\n"
     );
+}
+
+/// Compiled with -g, they carry .BTF and a .BTF.ext without CO-RE
+/// relocations, debug sections and an empty .text: all quietly accepted,
+/// nothing skipped.
+#[test]
+fn the_objects_build_rs_compiles_skip_nothing() {
+    for (name, bytes) in [
+        ("probe.bpf.o", PROBE),
+        ("probe_pidns.bpf.o", probe::PROBE_PIDNS_OBJECT),
+        ("subprog.bpf.o", SUBPROG),
+    ] {
+        let spec = obj::parse(bytes).unwrap();
+        assert_eq!(spec.skipped, [], "{name}");
+        assert!(spec.fully_loadable(), "{name}");
+        assert_eq!(probe::inspect::Verdict::of(&spec).exit_code(), 0, "{name}");
+    }
 }
 
 #[test]

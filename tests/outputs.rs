@@ -11,7 +11,7 @@ mod common;
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -20,16 +20,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn event_lines(log: &str) -> Vec<&str> {
-    log.lines().filter(|l| !l.starts_with('#')).collect()
-}
-
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    line.split(' ')
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-}
 
 /// Lines whose timestamp is older than one before them.
 fn inversions(timestamps: impl Iterator<Item = u64>) -> u64 {
@@ -95,15 +85,6 @@ fn require_tool(tool: &str, package: &str) {
         found,
         "{tool} is needed: apt-get install {package} (scripts/test installs it)"
     );
-}
-
-/// A pipe: (read end, write end).
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for two.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both just made, ours alone.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
 /// VmRSS of a process in KiB.

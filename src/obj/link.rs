@@ -7,11 +7,15 @@
 //! a target that overflows, leaves its section, lands inside a function
 //! rather than at its start, or a relocation on the second half of a 64-bit
 //! load is an error, not a panic.
+//!
+//! A program that uses something the parse skips (a BTF-defined map,
+//! global data, a function's address) cannot be loaded either: linking
+//! stops there and says why, and the parse lists the program as skipped.
 
 use std::collections::{HashMap, VecDeque};
 
 use super::insn::{INSN_SIZE, OP_LD_IMM64, decode_all};
-use super::parse::{CodeSection, RawReloc, Shared};
+use super::parse::{CodeSection, RawReloc, Shared, SkippedTarget};
 use super::{
     Insn, MapRef, ParseError, ProgramKind, ProgramSpec, RelocTarget, Relocation, bail_parse,
 };
@@ -38,6 +42,15 @@ impl Function<'_> {
     }
 }
 
+/// Why a program is skipped; None while linking goes on.
+type Skip = Option<String>;
+
+/// A program ready for its map fds, or why this loader cannot load it.
+pub(super) enum Linked<'s, 'a> {
+    Ready(Linker<'s, 'a>),
+    Skipped(String),
+}
+
 pub(super) struct Linker<'s, 'a> {
     shared: &'s Shared<'a>,
     insns: Vec<Insn>,
@@ -55,7 +68,7 @@ impl<'s, 'a> Linker<'s, 'a> {
         shared: &'s Shared<'a>,
         section: &CodeSection<'a>,
         entry: &Function<'a>,
-    ) -> Result<Self, ParseError> {
+    ) -> Result<Linked<'s, 'a>, ParseError> {
         let code = function_code(section, entry)?;
         if code.len() / INSN_SIZE > MAX_INSNS {
             bail_parse!(
@@ -73,7 +86,9 @@ impl<'s, 'a> Linker<'s, 'a> {
             subprograms: Vec::new(),
             to_fix: VecDeque::new(),
         };
-        linker.fix_up(section, entry, 0)?;
+        if let Some(why) = linker.fix_up(section, entry, 0)? {
+            return Ok(Linked::Skipped(why));
+        }
         while let Some(i) = linker.to_fix.pop_front() {
             let (Some(text), Some(function)) = (&shared.text, shared.text_functions.get(i)) else {
                 bail_parse!("internal: subprogram {i} queued without .text");
@@ -84,9 +99,11 @@ impl<'s, 'a> Linker<'s, 'a> {
                     function.name
                 );
             };
-            linker.fix_up(text, function, base)?;
+            if let Some(why) = linker.fix_up(text, function, base)? {
+                return Ok(Linked::Skipped(why));
+            }
         }
-        Ok(linker)
+        Ok(Linked::Ready(linker))
     }
 
     pub fn into_spec(self, name: String, section: String, kind: ProgramKind) -> ProgramSpec {
@@ -101,13 +118,14 @@ impl<'s, 'a> Linker<'s, 'a> {
         }
     }
 
-    /// Applies the relocations of one function copied at `base`.
+    /// Applies the relocations of one function copied at `base`, up to the
+    /// first use of something skipped.
     fn fix_up(
         &mut self,
         section: &CodeSection<'a>,
         function: &Function<'a>,
         base: usize,
-    ) -> Result<(), ParseError> {
+    ) -> Result<Skip, ParseError> {
         // Fits: the function lies inside the section (checked by parse).
         let count = (function.size / INSN_SIZE as u64) as usize;
         let mut i = 0;
@@ -130,7 +148,11 @@ impl<'s, 'a> Linker<'s, 'a> {
             }
             if let Some(reloc) = section.relocs.get(&offset) {
                 match reloc.r_type {
-                    R_BPF_64_64 => self.map_load(section, reloc, index, insn)?,
+                    R_BPF_64_64 => {
+                        if let Some(why) = self.map_load(section, reloc, index, insn)? {
+                            return Ok(Some(why));
+                        }
+                    }
                     R_BPF_64_32 => self.call(section, reloc, offset, index, insn)?,
                     other => bail_parse!(
                         "{}: relocation type {other} at offset {offset} is not supported",
@@ -170,7 +192,7 @@ impl<'s, 'a> Linker<'s, 'a> {
                 i += 1;
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     fn map_load(
@@ -179,7 +201,7 @@ impl<'s, 'a> Linker<'s, 'a> {
         reloc: &RawReloc<'a>,
         index: usize,
         insn: Insn,
-    ) -> Result<(), ParseError> {
+    ) -> Result<Skip, ParseError> {
         if insn.code != OP_LD_IMM64 {
             bail_parse!(
                 "{}: relocation of {} is not on a 64-bit immediate load",
@@ -187,19 +209,39 @@ impl<'s, 'a> Linker<'s, 'a> {
                 reloc.symbol
             );
         }
-        if reloc.symbol_section.is_none() || reloc.symbol_section != self.shared.maps_section {
+        let Some(target_section) = reloc.symbol_section else {
             bail_parse!(
-                "{}: instruction loads {}, which is not a map in section \"maps\" \
-                 (global variables are not supported)",
+                "{}: instruction loads {}, which is defined in no section",
                 section.name,
                 reloc.symbol
             );
-        }
+        };
+        // A section symbol names its section; the immediate is the offset.
         let offset = if reloc.symbol_is_section {
             reloc.symbol_address.checked_add_signed(insn.imm.into())
         } else {
             Some(reloc.symbol_address)
         };
+        if Some(target_section) != self.shared.maps_section {
+            if let Some(target) = self.shared.skipped_targets.get(&target_section) {
+                return Ok(Some(uses_skipped(reloc, offset, target)));
+            }
+            if self.shared.code_sections.contains(&target_section) {
+                let what = if reloc.symbol_is_section {
+                    format!("code in {}", reloc.symbol)
+                } else {
+                    format!("function {}", reloc.symbol)
+                };
+                return Ok(Some(format!(
+                    "takes the address of {what} (callbacks, as bpf_loop takes, not supported)"
+                )));
+            }
+            bail_parse!(
+                "{}: instruction loads {}, which is not a map, global data or function",
+                section.name,
+                reloc.symbol
+            );
+        }
         let map_index = offset.and_then(|o| self.shared.map_offsets.binary_search(&o).ok());
         let Some(map_index) = map_index else {
             bail_parse!(
@@ -215,7 +257,8 @@ impl<'s, 'a> Linker<'s, 'a> {
             insn_index: index,
             map_index,
         });
-        self.record(index, reloc.symbol, RelocTarget::Map, map_name)
+        self.record(index, reloc.symbol, RelocTarget::Map, map_name)?;
+        Ok(None)
     }
 
     fn call(
@@ -312,6 +355,22 @@ impl<'s, 'a> Linker<'s, 'a> {
         self.to_fix.push_back(position);
         Ok((base, function.name))
     }
+}
+
+/// Why a program that loads `reloc` (at `offset` in its section, when that
+/// is known) from a skipped section is skipped too.
+fn uses_skipped(reloc: &RawReloc, offset: Option<u64>, target: &SkippedTarget) -> String {
+    let what = match &target.maps {
+        Some(maps) => {
+            let named = offset
+                .and_then(|o| maps.binary_search_by_key(&o, |&(at, _)| at).ok())
+                .map(|i| maps[i].1);
+            format!("map {}", named.unwrap_or(reloc.symbol))
+        }
+        None if reloc.symbol_is_section => target.section.to_string(),
+        None => format!("{} in {}", reloc.symbol, target.section),
+    };
+    format!("uses {what}, which is skipped ({})", target.reason)
 }
 
 /// The bytes of function `f` in its section.

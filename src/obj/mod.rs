@@ -1,10 +1,19 @@
 //! The pure half of the loader: BPF ELF bytes in, descriptions of programs
 //! and maps out. No syscalls here, so all of it is testable without root and
 //! safe to feed hostile files (every offset and size is checked).
+//!
+//! What the loader reads: programs in `kprobe/FUNCTION` and
+//! `tracepoint/CATEGORY/NAME` sections, maps in the legacy `maps` section,
+//! bpf-to-bpf calls into `.text`. What it cannot use (other program kinds,
+//! BTF-defined maps, global data, and the programs that need them) is
+//! listed in `ObjectSpec::skipped`, never dropped silently. What it could
+//! only load wrongly (CO-RE relocations, externs) is refused.
 
+mod btf_ext;
 mod insn;
 mod link;
 mod parse;
+mod section;
 
 pub use insn::{INSN_SIZE, Insn, OP_LD_IMM64, PSEUDO_MAP_FD};
 pub use parse::parse;
@@ -87,14 +96,62 @@ impl ProgramSpec {
     }
 }
 
+/// What kind of thing was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkippedKind {
+    /// A whole section: global data, or code or maps with no symbol to
+    /// name them by.
+    Section,
+    Program,
+    Map,
+}
+
+impl SkippedKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            SkippedKind::Section => "section",
+            SkippedKind::Program => "program",
+            SkippedKind::Map => "map",
+        }
+    }
+}
+
+/// Something in the object that the loader leaves out, and why. Every name
+/// is printable text (the parse accepts no other), so each entry prints on
+/// one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub kind: SkippedKind,
+    /// The program's or map's symbol, or the section's own name.
+    pub name: String,
+    /// The section it is in (its own name, for a section).
+    pub section: String,
+    /// Why: "program kind xdp not supported", "uses map counts, which is
+    /// skipped (...)".
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectSpec {
     pub programs: Vec<ProgramSpec>,
     pub maps: Vec<MapSpec>,
     pub license: String,
+    /// In the order of the file's sections. Empty when the loader can load
+    /// everything the object holds.
+    pub skipped: Vec<Skipped>,
 }
 
 impl ObjectSpec {
+    /// Whether the loader takes the whole object, nothing skipped.
+    pub fn fully_loadable(&self) -> bool {
+        self.skipped.is_empty()
+    }
+
+    /// How many entries of `skipped` are of this kind.
+    pub fn skipped_count(&self, kind: SkippedKind) -> usize {
+        self.skipped.iter().filter(|s| s.kind == kind).count()
+    }
+
     pub fn program(&self, name: &str) -> Option<&ProgramSpec> {
         self.programs.iter().find(|p| p.name == name)
     }

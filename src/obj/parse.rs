@@ -4,9 +4,14 @@
 //! bounded scan, and everything built from the file is charged to a budget
 //! proportional to its size, so no input can make parsing hang, panic or
 //! allocate without bound.
+//!
+//! Each section is classed first (`section.rs`); what the loader cannot
+//! use is listed in `ObjectSpec::skipped` in the order of the file, never
+//! dropped unsaid. Externs and CO-RE relocations are refused before
+//! anything else: an object needing them would load, and then run wrong.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use object::elf::{SHT_REL, SHT_RELA};
 use object::read::elf::{ElfFile64, ElfSection64, ElfSymbol64, FileHeader, SectionHeader, Sym};
@@ -15,13 +20,17 @@ use object::{
     RelocationTarget, SectionIndex, SymbolKind, SymbolSection,
 };
 
-use super::link::{Function, Linker};
-use super::{MapSpec, ObjectSpec, ParseError, ProgramKind, bail_parse};
+use super::link::{Function, Linked, Linker};
+use super::section::{self, Class};
+use super::{MapSpec, ObjectSpec, ParseError, Skipped, SkippedKind, bail_parse, btf_ext};
 
 /// The legacy `struct bpf_map_def`: type, key size, value size, max
 /// entries, flags, each a u32. 16 bytes is the oldest form (no flags).
 const MAP_DEF_MIN: u64 = 16;
 const MAP_DEF_FULL: u64 = 20;
+/// BPF_MAP_TYPE_PERF_EVENT_ARRAY: its key is a CPU index and its value a
+/// perf event fd, 4 bytes each, which many objects leave at 0.
+const PERF_EVENT_ARRAY: u32 = 4;
 /// Longest section or symbol name accepted (the kernel's KSYM_NAME_LEN).
 pub(super) const MAX_NAME: usize = 512;
 
@@ -33,6 +42,8 @@ type Symbol<'a, 'f> = ElfSymbol64<'a, 'f, Endianness>;
 #[derive(Clone, Debug)]
 pub(super) struct RawReloc<'a> {
     pub r_type: u32,
+    /// The symbol's name, or its section's for a section symbol (whose own
+    /// name is empty).
     pub symbol: &'a str,
     pub symbol_section: Option<SectionIndex>,
     pub symbol_address: u64,
@@ -87,6 +98,16 @@ impl Budget {
     }
 }
 
+/// A section whose contents are skipped, for naming it to the programs
+/// that use it (which are skipped too).
+pub(super) struct SkippedTarget<'a> {
+    pub section: &'a str,
+    pub reason: &'static str,
+    /// For `.maps`: each map's offset and name, sorted by offset, to name
+    /// the map a section symbol points into.
+    pub maps: Option<Vec<(u64, &'a str)>>,
+}
+
 /// What every program of the object shares while it is being linked.
 pub(super) struct Shared<'a> {
     pub text: Option<CodeSection<'a>>,
@@ -97,6 +118,10 @@ pub(super) struct Shared<'a> {
     /// like `ObjectSpec::maps`: strictly increasing.
     pub map_offsets: Vec<u64>,
     pub map_names: Vec<String>,
+    pub skipped_targets: HashMap<SectionIndex, SkippedTarget<'a>>,
+    /// `.text` and every program section: a 64-bit load of an address in
+    /// one takes a function's address (a callback).
+    pub code_sections: HashSet<SectionIndex>,
     pub budget: Budget,
 }
 
@@ -160,6 +185,14 @@ impl<'a> Names<'a> {
         self.sections.get(index.0).copied().flatten()
     }
 
+    /// The section's name for a list or a message: never empty.
+    fn shown(&self, index: SectionIndex) -> &'a str {
+        match self.section(index) {
+            None | Some("") => UNNAMED_SECTION,
+            Some(name) => name,
+        }
+    }
+
     fn section_by_name<'f>(&self, elf: &'f Elf<'a>, name: &str) -> Option<Section<'a, 'f>> {
         let index = self.sections.iter().position(|n| *n == Some(name))?;
         elf.section_by_index(SectionIndex(index)).ok()
@@ -204,11 +237,15 @@ fn parse_aligned(bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
     };
     let names = Names::read(&elf, bytes);
     let budget = Budget::for_input(bytes.len());
-    let symbols = Symbols::read(&elf, &names);
+    // Both would load and run wrongly, not fail: refused before anything.
+    refuse_externs(&elf, &names)?;
+    refuse_core_relocations(&elf, &names, bytes)?;
 
+    let classes = classify_sections(&elf, &names);
+    let symbols = Symbols::read(&elf, &names, &classes);
     let license = read_license(&names, &elf)?;
-    let (maps_section, maps, map_offsets) = read_maps(&names, &elf, &symbols, &budget)?;
-    let text = match names.section_by_name(&elf, ".text") {
+    let (maps_section, maps, map_offsets) = read_maps(&elf, &classes, &symbols, &budget)?;
+    let text = match section_of_class(&elf, &classes, |c| matches!(c, Class::Text)) {
         Some(s) if s.size() > 0 => Some(code_section(&names, &elf, &s)?),
         _ => None,
     };
@@ -216,72 +253,289 @@ fn parse_aligned(bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
         Some(t) => functions_in(&symbols, t, false)?,
         None => Vec::new(),
     };
+    let mut skipped_targets = HashMap::new();
+    let mut code_sections = HashSet::new();
+    for (i, class) in classes.iter().enumerate() {
+        let index = SectionIndex(i);
+        let section = names.shown(index);
+        let reason = match class {
+            Class::Text | Class::Programs(_) => {
+                code_sections.insert(index);
+                continue;
+            }
+            Class::BtfMaps => section::BTF_MAP,
+            Class::Data(reason) => reason,
+            Class::Ignored | Class::Maps => continue,
+        };
+        let maps = matches!(class, Class::BtfMaps).then(|| {
+            let mut maps: Vec<(u64, &str)> = symbols
+                .data
+                .get(&index)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| Some((s.address, *s.name.as_ref().ok()?)))
+                .collect();
+            maps.sort_unstable();
+            maps
+        });
+        let target = SkippedTarget {
+            section,
+            reason,
+            maps,
+        };
+        skipped_targets.insert(index, target);
+    }
     let shared = Shared {
         text,
         text_functions,
         maps_section,
         map_names: maps.iter().map(|m| m.name.clone()).collect(),
         map_offsets,
+        skipped_targets,
+        code_sections,
         budget,
     };
 
     let mut programs = Vec::new();
+    let mut skipped = Skips {
+        list: Vec::new(),
+        budget: &shared.budget,
+    };
     for section in elf.sections() {
-        let Some(name) = names.section(section.index()) else {
+        let index = section.index();
+        let Some(class) = classes.get(index.0) else {
             continue;
         };
-        let Some(kind) = program_kind(name)? else {
-            continue;
+        let section_name = names.shown(index);
+        match class {
+            Class::Programs(Ok(kind)) => {
+                let code = code_section(&names, &elf, &section)?;
+                let entries = functions_in(&symbols, &code, true)?;
+                // Static functions alone are listed below, not refused.
+                if symbols.functions_of(index).next().is_none() {
+                    bail_parse!(
+                        "section {section_name} holds no function symbol to name its program"
+                    );
+                }
+                for entry in &entries {
+                    match Linker::link(&shared, &code, entry)? {
+                        Linked::Ready(linked) => {
+                            // The spec itself, and the kind's copy of the
+                            // section name.
+                            shared.budget.charge(
+                                std::mem::size_of::<super::ProgramSpec>() + code.name.len(),
+                            )?;
+                            let name = shared.budget.string(entry.name)?;
+                            let section = shared.budget.string(code.name)?;
+                            programs.push(linked.into_spec(name, section, kind.clone()));
+                        }
+                        Linked::Skipped(why) => {
+                            skipped.push(SkippedKind::Program, entry.name, section_name, why)?
+                        }
+                    }
+                }
+                for f in symbols.functions_of(index).filter(|f| !f.global) {
+                    let why = section::STATIC_PROGRAM.to_string();
+                    skipped.push(SkippedKind::Program, &f.label(), section_name, why)?;
+                }
+            }
+            Class::Programs(Err(why)) => {
+                skipped.each_symbol_or_section(
+                    SkippedKind::Program,
+                    symbols.functions_of(index),
+                    section_name,
+                    why,
+                )?;
+            }
+            Class::BtfMaps => {
+                skipped.each_symbol_or_section(
+                    SkippedKind::Map,
+                    symbols.data.get(&index).into_iter().flatten(),
+                    section_name,
+                    section::BTF_MAP,
+                )?;
+            }
+            Class::Data(why) => skipped.push(
+                SkippedKind::Section,
+                section_name,
+                section_name,
+                why.to_string(),
+            )?,
+            Class::Ignored | Class::Text | Class::Maps => {}
+        }
+    }
+    let skipped = skipped.list;
+    if programs.is_empty()
+        && let Some(first) = skipped
+            .iter()
+            .find(|s| s.kind == SkippedKind::Program)
+            .or(skipped.first())
+    {
+        let others = skipped
+            .iter()
+            .filter(|s| s.kind == SkippedKind::Program)
+            .count()
+            .saturating_sub(1);
+        let more = match others {
+            0 => String::new(),
+            1 => ", and 1 more program is skipped".to_string(),
+            n => format!(", and {n} more programs are skipped"),
         };
-        let code = code_section(&names, &elf, &section)?;
-        let entries = functions_in(&symbols, &code, true)?;
-        if entries.is_empty() {
-            bail_parse!("section {name} holds no function symbol to name its program");
-        }
-        for entry in &entries {
-            let linked = Linker::link(&shared, &code, entry)?;
-            // The spec itself, and the kind's copy of the section name.
-            shared
-                .budget
-                .charge(std::mem::size_of::<super::ProgramSpec>() + code.name.len())?;
-            let name = shared.budget.string(entry.name)?;
-            let section = shared.budget.string(code.name)?;
-            programs.push(linked.into_spec(name, section, kind.clone()));
-        }
+        let what = match first.kind {
+            SkippedKind::Section => format!("section {}", first.name),
+            kind => format!(
+                "{} {} (section {})",
+                kind.label(),
+                first.name,
+                first.section
+            ),
+        };
+        bail_parse!(
+            "nothing in it can be loaded by this loader: {what}: {}{more}",
+            first.reason
+        );
     }
     Ok(ObjectSpec {
         programs,
         maps,
         license,
+        skipped,
     })
 }
 
-/// The program kind a section name announces, or None for a section that
-/// holds no program (`.text`, data, debug info).
-fn program_kind(section: &str) -> Result<Option<ProgramKind>, ParseError> {
-    if let Some(function) = section.strip_prefix("kprobe/") {
-        if function.is_empty() {
-            bail_parse!("section {section} names no kernel function");
-        }
-        return Ok(Some(ProgramKind::Kprobe {
-            function: function.to_string(),
-        }));
-    }
-    let rest = section
-        .strip_prefix("tracepoint/")
-        .or_else(|| section.strip_prefix("tp/"));
-    if let Some(rest) = rest {
-        return match rest.split_once('/') {
-            Some((category, name)) if !category.is_empty() && !name.is_empty() => {
-                Ok(Some(ProgramKind::Tracepoint {
-                    category: category.to_string(),
-                    name: name.to_string(),
-                }))
-            }
-            _ => bail_parse!("section {section} is not of the form tracepoint/CATEGORY/NAME"),
+/// How a section or symbol whose name cannot be shown is listed.
+const UNNAMED_SECTION: &str = "(unnamed section)";
+const UNNAMED_SYMBOL: &str = "(unnamed symbol)";
+
+/// The skipped list being built, every entry charged to the budget.
+struct Skips<'b> {
+    list: Vec<Skipped>,
+    budget: &'b Budget,
+}
+
+impl Skips<'_> {
+    fn push(
+        &mut self,
+        kind: SkippedKind,
+        name: &str,
+        section: &str,
+        reason: String,
+    ) -> Result<(), ParseError> {
+        self.budget
+            .charge(std::mem::size_of::<Skipped>() + reason.len())?;
+        // A list entry must show something to find it by.
+        let name = if name.is_empty() {
+            UNNAMED_SYMBOL
+        } else {
+            name
         };
+        let entry = Skipped {
+            kind,
+            name: self.budget.string(name)?,
+            section: self.budget.string(section)?,
+            reason,
+        };
+        self.list.push(entry);
+        Ok(())
     }
-    Ok(None)
+
+    /// One entry per symbol, in address order; the section itself when it
+    /// has none (a stripped object), so that it is never left out.
+    fn each_symbol_or_section<'s, 'a: 's>(
+        &mut self,
+        kind: SkippedKind,
+        symbols: impl Iterator<Item = &'s SymbolInfo<'a>>,
+        section: &str,
+        reason: &str,
+    ) -> Result<(), ParseError> {
+        let mut symbols: Vec<&SymbolInfo> = symbols.collect();
+        if symbols.is_empty() {
+            return self.push(SkippedKind::Section, section, section, reason.to_string());
+        }
+        symbols.sort_by_key(|s| (s.address, s.index));
+        for s in symbols {
+            self.push(kind, &s.label(), section, reason.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// The class of every section, by index.
+fn classify_sections(elf: &Elf, names: &Names) -> Vec<Class> {
+    let endian = elf.endian();
+    let mut classes: Vec<Class> = elf
+        .elf_section_table()
+        .enumerate()
+        .map(|(index, header)| {
+            section::classify(
+                names.section(index),
+                header.sh_type(endian),
+                header.sh_flags(endian),
+                header.sh_size(endian),
+            )
+        })
+        .collect();
+    section::mark_duplicates(&mut classes);
+    classes
+}
+
+/// The first section of the class `wanted` picks (there is at most one
+/// `.text` and one `maps`: see `mark_duplicates`).
+fn section_of_class<'a, 'f>(
+    elf: &'f Elf<'a>,
+    classes: &[Class],
+    wanted: impl Fn(&Class) -> bool,
+) -> Option<Section<'a, 'f>> {
+    let index = classes.iter().position(wanted)?;
+    elf.section_by_index(SectionIndex(index)).ok()
+}
+
+/// Externs (undefined global symbols: `.kconfig` and `.ksyms` variables,
+/// kernel functions, symbols left for a linker) are values libbpf fills in
+/// at load time. Loaded without them, a program would read zeros or call
+/// nothing, so the first one is named and the object refused.
+fn refuse_externs(elf: &Elf, names: &Names) -> Result<(), ParseError> {
+    let Some(sym) = elf.symbols().find(|s| s.is_undefined() && s.is_global()) else {
+        return Ok(());
+    };
+    let name = match names.symbol(&sym) {
+        Ok(name) if !name.is_empty() => name.to_string(),
+        _ => format!("number {}", sym.index().0),
+    };
+    bail_parse!(
+        "it uses extern {name}, which libbpf would resolve at load time and this loader \
+         cannot: define it in the object, or load the object with libbpf"
+    )
+}
+
+/// CO-RE relocations (BPF_CORE_READ, preserve_access_index structs) are
+/// offsets libbpf rewrites to the running kernel's; this loader would load
+/// the compiler's guesses, so it refuses the object instead. Any `.BTF.ext`
+/// it cannot read is refused too: whether it asks for them is then unknown.
+fn refuse_core_relocations(elf: &Elf, names: &Names, bytes: &[u8]) -> Result<(), ParseError> {
+    let endian = elf.endian();
+    for (index, header) in elf.elf_section_table().enumerate() {
+        if names.section(index) != Some(".BTF.ext") {
+            continue;
+        }
+        let count = header
+            .data(endian, bytes)
+            .map_err(|e| format!("unreadable: {e}"))
+            .and_then(btf_ext::core_relocations);
+        match count {
+            Ok(0) => {}
+            Ok(n) => bail_parse!(
+                "it has {n} CO-RE relocations (BPF_CORE_READ, preserve_access_index), which \
+                 this loader does not apply, so it would read the wrong kernel memory: read \
+                 with bpf_probe_read_kernel at fixed offsets, or load it with libbpf"
+            ),
+            Err(why) => bail_parse!(
+                ".BTF.ext is malformed ({why}), so whether it needs CO-RE relocations \
+                 cannot be told: rebuild the object"
+            ),
+        }
+    }
+    Ok(())
 }
 
 fn read_license(names: &Names, elf: &Elf) -> Result<String, ParseError> {
@@ -302,23 +556,37 @@ fn read_license(names: &Names, elf: &Elf) -> Result<String, ParseError> {
 struct SymbolInfo<'a> {
     /// An error only if the symbol is used.
     name: Result<&'a str, ParseError>,
+    index: usize,
     address: u64,
     size: u64,
     global: bool,
 }
 
+impl SymbolInfo<'_> {
+    /// Its name, or where it is when the name cannot be shown: for listing
+    /// it as skipped, which must not fail the parse.
+    fn label(&self) -> String {
+        match &self.name {
+            Ok(name) if !name.is_empty() => name.to_string(),
+            _ => format!("(symbol {} has no readable name)", self.index),
+        }
+    }
+}
+
 /// The symbols of the file in one pass: map definitions and functions, by
 /// section, so that no later step scans the whole table again.
 struct Symbols<'a> {
-    /// Non-section symbols, by the section they are defined in.
+    /// Non-section symbols of the `maps` and `.maps` sections, by section.
     data: HashMap<SectionIndex, Vec<SymbolInfo<'a>>>,
     /// Function symbols, by section.
     functions: HashMap<SectionIndex, Vec<SymbolInfo<'a>>>,
 }
 
 impl<'a> Symbols<'a> {
-    fn read(elf: &Elf<'a>, names: &Names<'a>) -> Symbols<'a> {
-        let maps_index = names.section_by_name(elf, "maps").map(|s| s.index());
+    fn read(elf: &Elf<'a>, names: &Names<'a>, classes: &[Class]) -> Symbols<'a> {
+        let holds_maps = |index: SectionIndex| {
+            matches!(classes.get(index.0), Some(Class::Maps | Class::BtfMaps))
+        };
         let mut data: HashMap<_, Vec<_>> = HashMap::new();
         let mut functions: HashMap<_, Vec<_>> = HashMap::new();
         for sym in elf.symbols() {
@@ -328,13 +596,14 @@ impl<'a> Symbols<'a> {
             let kind = sym.kind();
             let wanted = if kind == SymbolKind::Text {
                 &mut functions
-            } else if Some(index) == maps_index && kind != SymbolKind::Section {
+            } else if holds_maps(index) && kind != SymbolKind::Section {
                 &mut data
             } else {
                 continue;
             };
             wanted.entry(index).or_default().push(SymbolInfo {
                 name: names.symbol(&sym),
+                index: sym.index().0,
                 address: sym.address(),
                 size: sym.size(),
                 global: sym.is_global(),
@@ -342,17 +611,21 @@ impl<'a> Symbols<'a> {
         }
         Symbols { data, functions }
     }
+
+    fn functions_of(&self, section: SectionIndex) -> impl Iterator<Item = &SymbolInfo<'a>> {
+        self.functions.get(&section).into_iter().flatten()
+    }
 }
 
 type Maps = (Option<SectionIndex>, Vec<MapSpec>, Vec<u64>);
 
 fn read_maps(
-    names: &Names,
     elf: &Elf,
+    classes: &[Class],
     symbols: &Symbols,
     budget: &Budget,
 ) -> Result<Maps, ParseError> {
-    let Some(section) = names.section_by_name(elf, "maps") else {
+    let Some(section) = section_of_class(elf, classes, |c| matches!(c, Class::Maps)) else {
         return Ok((None, Vec::new(), Vec::new()));
     };
     let data = section
@@ -382,21 +655,43 @@ fn read_maps(
             bail_parse!("map {name} overlaps the map before it in the maps section");
         }
         previous_end = end;
-        // In bounds: offset + size <= data.len(), and MAP_DEF_FULL is
-        // clamped to size.
-        let def = &data[offset as usize..(offset + size.min(MAP_DEF_FULL)) as usize];
+        // In bounds: offset + size <= data.len(). Definitions do not
+        // overlap, so all of them together scan the section at most once.
+        let def = &data[offset as usize..end as usize];
+        let (fields, rest) = def.split_at(def.len().min(MAP_DEF_FULL as usize));
+        if rest.iter().any(|&b| b != 0) {
+            // libbpf refuses these too: a field this loader does not read
+            // (iproute2's pinning, an inner map) would be silently ignored.
+            bail_parse!(
+                "map {name}: its {size}-byte definition sets fields past the five this \
+                 loader reads (type, key and value size, max entries, flags), such as \
+                 iproute2's pinning: clear them, or load the object with the tool it was \
+                 written for"
+            );
+        }
         let word = |i: usize| {
-            def.get(i * 4..i * 4 + 4)
+            fields
+                .get(i * 4..i * 4 + 4)
                 .map_or(0, |w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
         };
-        maps.push(MapSpec {
+        let mut map = MapSpec {
             name: budget.string(name)?,
             map_type: word(0),
             key_size: word(1),
             value_size: word(2),
             max_entries: word(3),
             flags: word(4),
-        });
+        };
+        if map.map_type == PERF_EVENT_ARRAY {
+            // What libbpf and cilium/ebpf give it; the kernel refuses 0.
+            if map.key_size == 0 {
+                map.key_size = 4;
+            }
+            if map.value_size == 0 {
+                map.value_size = 4;
+            }
+        }
+        maps.push(map);
         offsets.push(offset);
     }
     Ok((Some(section.index()), maps, offsets))
@@ -450,12 +745,23 @@ fn code_section<'a>(
         let sym = elf.symbol_by_index(index).map_err(|e| {
             ParseError::new(format!("relocation at {offset} in {name}: bad symbol: {e}"))
         })?;
+        let symbol_is_section = sym.kind() == SymbolKind::Section;
+        let symbol = if symbol_is_section {
+            // Its own name is empty: `.rodata`, not ``, in every message.
+            sym.section_index()
+                .map_or(UNNAMED_SECTION, |i| names.shown(i))
+        } else {
+            match names.symbol(&sym)? {
+                "" => UNNAMED_SYMBOL,
+                name => name,
+            }
+        };
         let raw = RawReloc {
             r_type,
             symbol_section: sym.section_index(),
             symbol_address: sym.address(),
-            symbol_is_section: sym.kind() == SymbolKind::Section,
-            symbol: names.symbol(&sym)?,
+            symbol_is_section,
+            symbol,
         };
         if relocs.insert(offset, raw).is_some() {
             bail_parse!("section {name} has two relocations at offset {offset}");

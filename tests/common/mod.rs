@@ -411,3 +411,30 @@ pub fn skip_notices(stderr: &[String], name: &str) -> Vec<u64> {
         })
         .collect()
 }
+
+/// The event lines of a log: every line but the `#` headers.
+pub fn event_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| !l.starts_with('#')).collect()
+}
+
+/// The value of `key=` in a log line.
+pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
+/// A pipe: (read end, write end).
+pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both just made, ours alone.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}

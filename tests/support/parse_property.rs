@@ -28,6 +28,12 @@ pub fn parse_and_check(input: &[u8]) -> bool {
         let fds = vec![0; spec.maps.len()];
         assert_eq!(p.insns_with_map_fds(&fds).len(), p.insns.len());
     }
+    for s in &spec.skipped {
+        assert!(
+            !s.name.is_empty() && !s.section.is_empty() && !s.reason.is_empty(),
+            "skipped entry with an empty field: {s:?}"
+        );
+    }
     let text = probe::inspect::describe(&spec);
     assert!(
         !text.chars().any(|c| c.is_control() && c != '\n'),
