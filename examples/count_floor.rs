@@ -5,12 +5,11 @@
 //!
 //! cargo run --release --example count_floor -- COMM
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, bail};
+use nix::sys::signal::{SigSet, Signal};
 use probe::attach::{self, Method};
 use probe::loader::{self, Loaded};
-use probe::{cpus, obj, privileges, signals};
+use probe::{cpus, obj};
 
 const FLOOR_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/count_floor.bpf.o"));
 
@@ -25,8 +24,10 @@ fn run() -> Result<()> {
     let Some(comm) = std::env::args().nth(1) else {
         bail!("usage: count_floor COMM");
     };
-    privileges::check()?;
-    signals::block();
+    let mut stop = SigSet::empty();
+    stop.add(Signal::SIGINT);
+    stop.add(Signal::SIGTERM);
+    stop.thread_block()?;
     loader::raise_memlock();
     let possible = cpus::possible_count()?;
     let loaded = Loaded::create_maps(obj::parse(FLOOR_OBJECT)?, possible)?;
@@ -39,7 +40,7 @@ fn run() -> Result<()> {
         .context("writing the filter")?;
     let attachment = attach::attach(&loaded, Some(Method::Tracepoint))?;
     eprintln!("count_floor: attached via {}", attachment.method);
-    while signals::wait(Duration::from_millis(200)).is_none() {}
+    stop.wait()?;
     attachment.detach();
     let count = loaded.sum_per_cpu("floor_counts")?;
     println!("count={count}");

@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Result, anyhow};
 
-use crate::abi::PidNs;
+use crate::app::abi::PidNs;
 use crate::obj::Insn;
 use crate::sys::bpf;
 

@@ -62,11 +62,17 @@ pub enum LoadError {
     NoSuchProgram(String),
     /// The kernel said EPERM: not root (or CAP_BPF and CAP_PERFMON), a
     /// lockdown or LSM policy, or before 5.11 the memlock limit.
-    NotPermitted { program: String },
+    NotPermitted {
+        /// The program.
+        program: String,
+    },
     /// The verifier rejected it; `log` is the end of its log.
     Rejected {
+        /// The program.
         program: String,
+        /// What the kernel returned.
         error: io::Error,
+        /// The end of the verifier's log (empty if it never fit).
         log: String,
     },
 }
@@ -113,15 +119,22 @@ pub enum MapError {
     /// A key or value buffer of the wrong size: refused before the kernel
     /// could read or write past it.
     WrongSize {
+        /// The map.
         map: String,
+        /// `key` or `value`.
         what: &'static str,
+        /// The size the map has.
         expected: usize,
+        /// The size given.
         given: usize,
     },
     /// The kernel refused the operation.
     Kernel {
+        /// The map.
         map: String,
+        /// What was asked (`update`, `read`, ...).
         op: &'static str,
+        /// What the kernel returned.
         error: io::Error,
     },
 }
@@ -154,14 +167,17 @@ pub struct Program {
 }
 
 impl Program {
+    /// Its name in the object.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// Where it attaches.
     pub fn kind(&self) -> &ProgramKind {
         &self.kind
     }
 
+    /// Its fd, for attaching.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
@@ -208,14 +224,17 @@ fn per_cpu(map_type: u32) -> bool {
 }
 
 impl Map<'_> {
+    /// Its name in the object.
     pub fn name(&self) -> &str {
         &self.spec.name
     }
 
+    /// Its fd.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd
     }
 
+    /// Bytes per key.
     pub fn key_size(&self) -> usize {
         self.spec.key_size as usize
     }
@@ -333,6 +352,7 @@ impl Iterator for Keys<'_, '_> {
 /// An object's maps, created; its programs are loaded from here, each
 /// when asked for.
 pub struct Loaded {
+    /// What was parsed: programs, maps, license.
     pub spec: ObjectSpec,
     maps: Vec<Fd>,
     possible_cpus: u32,
@@ -393,6 +413,7 @@ impl Loaded {
         self.map(map)?.sum_per_cpu_u64(&0u32.to_ne_bytes())
     }
 
+    /// The spec of the program called `name`.
     pub fn program(&self, name: &str) -> Option<&ProgramSpec> {
         self.spec.program(name)
     }
@@ -484,6 +505,7 @@ pub fn kernel_release() -> (u32, u32, u32) {
     )
 }
 
+/// True on Linux `major.minor` or newer.
 pub fn kernel_at_least(major: u32, minor: u32) -> bool {
     let (a, b, _) = kernel_release();
     (a, b) >= (major, minor)

@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use probe::cli::{self, Command, Options};
-use probe::monitor::{self, Cutoff, Summary};
-use probe::output::say;
-use probe::{privileges, signals};
+use probe::app::cli::{self, Command, Options};
+use probe::app::monitor::{self, Cutoff, Summary};
+use probe::app::output::say;
+use probe::app::{privileges, signals};
 
 fn main() -> ExitCode {
     // First of all, so that a Ctrl+C at any later moment of a run waits
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     match command {
         Err(cli::UsageError(message)) => {
             // It quotes the user's bytes: one line whatever they are.
-            say(&probe::output::format::printable(message.as_bytes()));
+            say(&probe::app::output::format::printable(message.as_bytes()));
             let _ = writeln!(std::io::stderr(), "{}", cli::USAGE);
             ExitCode::from(2)
         }
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stdout(), "probe {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(Command::Inspect(path)) => match probe::inspect::check(&path) {
+        Ok(Command::Inspect(path)) => match probe::app::inspect::check(&path) {
             Ok(verdict) => ExitCode::from(verdict.exit_code()),
             Err(e) => finish(Err(e)),
         },
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
 fn load(path: &std::path::Path) -> ExitCode {
     let verdicts = privileges::check().and_then(|()| {
         probe::loader::raise_memlock();
-        probe::load::run(path)
+        probe::app::load::run(path)
     });
     match verdicts {
         Ok(v) => {

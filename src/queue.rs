@@ -79,6 +79,7 @@ pub struct Segment<T> {
 }
 
 impl<T: Copy> Segment<T> {
+    /// The items, in order.
     pub fn items(&self) -> &[T] {
         // SAFETY: start..end lies within the chunk, every item in it was
         // written before this segment was sent, and none is written again
@@ -113,6 +114,7 @@ struct Outlet<T> {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What the producer did.
 pub struct QueueStats {
     /// Items stored: each has a sequence number, 0 to pushed - 1.
     pub pushed: u64,
@@ -126,6 +128,7 @@ pub struct QueueStats {
     pub unmapped: u64,
 }
 
+/// The producer's end: it stores items and hands runs of them to the consumers.
 pub struct Producer<T> {
     chunk_items: usize,
     max_chunks: usize,
@@ -143,6 +146,7 @@ pub struct Producer<T> {
     outlets: Vec<Outlet<T>>,
     in_flight: VecDeque<Arc<Chunk<T>>>,
     pool: Vec<Arc<Chunk<T>>>,
+    /// What it did so far.
     pub stats: QueueStats,
 }
 
@@ -190,6 +194,7 @@ impl<T: Copy> Producer<T> {
         (rx, skipped)
     }
 
+    /// The most memory it may use, bytes.
     pub fn max_bytes(&self) -> usize {
         self.max_chunks * self.chunk_items * size_of::<T>()
     }

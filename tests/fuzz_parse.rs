@@ -24,7 +24,7 @@ use std::time::Instant;
 use probe::obj;
 
 const OBJECTS: &[(&str, &[u8])] = &[
-    ("probe.bpf.o", probe::PROBE_OBJECT),
+    ("probe.bpf.o", probe::app::PROBE_OBJECT),
     (
         "subprog.bpf.o",
         include_bytes!(concat!(env!("OUT_DIR"), "/subprog.bpf.o")),
@@ -430,7 +430,7 @@ fn inspect(path: &std::path::Path) -> (i32, String, String) {
 fn inspect_refuses_corrupted_files_with_one_line_and_exit_1() {
     let dir = std::env::temp_dir().join(format!("probe-fuzz-parse-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let original = probe::PROBE_OBJECT;
+    let original = probe::app::PROBE_OBJECT;
     let fields = fields(original);
     let field = |name: &str| fields.iter().find(|f| f.what == name).unwrap().clone();
     let with = |name: &str, value: u64| {
@@ -793,7 +793,7 @@ fn long_names_are_refused_without_reading_them_whole() {
 /// nobody fixed.
 #[test]
 fn an_unreadable_btf_ext_is_refused() {
-    let original = probe::PROBE_OBJECT;
+    let original = probe::app::PROBE_OBJECT;
     let fields = fields(original);
     let with = |name: &str, value: u64| {
         let f = fields.iter().find(|f| f.what == name).unwrap();

@@ -10,7 +10,7 @@
 #[path = "support/test_objects.rs"]
 mod test_objects;
 
-use probe::inspect::Verdict;
+use probe::app::inspect::Verdict;
 use probe::obj::{self, SkippedKind};
 
 /// `probe inspect` on a test object: exit code, stdout, stderr.

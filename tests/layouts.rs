@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
-use probe::abi::{Event, RawConfig};
+use probe::app::abi::{Event, RawConfig};
 use probe::ring::{MMAP_PAGE_RING_AT, MmapPageRing, PerfEventHeader, PerfRecordLost};
 
 /// A struct in BTF: its size, and each member's byte offset.

@@ -87,8 +87,11 @@ fn a_map_handle_refuses_a_buffer_of_the_wrong_size_before_the_kernel_sees_it() {
     let _turn = serial();
     narrate();
     let possible = cpus::possible_count().unwrap() as usize;
-    let loaded =
-        Loaded::create_maps(obj::parse(probe::PROBE_OBJECT).unwrap(), possible as u32).unwrap();
+    let loaded = Loaded::create_maps(
+        obj::parse(probe::app::PROBE_OBJECT).unwrap(),
+        possible as u32,
+    )
+    .unwrap();
     let start = TOLD.lock().unwrap().len();
     let config = loaded.map("config_map").unwrap();
     let wrong = |r: Result<(), MapError>| match r {
@@ -277,7 +280,7 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
         ("tracepoint_read", "sys_enter_read"),
         ("tracepoint_writ", "sys_enter_write"),
     ] {
-        let insns = probe::obj::parse(probe::PROBE_OBJECT)
+        let insns = probe::obj::parse(probe::app::PROBE_OBJECT)
             .unwrap()
             .programs
             .iter()
@@ -386,8 +389,8 @@ fn load_says_what_the_verifier_made_of_each_program_and_unloads_them() {
         )
     };
     let (major, minor, _) = probe::loader::kernel_release();
-    let spec = obj::parse(probe::PROBE_OBJECT).unwrap();
-    let (code, out, err) = load(probe::PROBE_OBJECT, "probe.bpf.o");
+    let spec = obj::parse(probe::app::PROBE_OBJECT).unwrap();
+    let (code, out, err) = load(probe::app::PROBE_OBJECT, "probe.bpf.o");
     assert_eq!((code, err.as_str()), (Some(0), ""), "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), spec.programs.len() + 1, "{out}");

@@ -3,7 +3,7 @@
 
 use probe::obj::{self, Insn, MapRef, ProgramKind, RelocTarget};
 
-const PROBE: &[u8] = probe::PROBE_OBJECT;
+const PROBE: &[u8] = probe::app::PROBE_OBJECT;
 const SUBPROG: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/subprog.bpf.o"));
 
 const OP_CALL: u8 = 0x85;
@@ -73,7 +73,14 @@ fn the_probe_object_has_four_programs_and_four_maps() {
         [
             ("events", 4, 4, 4, 0, 0),
             // struct config: the size src/abi.rs writes.
-            ("config_map", 2, 4, probe::abi::CONFIG_SIZE as u32, 1, 0),
+            (
+                "config_map",
+                2,
+                4,
+                probe::app::abi::CONFIG_SIZE as u32,
+                1,
+                0
+            ),
             ("drops", 6, 4, 8, 1, 0),
             // A cgroup array: the --cgroup directory's fd.
             ("cgroup_filter", 8, 4, 4, 1, 0),
@@ -185,7 +192,7 @@ fn subprograms_are_appended_once_each_and_only_when_reached() {
 #[test]
 fn the_inspect_text_shows_what_the_loader_sees() {
     let spec = obj::parse(SUBPROG).unwrap();
-    let text = probe::inspect::describe(&spec);
+    let text = probe::app::inspect::describe(&spec);
     assert_eq!(
         text,
         "license: GPL\n\
@@ -213,13 +220,17 @@ fn the_inspect_text_shows_what_the_loader_sees() {
 fn the_objects_build_rs_compiles_skip_nothing() {
     for (name, bytes) in [
         ("probe.bpf.o", PROBE),
-        ("probe_pidns.bpf.o", probe::PROBE_PIDNS_OBJECT),
+        ("probe_pidns.bpf.o", probe::app::PROBE_PIDNS_OBJECT),
         ("subprog.bpf.o", SUBPROG),
     ] {
         let spec = obj::parse(bytes).unwrap();
         assert_eq!(spec.skipped, [], "{name}");
         assert!(spec.fully_loadable(), "{name}");
-        assert_eq!(probe::inspect::Verdict::of(&spec).exit_code(), 0, "{name}");
+        assert_eq!(
+            probe::app::inspect::Verdict::of(&spec).exit_code(),
+            0,
+            "{name}"
+        );
     }
 }
 
@@ -251,7 +262,7 @@ fn helpers(p: &obj::ProgramSpec) -> Vec<i32> {
 #[test]
 fn the_pidns_build_differs_only_by_the_namespace_helper() {
     let plain = obj::parse(PROBE).unwrap();
-    let pidns = obj::parse(probe::PROBE_PIDNS_OBJECT).unwrap();
+    let pidns = obj::parse(probe::app::PROBE_PIDNS_OBJECT).unwrap();
     assert_eq!(pidns.maps, plain.maps);
     let names = |s: &obj::ObjectSpec| {
         s.programs

@@ -35,15 +35,21 @@ use crate::obj::ProgramKind;
 use crate::sys::{Fd, perf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An attach method: how the programs are hung on read and write.
 pub enum Method {
+    /// A kprobe through the kprobe PMU (perf_event_open): gone with its fd.
     Kprobe,
+    /// A kprobe made in tracefs `kprobe_events`: outlives its process unless removed.
     KprobeLegacy,
+    /// The syscall tracepoints `syscalls:sys_enter_*`.
     Tracepoint,
 }
 
 impl Method {
+    /// Every method, in the order `auto` tries them.
     pub const ALL: [Method; 3] = [Method::Kprobe, Method::KprobeLegacy, Method::Tracepoint];
 
+    /// Its name, as `--attach` takes it.
     pub fn name(self) -> &'static str {
         match self {
             Method::Kprobe => "kprobe",
@@ -52,6 +58,7 @@ impl Method {
         }
     }
 
+    /// The method called `s`, if any.
     pub fn parse(s: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.name() == s)
     }
@@ -144,6 +151,7 @@ pub struct DetachReport {
 
 /// Every program attached by one method; detached when dropped.
 pub struct Attachment {
+    /// The method that attached them.
     pub method: Method,
     /// Why the methods tried before this one failed (for `auto`).
     pub fallbacks: Vec<String>,

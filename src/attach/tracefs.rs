@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use super::AttachError;
 use crate::sys::explain;
 
+/// Where tracefs is mounted when nobody has.
 pub const DEFAULT_MOUNT: &str = "/sys/kernel/tracing";
 
+/// A tracefs mount found or made.
 pub struct Tracefs {
+    /// Its mount point.
     pub root: PathBuf,
     /// True when this process mounted it (it stays mounted: another tool
     /// may be using it by the time we exit).

@@ -4,13 +4,17 @@
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Insn {
+    /// The opcode.
     pub code: u8,
     /// dst_reg in the low nibble, src_reg in the high one.
     pub regs: u8,
+    /// The jump offset, or the offset of a load or store.
     pub off: i16,
+    /// The immediate.
     pub imm: i32,
 }
 
+/// Bytes per instruction.
 pub const INSN_SIZE: usize = 8;
 /// `BPF_LD | BPF_IMM | BPF_DW`: the first half of a 16-byte load.
 pub const OP_LD_IMM64: u8 = 0x18;
@@ -22,6 +26,7 @@ pub const PSEUDO_MAP_FD: u8 = 1;
 pub const PSEUDO_CALL: u8 = 1;
 
 impl Insn {
+    /// An instruction from its 8 bytes, little-endian.
     pub fn from_bytes(b: &[u8; INSN_SIZE]) -> Insn {
         Insn {
             code: b[0],
@@ -31,14 +36,17 @@ impl Insn {
         }
     }
 
+    /// The source register.
     pub fn src_reg(&self) -> u8 {
         self.regs >> 4
     }
 
+    /// Sets the source register (e.g. to `PSEUDO_MAP_FD`).
     pub fn set_src_reg(&mut self, src: u8) {
         self.regs = (self.regs & 0x0f) | (src << 4);
     }
 
+    /// A call to a BPF function in the same object (not a helper).
     pub fn is_pseudo_call(&self) -> bool {
         self.code == OP_CALL && self.src_reg() == PSEUDO_CALL
     }

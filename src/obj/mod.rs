@@ -22,12 +22,21 @@ pub use parse::parse;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProgramKind {
     /// `kprobe/FUNCTION`
-    Kprobe { function: String },
+    Kprobe {
+        /// The kernel function.
+        function: String,
+    },
     /// `tracepoint/CATEGORY/NAME`
-    Tracepoint { category: String, name: String },
+    Tracepoint {
+        /// The tracepoint's category (`syscalls`).
+        category: String,
+        /// Its name (`sys_enter_read`).
+        name: String,
+    },
 }
 
 impl ProgramKind {
+    /// The kind's name: `kprobe` or `tracepoint`.
     pub fn label(&self) -> &'static str {
         match self {
             ProgramKind::Kprobe { .. } => "kprobe",
@@ -37,46 +46,66 @@ impl ProgramKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// A map from the legacy `maps` section.
 pub struct MapSpec {
+    /// Its symbol's name.
     pub name: String,
+    /// `map_type` (`BPF_MAP_TYPE_*`).
     pub map_type: u32,
+    /// Bytes per key.
     pub key_size: u32,
+    /// Bytes per value.
     pub value_size: u32,
+    /// Entries; 0 for a perf event array means one per possible CPU.
     pub max_entries: u32,
+    /// `map_flags`.
     pub flags: u32,
 }
 
 /// An ld_imm64 at `insn_index` that must be given the fd of map `map_index`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapRef {
+    /// Index of the `ld_imm64` in the linked program.
     pub insn_index: usize,
+    /// Index of the map in `ObjectSpec::maps`.
     pub map_index: usize,
 }
 
 /// What a relocation resolved to, kept for `probe inspect` and the tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RelocTarget {
+    /// A map, by name.
     Map(String),
+    /// A `.text` function, by name, appended to the program.
     Subprogram(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// A relocation of a program, as the parse step resolved it.
 pub struct Relocation {
     /// Index in the linked program (subprograms appended), not in the section.
     pub insn_index: usize,
+    /// The symbol the ELF names.
     pub symbol: String,
+    /// What it resolved to.
     pub target: RelocTarget,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// A program, linked and ready to load once its map fds are in.
 pub struct ProgramSpec {
+    /// Its function's name.
     pub name: String,
+    /// The ELF section it came from (`kprobe/__x64_sys_read`).
     pub section: String,
+    /// Where it attaches, from the section name.
     pub kind: ProgramKind,
     /// The program followed by every `.text` subprogram it reaches, with the
     /// call offsets already fixed; map loads still wait for their fds.
     pub insns: Vec<Insn>,
+    /// The instructions that load a map's fd.
     pub map_refs: Vec<MapRef>,
+    /// Every relocation, for `inspect`.
     pub relocations: Vec<Relocation>,
     /// Names of the subprograms appended, in order.
     pub subprograms: Vec<String>,
@@ -102,11 +131,14 @@ pub enum SkippedKind {
     /// A whole section: global data, or code or maps with no symbol to
     /// name them by.
     Section,
+    /// A program the loader cannot load.
     Program,
+    /// A map the loader cannot create.
     Map,
 }
 
 impl SkippedKind {
+    /// Its name in `inspect`'s listing.
     pub fn label(self) -> &'static str {
         match self {
             SkippedKind::Section => "section",
@@ -121,6 +153,7 @@ impl SkippedKind {
 /// one line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Skipped {
+    /// A section, a program or a map.
     pub kind: SkippedKind,
     /// The program's or map's symbol, or the section's own name.
     pub name: String,
@@ -132,9 +165,13 @@ pub struct Skipped {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// What the parse step makes of an object: what it can load, and what it skipped and why.
 pub struct ObjectSpec {
+    /// The programs it can load.
     pub programs: Vec<ProgramSpec>,
+    /// The maps it can create, in the order programs refer to them.
     pub maps: Vec<MapSpec>,
+    /// The `license` section's text.
     pub license: String,
     /// In the order of the file's sections. Empty when the loader can load
     /// everything the object holds.
@@ -152,10 +189,12 @@ impl ObjectSpec {
         self.skipped.iter().filter(|s| s.kind == kind).count()
     }
 
+    /// The program called `name`.
     pub fn program(&self, name: &str) -> Option<&ProgramSpec> {
         self.programs.iter().find(|p| p.name == name)
     }
 
+    /// The index of the map called `name`.
     pub fn map_index(&self, name: &str) -> Option<usize> {
         self.maps.iter().position(|m| m.name == name)
     }

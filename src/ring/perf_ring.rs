@@ -20,19 +20,27 @@ use crate::sys::perf::{self, Mapping};
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MmapPageRing {
+    /// Where the kernel writes next (read with acquire ordering).
     pub data_head: u64,
+    /// Where the reader reads next (stored with release ordering).
     pub data_tail: u64,
+    /// Where the data area starts in the mapping (Linux 4.1+).
     pub data_offset: u64,
+    /// The data area's size (Linux 4.1+).
     pub data_size: u64,
 }
+/// Where the ring's fields start in the metadata page.
 pub const MMAP_PAGE_RING_AT: usize = 1024;
 
 /// `struct perf_event_header`: every record starts with one.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PerfEventHeader {
+    /// The record's type (`PERF_RECORD_*`).
     pub type_: u32,
+    /// Flags.
     pub misc: u16,
+    /// The record's size, header included.
     pub size: u16,
 }
 
@@ -40,8 +48,11 @@ pub struct PerfEventHeader {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PerfRecordLost {
+    /// Its header.
     pub header: PerfEventHeader,
+    /// The event's id.
     pub id: u64,
+    /// How many samples did not fit in the ring.
     pub lost: u64,
 }
 
@@ -50,7 +61,9 @@ pub struct PerfRecordLost {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PerfRecordRaw {
+    /// Its header.
     pub header: PerfEventHeader,
+    /// The payload's size, padding included.
     pub size: u32,
 }
 
@@ -110,6 +123,7 @@ impl Cursor {
     }
 }
 
+/// One CPU's perf ring, mapped, read without a lock (see the module comment).
 pub struct PerfRing {
     cpu: u32,
     map: Mapping,
@@ -156,10 +170,12 @@ impl PerfRing {
         Ok(ring)
     }
 
+    /// The CPU it belongs to.
     pub fn cpu(&self) -> u32 {
         self.cpu
     }
 
+    /// The data area's size in bytes.
     pub fn data_size(&self) -> usize {
         self.data_size
     }

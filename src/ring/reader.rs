@@ -33,7 +33,9 @@ use crate::sys::epoll::{Epoll, EventFd, Ready};
 /// Where records go. Implemented by the event side; the ring side never
 /// looks inside a sample, except through `timestamp`.
 pub trait RecordSink {
+    /// A sample's payload (`PERF_SAMPLE_RAW`), borrowed from the ring.
     fn sample(&mut self, cpu: u32, payload: &[u8]);
+    /// The ring could not take `count` samples (`PERF_RECORD_LOST`).
     fn lost(&mut self, cpu: u32, count: u64);
     /// When a sample was made, in CLOCK_MONOTONIC nanoseconds, to merge
     /// the rings in time order; None (the default) for a sample without a
@@ -45,6 +47,7 @@ pub trait RecordSink {
     fn end_of_pass(&mut self);
 }
 
+/// Every CPU's ring, and the epoll set that waits on them.
 pub struct RingSet {
     rings: Vec<PerfRing>,
     /// Per ring, during a pass: where reading stands, and the timestamp of
@@ -63,6 +66,7 @@ pub struct RingSet {
 pub struct StopHandle(Arc<EventFd>);
 
 impl StopHandle {
+    /// Tells the reader to stop after a last drain.
     pub fn stop(&self) {
         // Cannot fail on a live eventfd short of 2^64 stops.
         let _ = self.0.signal();
@@ -100,10 +104,12 @@ impl RingSet {
         })
     }
 
+    /// The rings, one per CPU.
     pub fn rings(&self) -> &[PerfRing] {
         &self.rings
     }
 
+    /// A handle that stops `run` from another thread.
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(self.stop.clone())
     }

@@ -24,16 +24,28 @@ const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 
+// Program and map types used here: `enum bpf_prog_type` and
+// `enum bpf_map_type` of include/uapi/linux/bpf.h, the kernel's ABI.
+/// A kprobe (or kretprobe) program.
 pub const BPF_PROG_TYPE_KPROBE: u32 = 2;
+/// A program on a perf tracepoint (`syscalls/sys_enter_read`, say).
 pub const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
+/// A program on a raw tracepoint: the tracepoint's own arguments.
 pub const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
 
+/// A hash table.
 pub const BPF_MAP_TYPE_HASH: u32 = 1;
+/// An array: keys are 0 to max_entries - 1, all present.
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
+/// One perf event per CPU, for `bpf_perf_event_output`.
 pub const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
+/// A hash table with a value per possible CPU.
 pub const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
+/// An array with a value per possible CPU.
 pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+/// Cgroup directory fds, for `bpf_current_task_under_cgroup`.
 pub const BPF_MAP_TYPE_CGROUP_ARRAY: u32 = 8;
+/// A per-CPU hash table that evicts its least recently used entries.
 pub const BPF_MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
 
 /// Object names are 16 bytes with the NUL; the kernel allows [A-Za-z0-9_.].
@@ -126,8 +138,11 @@ struct InfoAttr {
     info: u64,
 }
 
-/// `struct bpf_prog_info` (include/uapi/linux/bpf.h) up to what we read.
-/// The kernel fills as much of it as it knows and says how much.
+/// `struct bpf_prog_info` (include/uapi/linux/bpf.h), field for field:
+/// the kernel fills as much of it as it knows and says how much. The fields
+/// are the kernel's, documented there; those this crate reads are
+/// documented here too.
+#[allow(missing_docs)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ProgInfo {
@@ -184,9 +199,11 @@ const _: () = {
     assert!(size_of::<ProgInfo>() == 232);
 };
 
-/// Byte offset of a `ProgInfo` field: the kernel knows it when it filled
-/// at least this much.
+/// How much of `ProgInfo` a kernel must fill to know `recursion_misses`
+/// (Linux 5.12+).
 pub const PROG_INFO_RECURSION_MISSES_END: u32 = 216;
+/// How much of `ProgInfo` a kernel must fill to know `verified_insns`
+/// (Linux 5.16+).
 pub const PROG_INFO_VERIFIED_INSNS_END: u32 = 220;
 
 fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<libc::c_long> {
@@ -228,15 +245,23 @@ fn shown_name(name: &[u8; OBJ_NAME_LEN]) -> String {
     String::from_utf8_lossy(&name[..end]).into_owned()
 }
 
+/// What `map_create` asks for.
 pub struct MapDef<'a> {
+    /// The name the kernel keeps (15 bytes of it, see `object_name`).
     pub name: &'a str,
+    /// One of the `BPF_MAP_TYPE_*`.
     pub map_type: u32,
+    /// Bytes per key.
     pub key_size: u32,
+    /// Bytes per value (per CPU, for a per-CPU map).
     pub value_size: u32,
+    /// How many entries it can hold.
     pub max_entries: u32,
+    /// `map_flags` (BPF_F_NO_PREALLOC, ...).
     pub flags: u32,
 }
 
+/// Creates a map; the fd keeps it alive.
 pub fn map_create(def: &MapDef) -> io::Result<Fd> {
     let mut attr = MapCreateAttr {
         map_type: def.map_type,
@@ -359,11 +384,17 @@ fn shown_bytes(b: &[u8]) -> String {
     }
 }
 
+/// What `prog_load` asks for.
 pub struct ProgLoad<'a> {
+    /// The name the kernel keeps (15 bytes of it).
     pub name: &'a str,
+    /// One of the `BPF_PROG_TYPE_*`.
     pub prog_type: u32,
+    /// The instructions, map fds already in place.
     pub insns: &'a [Insn],
+    /// "GPL" (or compatible) unlocks the GPL-only helpers.
     pub license: &'a CStr,
+    /// LINUX_VERSION_CODE: kernels before 5.0 check it for kprobes.
     pub kern_version: u32,
 }
 

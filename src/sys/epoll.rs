@@ -22,6 +22,7 @@ pub struct Epoll(Fd);
 pub struct Ready(libc::epoll_event);
 
 impl Ready {
+    /// The token the fd was added with.
     pub fn token(&self) -> u64 {
         self.0.u64
     }
@@ -34,6 +35,7 @@ impl Default for Ready {
 }
 
 impl Epoll {
+    /// A new, empty epoll set.
     pub fn new() -> io::Result<Epoll> {
         // SAFETY: a plain fd-creating syscall; a fresh fd is ours alone.
         let r = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
@@ -96,6 +98,7 @@ impl Epoll {
 pub struct EventFd(Fd);
 
 impl EventFd {
+    /// A new eventfd at 0.
     pub fn new() -> io::Result<EventFd> {
         // SAFETY: a plain fd-creating syscall; a fresh fd is ours alone.
         let r = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
@@ -107,6 +110,7 @@ impl EventFd {
         r.map(EventFd)
     }
 
+    /// Its fd, to add to an epoll set.
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         std::os::fd::AsFd::as_fd(&self.0)
     }

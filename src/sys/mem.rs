@@ -44,14 +44,17 @@ impl AnonMapping {
         })
     }
 
+    /// Where it starts (page-aligned).
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr
     }
 
+    /// Its length in bytes.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// True for a mapping of no bytes (never made).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -163,6 +163,7 @@ fn ioctl(
     r
 }
 
+/// Attaches a loaded program to a tracepoint or kprobe perf event.
 pub fn set_bpf(event: BorrowedFd, prog: BorrowedFd) -> io::Result<()> {
     ioctl(
         event,
@@ -172,12 +173,14 @@ pub fn set_bpf(event: BorrowedFd, prog: BorrowedFd) -> io::Result<()> {
     )
 }
 
+/// Starts the event: its program runs, or its ring fills.
 pub fn enable(event: BorrowedFd) -> io::Result<()> {
     ioctl(event, PERF_EVENT_IOC_ENABLE, 0, || {
         "PERF_EVENT_IOC_ENABLE, 0".into()
     })
 }
 
+/// Stops the event: when this returns, its program runs no more.
 pub fn disable(event: BorrowedFd) -> io::Result<()> {
     ioctl(event, PERF_EVENT_IOC_DISABLE, 0, || {
         "PERF_EVENT_IOC_DISABLE, 0".into()
@@ -195,6 +198,7 @@ pub struct Mapping {
 unsafe impl Send for Mapping {}
 
 impl Mapping {
+    /// Maps `len` bytes of the event's ring (1 + 2^n pages).
     pub fn new(event: BorrowedFd, len: usize) -> io::Result<Mapping> {
         // SAFETY: a fresh mapping of the event's fd, owned by the result.
         let ptr = unsafe {
@@ -230,14 +234,17 @@ impl Mapping {
         r
     }
 
+    /// Where it starts.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr
     }
 
+    /// Its length in bytes.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// True for a mapping of no bytes (never made).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -254,6 +261,7 @@ impl Drop for Mapping {
     }
 }
 
+/// The system's page size.
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }

@@ -34,7 +34,7 @@ pub fn parse_and_check(input: &[u8]) -> bool {
             "skipped entry with an empty field: {s:?}"
         );
     }
-    let text = probe::inspect::describe(&spec);
+    let text = probe::app::inspect::describe(&spec);
     assert!(
         !text.chars().any(|c| c.is_control() && c != '\n'),
         "control character in inspect output"

@@ -14,7 +14,7 @@ use crossbeam_channel::Receiver;
 
 pub use writer::{LineWriter, PATIENCE, Progress, WriterReport, say};
 
-use crate::abi::Event;
+use crate::app::abi::Event;
 use crate::queue::Segment;
 
 /// How much the output threads yield to the ring reader (nice values

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Result, anyhow};
 
-use crate::output::format;
+use crate::app::output::format;
 
 /// statfs f_type of cgroup2 (include/uapi/linux/magic.h).
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;

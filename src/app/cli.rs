@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::abi::COMM_LEN;
+use crate::app::abi::COMM_LEN;
 use crate::attach::Method;
 
 pub const DEFAULT_PAGES: usize = 1024;

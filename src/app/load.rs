@@ -25,7 +25,7 @@ pub struct Verdicts {
 
 /// Loads every program of the object at `path` and unloads it again.
 pub fn run(path: &Path) -> Result<Verdicts> {
-    let shown = crate::output::format::path(path);
+    let shown = crate::app::output::format::path(path);
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {shown}"))?
         .len();

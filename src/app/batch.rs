@@ -3,7 +3,7 @@
 //! blocks: when the queue's memory budget is used up, an event is dropped
 //! here and counted.
 
-use crate::abi::Event;
+use crate::app::abi::Event;
 use crate::queue::Producer;
 use crate::ring::RecordSink;
 

@@ -8,7 +8,7 @@
 //! one line in the log, and valid inside a JSON string once its
 //! backslashes are doubled.
 
-use crate::abi::{Event, Syscall};
+use crate::app::abi::{Event, Syscall};
 
 fn hello_text(s: Syscall) -> &'static [u8] {
     match s {

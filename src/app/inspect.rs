@@ -56,7 +56,7 @@ impl Verdict {
 /// `probe: `): the parse's own messages escape any control character taken
 /// from the file, and the path is escaped here.
 pub fn check(path: &Path) -> Result<Verdict> {
-    let shown = crate::output::format::path(path);
+    let shown = crate::app::output::format::path(path);
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {shown}"))?
         .len();

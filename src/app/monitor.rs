@@ -23,18 +23,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use crossbeam_channel::{Receiver, bounded};
 
-use crate::abi::{Event, PidNs, ProbeConfig};
-use crate::attach::{self, Attachment};
-use crate::batch::{Batcher, ReaderStats};
-use crate::cli::Options;
-use crate::loader::Loaded;
-use crate::output::{
+use crate::app::abi::{Event, PidNs, ProbeConfig};
+use crate::app::batch::{Batcher, ReaderStats};
+use crate::app::cli::Options;
+use crate::app::output::{
     self, Control, Format, LineWriter, Output, OutputReport, Progress, format, log_file,
 };
+use crate::app::{cgroup, privileges, signals};
+use crate::attach::{self, Attachment};
+use crate::loader::Loaded;
 use crate::queue::{Producer, QueueStats};
 use crate::ring::{RingSet, StopHandle};
 use crate::sys;
-use crate::{cgroup, cpus, identity, obj, privileges, signals};
+use crate::{cpus, identity, obj};
 
 /// The longest a quiet system's events wait in a ring before being read.
 pub const MAX_LATENCY: Duration = Duration::from_millis(100);
@@ -204,9 +205,9 @@ fn start(o: &Options) -> Result<Option<Running>> {
     let self_tgid = identity::kernel_tgid()?;
     let pid_ns = pid_filter_namespace(o)?;
     let object = if pid_ns.is_some() {
-        crate::PROBE_PIDNS_OBJECT
+        crate::app::PROBE_PIDNS_OBJECT
     } else {
-        crate::PROBE_OBJECT
+        crate::app::PROBE_OBJECT
     };
     let cgroup = o.cgroup.as_deref().map(cgroup::open).transpose()?;
     let spec = obj::parse(object).context("the embedded BPF object is broken")?;
