@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Entry probes for read(2) and write(2): one event per call into a per-CPU
- * perf ring. Kept branch-light: this runs on every read and write on the
+/* Probes for read(2) and write(2): one event per call into a per-CPU perf
+ * ring. Kept branch-light: this runs on every read and write on the
  * machine, so anything filtered out returns before touching the ring.
+ *
+ * Two modes. By default the entry of each call sends its event (the only
+ * hook attached). With --exit (config.exit_mode), the entry stores the
+ * event in the per-thread `inflight` map instead, and the exit hook
+ * (sys_exit tracepoint or kretprobe) completes it with the return value
+ * and the latency and sends it. Filters apply at entry.
  *
  * Built twice: probe.bpf.o, and probe_pidns.bpf.o with PIDNS_FILTER, which
  * matches -p against the process id in the monitor's pid namespace (a
@@ -18,8 +24,16 @@ BPF_MAP(config_map, BPF_MAP_TYPE_ARRAY, __u32, struct config, 1);
 BPF_MAP(drops, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, 1);
 /* Slot 0: the cgroup v2 directory of --cgroup (an fd, set by the monitor). */
 BPF_MAP(cgroup_filter, BPF_MAP_TYPE_CGROUP_ARRAY, __u32, __u32, 1);
+/* --exit: each thread's call between entry and exit, by thread id. LRU: a
+ * record a thread never completes (a return probe that missed its return,
+ * then the thread died) must not fill the map for good; an eviction is
+ * found by the counts (stored - matched - missed - left at the end). */
+BPF_MAP(inflight, BPF_MAP_TYPE_LRU_HASH, __u32, struct inflight, 65536);
+/* --exit: the COUNT_* slots of event.h. */
+BPF_MAP(exit_counts, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, EXIT_COUNTS);
 
 /* x86-64 struct pt_regs offsets (arch/x86/include/asm/ptrace.h). */
+#define PT_REGS_AX 80
 #define PT_REGS_DX 96
 #define PT_REGS_SI 104
 #define PT_REGS_DI 112
@@ -34,6 +48,22 @@ struct sys_enter_rw_args {
 	__u64 buf;
 	__u64 count;
 };
+
+/* struct trace_event_raw_sys_exit, as events/syscalls/sys_exit_read/format
+ * lays it out. */
+struct sys_exit_args {
+	__u64 common;
+	__s32 syscall_nr;
+	__u32 pad;
+	__s64 ret;
+};
+
+static __always_inline void bump(__u32 slot)
+{
+	__u64 *n = bpf_map_lookup_elem(&exit_counts, &slot);
+	if (n)
+		*n += 1;
+}
 
 static __always_inline int comm_matches(const char *comm,
 					const struct config *cfg)
@@ -59,16 +89,13 @@ static __always_inline int is_filtered_process(__u32 tgid,
 #endif
 }
 
-static __always_inline int emit(void *ctx, __u16 syscall, __u64 fd,
-				__u64 buf, __u64 count)
+/* The filters, on the current task: its config if they let it through. */
+static __always_inline struct config *wanted(__u32 tgid, char *comm)
 {
 	__u32 zero = 0;
 	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
 	if (!cfg)
 		return 0;
-
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
 	if (tgid == cfg->self_tgid)
 		return 0;
 	if (cfg->filter_tgid && !is_filtered_process(tgid, cfg))
@@ -76,36 +103,100 @@ static __always_inline int emit(void *ctx, __u16 syscall, __u64 fd,
 	if (cfg->filter_cgroup &&
 	    bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
 		return 0;
-
-	struct event ev = {};
-	bpf_get_current_comm(ev.comm, sizeof(ev.comm));
-	if (cfg->filter_comm_set && !comm_matches(ev.comm, cfg))
+	bpf_get_current_comm(comm, COMM_LEN);
+	if (cfg->filter_comm_set && !comm_matches(comm, cfg))
 		return 0;
+	return cfg;
+}
 
-	ev.ts_ns = bpf_ktime_get_ns();
-	ev.count = count;
-	ev.fd = (__s32)fd;
-	ev.pid = (__u32)pid_tgid;
-	ev.tgid = tgid;
-	ev.uid = (__u32)bpf_get_current_uid_gid();
-	ev.cpu = bpf_get_smp_processor_id();
-	ev.syscall = syscall;
-	/* Reading user memory costs a fault-safe copy per call: only when the
-	 * user asked for details, and only for writes, whose buffer is filled
-	 * at entry (a read's is not filled until the call returns). */
-	if (cfg->verbose && syscall == SYSCALL_WRITE && count) {
-		__u32 n = count < PREVIEW_LEN ? count : PREVIEW_LEN;
-		if (bpf_probe_read_user(ev.preview, n & (PREVIEW_LEN * 2 - 1),
-					(void *)buf) == 0)
-			ev.flags = EVENT_HAS_PREVIEW;
-	}
-
-	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &ev,
-				  sizeof(ev)) < 0) {
+static __always_inline void send(void *ctx, struct event *ev, __u64 size)
+{
+	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, ev, size) <
+	    0) {
+		__u32 zero = 0;
 		__u64 *lost = bpf_map_lookup_elem(&drops, &zero);
 		if (lost)
 			*lost += 1;
 	}
+}
+
+/* The first bytes of `buf`, `len` of them at most, into ev->preview. */
+static __always_inline void preview(struct event *ev, __u64 buf, __u64 len)
+{
+	__u32 n = len < PREVIEW_LEN ? len : PREVIEW_LEN;
+	if (n && bpf_probe_read_user(ev->preview, n & (PREVIEW_LEN * 2 - 1),
+				     (void *)buf) == 0)
+		ev->flags |= EVENT_HAS_PREVIEW;
+}
+
+static __always_inline int on_entry(void *ctx, __u16 syscall, __u64 fd,
+				    __u64 buf, __u64 count)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct inflight f = {};
+	struct event *ev = &f.ev;
+	struct config *cfg = wanted(tgid, ev->comm);
+	if (!cfg)
+		return 0;
+
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->count = count;
+	ev->fd = (__s32)fd;
+	ev->pid = (__u32)pid_tgid;
+	ev->tgid = tgid;
+	ev->uid = (__u32)bpf_get_current_uid_gid();
+	ev->cpu = bpf_get_smp_processor_id();
+	ev->syscall = syscall;
+	if (cfg->exit_mode) {
+		/* A thread's syscalls do not nest: a record still here is a
+		 * call whose return was never seen. */
+		f.buf = buf;
+		__u32 tid = ev->pid;
+		if (bpf_map_update_elem(&inflight, &tid, &f, BPF_NOEXIST)) {
+			bump(COUNT_MISSED_RETURN);
+			bpf_map_update_elem(&inflight, &tid, &f, BPF_ANY);
+		}
+		bump(COUNT_STORED);
+		return 0;
+	}
+	/* Reading user memory costs a fault-safe copy per call: only when the
+	 * user asked for details, and only for writes, whose buffer is filled
+	 * at entry (a read's is not filled until the call returns). */
+	if (cfg->verbose && syscall == SYSCALL_WRITE)
+		preview(ev, buf, count);
+	send(ctx, ev, ENTRY_EVENT_SIZE);
+	return 0;
+}
+
+static __always_inline int on_exit(void *ctx, __s64 ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct inflight *f = bpf_map_lookup_elem(&inflight, &tid);
+	if (!f) {
+		/* Not one of ours, or one whose entry came before us. */
+		char comm[COMM_LEN];
+		if (wanted(pid_tgid >> 32, comm))
+			bump(COUNT_NO_ENTRY);
+		return 0;
+	}
+	struct event ev = f->ev;
+	__u64 buf = f->buf;
+	bpf_map_delete_elem(&inflight, &tid);
+	bump(COUNT_MATCHED);
+
+	ev.lat_ns = bpf_ktime_get_ns() - ev.ts_ns;
+	ev.ret = ret;
+	ev.flags |= EVENT_COMPLETED;
+	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
+	/* A write's buffer held its bytes all along; a read's holds them now,
+	 * as many as it returned. */
+	if (cfg && cfg->verbose)
+		preview(&ev, buf, ev.syscall == SYSCALL_READ ? (ret > 0 ? ret : 0) :
+							     ev.count);
+	send(ctx, &ev, sizeof(ev));
 	return 0;
 }
 
@@ -120,7 +211,7 @@ static __always_inline int from_wrapper(void *ctx, __u16 syscall)
 	bpf_probe_read_kernel(&fd, sizeof(fd), regs + PT_REGS_DI);
 	bpf_probe_read_kernel(&buf, sizeof(buf), regs + PT_REGS_SI);
 	bpf_probe_read_kernel(&count, sizeof(count), regs + PT_REGS_DX);
-	return emit(ctx, syscall, fd, buf, count);
+	return on_entry(ctx, syscall, fd, buf, count);
 }
 
 SEC("kprobe/__x64_sys_read")
@@ -138,20 +229,45 @@ int kprobe_write(void *ctx)
 SEC("tracepoint/syscalls/sys_enter_read")
 int tracepoint_read(struct sys_enter_rw_args *args)
 {
-	return emit(args, SYSCALL_READ, args->fd, args->buf, args->count);
+	return on_entry(args, SYSCALL_READ, args->fd, args->buf, args->count);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
 int tracepoint_write(struct sys_enter_rw_args *args)
 {
-	return emit(args, SYSCALL_WRITE, args->fd, args->buf, args->count);
+	return on_entry(args, SYSCALL_WRITE, args->fd, args->buf, args->count);
 }
 
-/* Never called: it puts struct event and struct config in the object's BTF,
- * where tests/layouts.rs checks them against src/abi.rs field by field. The
- * loader appends only the .text functions a program reaches, so it costs
- * the probe nothing. */
-__attribute__((noinline)) int probe_layouts(struct event *e, struct config *c)
+SEC("kretprobe/__x64_sys_read")
+int kretprobe_read(void *ctx)
 {
-	return e != 0 && c != 0;
+	return on_exit(ctx, *(__s64 *)((char *)ctx + PT_REGS_AX));
+}
+
+SEC("kretprobe/__x64_sys_write")
+int kretprobe_write(void *ctx)
+{
+	return on_exit(ctx, *(__s64 *)((char *)ctx + PT_REGS_AX));
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int tracepoint_read_exit(struct sys_exit_args *args)
+{
+	return on_exit(args, args->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int tracepoint_write_exit(struct sys_exit_args *args)
+{
+	return on_exit(args, args->ret);
+}
+
+/* Never called: it puts struct event, struct inflight and struct config in
+ * the object's BTF, where tests/layouts.rs checks them against
+ * src/app/abi.rs field by field. The loader appends only the .text
+ * functions a program reaches, so it costs the probe nothing. */
+__attribute__((noinline)) int probe_layouts(struct event *e, struct config *c,
+					    struct inflight *f)
+{
+	return e != 0 && c != 0 && f != 0;
 }

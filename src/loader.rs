@@ -197,7 +197,9 @@ impl Program {
         let counted = len >= bpf::PROG_INFO_RECURSION_MISSES_END
             && (!matches!(
                 self.kind,
-                ProgramKind::Kprobe { .. } | ProgramKind::Tracepoint { .. }
+                ProgramKind::Kprobe { .. }
+                    | ProgramKind::Kretprobe { .. }
+                    | ProgramKind::Tracepoint { .. }
             ) || kernel_at_least(6, 7));
         counted.then_some(info.recursion_misses)
     }
@@ -434,7 +436,9 @@ impl Loaded {
         let load = bpf::ProgLoad {
             name: &spec.name,
             prog_type: match spec.kind {
-                ProgramKind::Kprobe { .. } => bpf::BPF_PROG_TYPE_KPROBE,
+                ProgramKind::Kprobe { .. } | ProgramKind::Kretprobe { .. } => {
+                    bpf::BPF_PROG_TYPE_KPROBE
+                }
                 ProgramKind::Tracepoint { .. } => bpf::BPF_PROG_TYPE_TRACEPOINT,
             },
             insns: &insns,

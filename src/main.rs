@@ -87,6 +87,42 @@ fn run(options: &Options) -> anyhow::Result<()> {
     }
 }
 
+/// `--exit`: what became of the calls between their entry and exit.
+fn report_exit(e: &monitor::ExitCounts, o: &Options) {
+    if e.missed_returns > 0 {
+        let fix = if o.attach == Some(probe::attach::Method::KprobeLegacy) {
+            "a larger --maxactive"
+        } else {
+            "--attach tracepoint (its exits are never missed), or kprobe-legacy with --maxactive"
+        };
+        say(&format!(
+            "lost {} events: their returns were never seen: a return probe follows only so many \
+             calls at once (maxactive), and more were in flight (each blocked read holds one); \
+             try {fix}",
+            e.missed_returns
+        ));
+    }
+    if e.evicted > 0 {
+        say(&format!(
+            "lost {} events: evicted from the table of calls in flight (more at once than it \
+             holds)",
+            e.evicted
+        ));
+    }
+    if e.unfinished > 0 {
+        say(&format!(
+            "{} calls were still in flight at the stop: written as unfinished",
+            e.unfinished
+        ));
+    }
+    if e.no_entry > 0 {
+        say(&format!(
+            "{} calls were already in progress when the probe attached: not reported",
+            e.no_entry
+        ));
+    }
+}
+
 /// A size in the units `--buffer` takes.
 fn size(bytes: usize) -> String {
     match bytes {
@@ -125,6 +161,9 @@ fn report(s: &Summary, o: &Options) {
             "lost {} events: still buffered, not written {when}",
             s.cut
         ));
+    }
+    if let Some(e) = &s.exit {
+        report_exit(e, o);
     }
     if let Some(n @ 1..) = s.recursion_misses {
         say(&format!(

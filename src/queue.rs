@@ -39,7 +39,8 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::sys::mem::AnonMapping;
 
-/// Bytes per chunk: 4096 events of the probe.
+/// Bytes per chunk (3,276 events of the probe, 80 bytes each; the mapping
+/// is rounded up to whole pages, so a chunk costs exactly this).
 pub const CHUNK_BYTES: usize = 256 << 10;
 /// Free chunks kept mapped for reuse, so a steady state maps nothing.
 const POOL: usize = 2;
@@ -194,9 +195,10 @@ impl<T: Copy> Producer<T> {
         (rx, skipped)
     }
 
-    /// The most memory it may use, bytes.
+    /// The most memory it may map for items, bytes: whole chunks (the
+    /// items of one may not fill it to the byte, the pages do).
     pub fn max_bytes(&self) -> usize {
-        self.max_chunks * self.chunk_items * size_of::<T>()
+        self.max_chunks * (self.chunk_items * size_of::<T>()).max(CHUNK_BYTES)
     }
 
     fn live_chunks(&self) -> usize {

@@ -487,7 +487,7 @@ fn inspect_refuses_corrupted_files_with_one_line_and_exit_1() {
     assert_eq!(code, 0, "stderr {stderr:?}");
     assert!(stderr.is_empty(), "{stderr:?}");
     assert!(stdout.starts_with("license: GPL\n"), "{stdout}");
-    assert!(stdout.contains("programs: 4\n"), "{stdout}");
+    assert!(stdout.contains("programs: 8\n"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

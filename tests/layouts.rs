@@ -1,7 +1,8 @@
 //! The C↔Rust layouts, checked against BTF (`bpftool btf dump`, a
-//! test-only tool): `struct event` and `struct config` as the compiled probe
-//! declares them (bpf/probe.c keeps both in its BTF), and the perf ring's
-//! structs as the running kernel declares them (/sys/kernel/btf/vmlinux).
+//! test-only tool): `struct event`, `struct inflight` and `struct config`
+//! as the compiled probe declares them (bpf/probe.c keeps them in its BTF),
+//! and the perf ring's structs as the running kernel declares them
+//! (/sys/kernel/btf/vmlinux).
 //! The Rust side's `offset_of!` assertions hold the code to its own
 //! numbers; this holds those numbers to the C.
 
@@ -9,7 +10,7 @@ use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
-use probe::app::abi::{Event, RawConfig};
+use probe::app::abi::{Event, Inflight, RawConfig};
 use probe::ring::{MMAP_PAGE_RING_AT, MmapPageRing, PerfEventHeader, PerfRecordLost};
 
 /// A struct in BTF: its size, and each member's byte offset.
@@ -84,7 +85,7 @@ macro_rules! same_layout {
 }
 
 #[test]
-fn event_and_config_match_the_compiled_probe() {
+fn event_inflight_and_config_match_the_compiled_probe() {
     for file in ["probe.bpf.o", "probe_pidns.bpf.o"] {
         same_layout!(
             btf_struct(&object(file), "event"),
@@ -99,7 +100,15 @@ fn event_and_config_match_the_compiled_probe() {
             syscall,
             flags,
             comm,
-            preview
+            preview,
+            ret,
+            lat_ns
+        );
+        same_layout!(
+            btf_struct(&object(file), "inflight"),
+            Inflight,
+            event as "ev",
+            buf
         );
         same_layout!(
             btf_struct(&object(file), "config"),
@@ -110,7 +119,7 @@ fn event_and_config_match_the_compiled_probe() {
             filter_comm_set,
             filter_comm,
             filter_cgroup,
-            pad,
+            exit_mode,
             pidns_dev,
             pidns_ino
         );

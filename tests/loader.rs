@@ -236,6 +236,9 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
         ("config_map", "ARRAY", 56, 1),
         ("drops", "PERCPU_ARRAY", 8, 1),
         ("cgroup_filter", "CGROUP_ARRAY", 4, 1),
+        // Without --exit the in-flight table is shrunk to one entry.
+        ("inflight", "LRU_HASH", 88, 1),
+        ("exit_counts", "PERCPU_ARRAY", 8, 4),
     ] {
         push(format!(
             "bpf(BPF_MAP_CREATE, {{map_type=BPF_MAP_TYPE_{kind}, key_size=4, value_size={value}, \
@@ -338,7 +341,14 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
     }
     push("close(N<epoll>) = 0".into());
     push(drops_read);
-    for map in ["events", "config_map", "drops", "cgroup_filter"] {
+    for map in [
+        "events",
+        "config_map",
+        "drops",
+        "cgroup_filter",
+        "inflight",
+        "exit_counts",
+    ] {
         push(format!("close(N<map:{map}>) = 0"));
     }
     push("close(N<eventfd>) = 0".into());
@@ -414,7 +424,7 @@ fn load_says_what_the_verifier_made_of_each_program_and_unloads_them() {
     }
     assert_eq!(
         lines[spec.programs.len()],
-        "loaded 4 of 4 programs; all unloaded again"
+        "loaded 8 of 8 programs; all unloaded again"
     );
 
     let (code, out, _) = load(REJECTED, "rejected.bpf.o");

@@ -16,7 +16,7 @@ fn map_names(spec: &obj::ObjectSpec, p: &obj::ProgramSpec) -> Vec<String> {
 }
 
 #[test]
-fn the_probe_object_has_four_programs_and_four_maps() {
+fn the_probe_object_has_eight_programs_and_six_maps() {
     let spec = obj::parse(PROBE).unwrap();
     assert_eq!(spec.license, "GPL");
     let programs: Vec<(&str, &str, ProgramKind)> = spec
@@ -25,6 +25,7 @@ fn the_probe_object_has_four_programs_and_four_maps() {
         .map(|p| (p.name.as_str(), p.section.as_str(), p.kind.clone()))
         .collect();
     let kprobe = |f: &str| ProgramKind::Kprobe { function: f.into() };
+    let kret = |f: &str| ProgramKind::Kretprobe { function: f.into() };
     let tp = |n: &str| ProgramKind::Tracepoint {
         category: "syscalls".into(),
         name: n.into(),
@@ -51,6 +52,27 @@ fn the_probe_object_has_four_programs_and_four_maps() {
                 "tracepoint_write",
                 "tracepoint/syscalls/sys_enter_write",
                 tp("sys_enter_write")
+            ),
+            // --exit's return hooks.
+            (
+                "kretprobe_read",
+                "kretprobe/__x64_sys_read",
+                kret("__x64_sys_read")
+            ),
+            (
+                "kretprobe_write",
+                "kretprobe/__x64_sys_write",
+                kret("__x64_sys_write")
+            ),
+            (
+                "tracepoint_read_exit",
+                "tracepoint/syscalls/sys_exit_read",
+                tp("sys_exit_read")
+            ),
+            (
+                "tracepoint_write_exit",
+                "tracepoint/syscalls/sys_exit_write",
+                tp("sys_exit_write")
             ),
         ]
     );
@@ -84,20 +106,57 @@ fn the_probe_object_has_four_programs_and_four_maps() {
             ("drops", 6, 4, 8, 1, 0),
             // A cgroup array: the --cgroup directory's fd.
             ("cgroup_filter", 8, 4, 4, 1, 0),
+            // An LRU hash of struct inflight by thread id (--exit).
+            (
+                "inflight",
+                9,
+                4,
+                probe::app::abi::INFLIGHT_SIZE as u32,
+                65536,
+                0
+            ),
+            // Per-CPU counts of what became of stored entries.
+            ("exit_counts", 6, 4, 8, 4, 0),
         ]
     );
 }
 
 #[test]
-fn each_program_loads_config_then_events_then_drops_through_ld_imm64() {
+fn each_program_reaches_its_maps_through_ld_imm64() {
     let spec = obj::parse(PROBE).unwrap();
+    // An entry: the filters, then (--exit) the in-flight store and its
+    // counts, then the event and its drop count. An exit: its entry, the
+    // filters (for calls it has no entry of), the delete and counts, then
+    // the event.
+    let entry = [
+        "config_map",
+        "cgroup_filter",
+        "inflight",
+        "exit_counts",
+        "inflight",
+        "exit_counts",
+        "events",
+        "drops",
+    ];
+    let exit = [
+        "inflight",
+        "config_map",
+        "cgroup_filter",
+        "inflight",
+        "exit_counts",
+        "config_map",
+        "events",
+        "drops",
+        "exit_counts",
+    ];
     for p in &spec.programs {
-        assert_eq!(
-            map_names(&spec, p),
-            ["config_map", "cgroup_filter", "events", "drops"],
-            "{}",
-            p.name
-        );
+        let expected: &[&str] =
+            if p.section.starts_with("kretprobe/") || p.section.contains("/sys_exit_") {
+                &exit
+            } else {
+                &entry
+            };
+        assert_eq!(map_names(&spec, p), expected, "{}", p.name);
         assert!(p.subprograms.is_empty(), "probe.c inlines everything");
         for r in &p.map_refs {
             let insn = p.insns[r.insn_index];
@@ -111,7 +170,7 @@ fn each_program_loads_config_then_events_then_drops_through_ld_imm64() {
             assert_eq!(insn.imm, 0, "clang leaves the immediate for the loader");
         }
         // The fds go into exactly those instructions, marked as map fds.
-        let fds = [100, 200, 300, 400];
+        let fds = [100, 200, 300, 400, 500, 600];
         let patched = p.insns_with_map_fds(&fds);
         for (i, (before, after)) in p.insns.iter().zip(&patched).enumerate() {
             match p.map_refs.iter().find(|r| r.insn_index == i) {

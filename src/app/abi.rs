@@ -3,10 +3,23 @@
 
 pub const COMM_LEN: usize = 16;
 pub const PREVIEW_LEN: usize = 8;
-pub const EVENT_SIZE: usize = 64;
+/// A whole `struct event`: a completed call (`--exit`).
+pub const EVENT_SIZE: usize = 80;
+/// The part an entry sends: the event without ret and lat_ns.
+pub const ENTRY_EVENT_SIZE: usize = 64;
 pub const CONFIG_SIZE: usize = 56;
 
-const EVENT_HAS_PREVIEW: u16 = 1;
+pub const EVENT_HAS_PREVIEW: u16 = 1;
+pub const EVENT_COMPLETED: u16 = 2;
+pub const EVENT_UNFINISHED: u16 = 4;
+
+/// The slots of the probe's `exit_counts` map (bpf/event.h COUNT_*).
+pub const COUNT_STORED: u32 = 0;
+pub const COUNT_MATCHED: u32 = 1;
+pub const COUNT_MISSED_RETURN: u32 = 2;
+pub const COUNT_NO_ENTRY: u32 = 3;
+/// A whole `struct inflight`.
+pub const INFLIGHT_SIZE: usize = EVENT_SIZE + 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Syscall {
@@ -23,7 +36,8 @@ impl Syscall {
     }
 }
 
-/// `struct event` of bpf/event.h, field for field: 64 bytes, no padding.
+/// `struct event` of bpf/event.h, field for field: 80 bytes, no padding;
+/// an entry's event is its first 64 (ret and lat_ns 0).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Event {
@@ -38,6 +52,10 @@ pub struct Event {
     pub flags: u16,
     pub comm: [u8; COMM_LEN],
     pub preview: [u8; PREVIEW_LEN],
+    /// What the call returned: bytes, or -errno (completed calls only).
+    pub ret: i64,
+    /// From entry to return, ns (completed calls only).
+    pub lat_ns: u64,
 }
 
 // The layout bpf/event.h gives; a change on either side fails the build.
@@ -55,29 +73,106 @@ const _: () = {
     assert!(offset_of!(Event, flags) == 38);
     assert!(offset_of!(Event, comm) == 40);
     assert!(offset_of!(Event, preview) == 56);
+    assert!(offset_of!(Event, ret) == ENTRY_EVENT_SIZE);
+    assert!(offset_of!(Event, lat_ns) == 72);
 };
 
+/// `struct inflight` of bpf/event.h: what a call's entry leaves in the
+/// `inflight` map for its exit (`--exit`), keyed by thread id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Inflight {
+    /// The event as far as the entry knows it (ret and lat_ns 0).
+    pub event: Event,
+    /// The user buffer's address, for the exit's read preview.
+    pub buf: u64,
+}
+
+const _: () = {
+    use std::mem::offset_of;
+    assert!(size_of::<Inflight>() == INFLIGHT_SIZE);
+    assert!(offset_of!(Inflight, event) == 0);
+    assert!(offset_of!(Inflight, buf) == EVENT_SIZE);
+};
+
+impl Inflight {
+    /// Decodes a value of the `inflight` map.
+    pub fn decode(b: &[u8; INFLIGHT_SIZE]) -> Inflight {
+        // SAFETY: exactly size_of::<Inflight>() bytes, read without
+        // alignment assumptions into plain integers and byte arrays, which
+        // are valid for any bit pattern.
+        unsafe { std::ptr::read_unaligned(b.as_ptr() as *const Inflight) }
+    }
+}
+
 impl Event {
-    /// Decodes a sample payload. The kernel pads payloads to 8 bytes, so
-    /// only the first `EVENT_SIZE` bytes are ours; a shorter one is not an
-    /// event of this probe. (The BPF side runs on this machine: its byte
-    /// order is ours.)
+    /// The flags of a payload (they say how long the event is).
     #[inline]
-    pub fn decode(b: &[u8]) -> Option<Event> {
-        let b = b.get(..EVENT_SIZE)?;
-        // SAFETY: b holds EVENT_SIZE = size_of::<Event>() bytes; Event is
-        // plain integers and byte arrays, valid for any bit pattern; the
-        // read makes no assumption about alignment.
-        Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const Event) })
+    fn payload_flags(b: &[u8]) -> u16 {
+        const AT: usize = std::mem::offset_of!(Event, flags);
+        u16::from_ne_bytes([b[AT], b[AT + 1]])
     }
 
-    /// The `ts_ns` of a payload, without decoding the rest.
+    /// Decodes a sample payload: an entry's 64 bytes, or a completed
+    /// call's 80. The kernel pads payloads to 8 bytes, so only the bytes
+    /// the flags promise are ours (an entry's padding must not be read as
+    /// its ret); a shorter payload is not an event of this probe. (The BPF
+    /// side runs on this machine: its byte order is ours.)
     #[inline]
-    pub fn timestamp(b: &[u8]) -> Option<u64> {
-        if b.len() < EVENT_SIZE {
+    pub fn decode(b: &[u8]) -> Option<Event> {
+        if b.len() < ENTRY_EVENT_SIZE {
             return None;
         }
-        Some(u64::from_ne_bytes(b[..8].try_into().ok()?))
+        let len = if Self::payload_flags(b) & EVENT_COMPLETED != 0 {
+            EVENT_SIZE
+        } else {
+            ENTRY_EVENT_SIZE
+        };
+        let b = b.get(..len)?;
+        let mut event = Event::default();
+        // SAFETY: `len` <= size_of::<Event>() bytes are copied into a live
+        // Event, which is plain integers and byte arrays, valid for any bit
+        // pattern; the source is read without alignment assumptions.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), &mut event as *mut Event as *mut u8, len);
+        }
+        Some(event)
+    }
+
+    /// When a payload's call is ordered among the others: its entry, or
+    /// for a completed call its return (entry + latency), which is when it
+    /// was sent.
+    #[inline]
+    pub fn timestamp(b: &[u8]) -> Option<u64> {
+        let entry = u64::from_ne_bytes(b.get(..8)?.try_into().ok()?);
+        if b.len() < ENTRY_EVENT_SIZE {
+            return None;
+        }
+        if Self::payload_flags(b) & EVENT_COMPLETED != 0 {
+            const LAT: usize = std::mem::offset_of!(Event, lat_ns);
+            let lat = u64::from_ne_bytes(b.get(LAT..LAT + 8)?.try_into().ok()?);
+            return Some(entry.saturating_add(lat));
+        }
+        Some(entry)
+    }
+
+    /// `timestamp` of a decoded event.
+    pub fn order_key(&self) -> u64 {
+        if self.completed() {
+            self.ts_ns.saturating_add(self.lat_ns)
+        } else {
+            self.ts_ns
+        }
+    }
+
+    /// A call that returned (`--exit`): ret and lat_ns are set.
+    pub fn completed(&self) -> bool {
+        self.flags & EVENT_COMPLETED != 0
+    }
+
+    /// A call still in flight when the monitor stopped.
+    pub fn unfinished(&self) -> bool {
+        self.flags & EVENT_UNFINISHED != 0
     }
 
     pub fn syscall(&self) -> Syscall {
@@ -94,12 +189,18 @@ impl Event {
         &self.comm[..end]
     }
 
-    /// The first bytes written, when the kernel side copied them (`-v`).
+    /// The first bytes written, or read once a read returned, when the
+    /// kernel side copied them (`-v`).
     pub fn preview(&self) -> Option<&[u8]> {
         if self.flags & EVENT_HAS_PREVIEW == 0 {
             return None;
         }
-        let len = (self.count as usize).min(PREVIEW_LEN);
+        let moved = if self.completed() && self.syscall() == Syscall::Read {
+            self.ret.max(0) as u64
+        } else {
+            self.count
+        };
+        let len = (moved as usize).min(PREVIEW_LEN);
         Some(&self.preview[..len])
     }
 }
@@ -115,7 +216,7 @@ pub struct RawConfig {
     pub filter_comm_set: u32,
     pub filter_comm: [u8; COMM_LEN],
     pub filter_cgroup: u32,
-    pub pad: u32,
+    pub exit_mode: u32,
     pub pidns_dev: u64,
     pub pidns_ino: u64,
 }
@@ -155,6 +256,8 @@ pub struct ProbeConfig {
     pub filter_comm: Option<Vec<u8>>,
     /// Only tasks under the cgroup in the probe's `cgroup_filter` map.
     pub filter_cgroup: bool,
+    /// Entries stored for the exit hooks, which send completed calls.
+    pub exit_mode: bool,
 }
 
 impl ProbeConfig {
@@ -164,6 +267,7 @@ impl ProbeConfig {
             filter_tgid: self.filter_tgid.unwrap_or(0),
             self_tgid: self.self_tgid,
             filter_cgroup: self.filter_cgroup as u32,
+            exit_mode: self.exit_mode as u32,
             pidns_dev: self.pid_ns.map_or(0, |n| n.dev),
             pidns_ino: self.pid_ns.map_or(0, |n| n.ino),
             ..RawConfig::default()
@@ -181,5 +285,66 @@ impl ProbeConfig {
         // SAFETY: RawConfig is CONFIG_SIZE bytes of plain integers with
         // no padding (checked above): every byte is initialised.
         unsafe { std::mem::transmute::<RawConfig, [u8; CONFIG_SIZE]>(raw) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(e: &Event) -> [u8; EVENT_SIZE] {
+        // SAFETY: Event is EVENT_SIZE bytes of integers, no padding.
+        unsafe { std::mem::transmute::<Event, [u8; EVENT_SIZE]>(*e) }
+    }
+
+    #[test]
+    fn an_entry_is_64_bytes_and_its_padding_is_not_its_result() {
+        let e = Event {
+            ts_ns: 1000,
+            fd: 3,
+            ret: 77,
+            lat_ns: 5,
+            ..Event::default()
+        };
+        // The kernel pads 64 + 4 (the size word) to 72: what follows the
+        // event is not ours.
+        let payload = &bytes(&e)[..ENTRY_EVENT_SIZE + 4];
+        let decoded = Event::decode(payload).unwrap();
+        assert_eq!((decoded.fd, decoded.ret, decoded.lat_ns), (3, 0, 0));
+        assert!(!decoded.completed());
+        assert_eq!(Event::timestamp(payload), Some(1000));
+        assert_eq!(decoded.order_key(), 1000);
+        assert_eq!(Event::decode(&bytes(&e)[..ENTRY_EVENT_SIZE - 1]), None);
+    }
+
+    #[test]
+    fn a_completed_call_is_80_bytes_ordered_by_its_return() {
+        let e = Event {
+            ts_ns: 1000,
+            flags: EVENT_COMPLETED,
+            ret: -9,
+            lat_ns: 250,
+            ..Event::default()
+        };
+        let b = bytes(&e);
+        assert_eq!(Event::decode(&b), Some(e));
+        assert_eq!(Event::timestamp(&b), Some(1250));
+        assert_eq!(e.order_key(), 1250);
+        // Cut short, it is not an event of this probe.
+        assert_eq!(Event::decode(&b[..EVENT_SIZE - 8]), None);
+    }
+
+    #[test]
+    fn a_read_preview_is_only_what_the_read_returned() {
+        let mut e = Event {
+            flags: EVENT_HAS_PREVIEW | EVENT_COMPLETED,
+            count: 100,
+            ret: 3,
+            preview: *b"abcdefgh",
+            ..Event::default()
+        };
+        assert_eq!(e.preview(), Some(&b"abc"[..]));
+        e.ret = -11;
+        assert_eq!(e.preview(), Some(&b""[..]));
     }
 }

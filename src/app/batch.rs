@@ -36,6 +36,16 @@ impl Batcher {
         }
     }
 
+    /// Events that come after everything the rings held: the calls still
+    /// in flight when the monitor stopped (`--exit`), in the order they
+    /// began. Not late: not counted out of order.
+    pub fn push_unfinished(&mut self, events: &[Event]) {
+        for &event in events {
+            self.stats.decoded += 1;
+            self.queue.push(event);
+        }
+    }
+
     /// Sends what is left to the outputs and closes the queue.
     pub fn finish(self) -> (ReaderStats, crate::queue::QueueStats) {
         (self.stats, self.queue.close())
@@ -48,10 +58,11 @@ impl RecordSink for Batcher {
         match Event::decode(payload) {
             Some(event) => {
                 self.stats.decoded += 1;
-                if event.ts_ns < self.newest {
+                let key = event.order_key();
+                if key < self.newest {
                     self.stats.out_of_order += 1;
                 } else {
-                    self.newest = event.ts_ns;
+                    self.newest = key;
                 }
                 self.queue.push(event);
             }

@@ -37,6 +37,10 @@ options:
       --log PATH   the detailed log (default: syscalls.log)
       --no-log     no log file
   -d, --duration SECS  stop after SECS seconds (default: until Ctrl+C or SIGTERM)
+      --exit       one event per call when it returns, with its result (ret=)
+                   and latency (lat_ns=); two hooks per call instead of one
+      --maxactive N  with --exit and kprobe-legacy: calls each return probe
+                   follows at once, 1 to 4096 (default: 4096)
       --pages N    data pages per CPU ring, a power of two (default: 1024)
       --buffer SIZE  memory for events the outputs have not written yet,
                    e.g. 512M or 2G (default: 128M; used only as needed)
@@ -61,6 +65,10 @@ pub struct Options {
     pub pages: usize,
     /// Bytes the queue between the rings and the outputs may use.
     pub buffer: usize,
+    /// Completed calls (entry and exit hooks) instead of entries.
+    pub exit: bool,
+    /// maxactive of legacy return probes; None: the loader's default.
+    pub maxactive: Option<u32>,
 }
 
 impl Default for Options {
@@ -78,6 +86,8 @@ impl Default for Options {
             duration: None,
             pages: DEFAULT_PAGES,
             buffer: DEFAULT_BUFFER,
+            exit: false,
+            maxactive: None,
         }
     }
 }
@@ -192,6 +202,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             "-vv" => o.verbose += 2,
             "-q" | "--quiet" => o.quiet = true,
             "--explain" => o.explain = true,
+            "--exit" => o.exit = true,
+            "--maxactive" => {
+                let v = value("--maxactive")?;
+                let v = v.to_string_lossy();
+                match v.parse::<u32>() {
+                    Ok(n @ 1..=4096) => o.maxactive = Some(n),
+                    _ => {
+                        return usage(format!(
+                            "--maxactive {v}: a whole number from 1 to 4096 (the kernel's limit)"
+                        ));
+                    }
+                }
+            }
             "--json" => o.json = true,
             "--log" => {
                 let v = value("--log")?;
@@ -247,6 +270,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     }
     if log_flag == Some("--log") && o.log.is_none() {
         return usage("--log and --no-log contradict each other");
+    }
+    if o.maxactive.is_some() && !o.exit {
+        return usage("--maxactive applies to the return probes of --exit only");
     }
     Ok(Command::Run(o))
 }

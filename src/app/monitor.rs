@@ -21,17 +21,18 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use crossbeam_channel::{Receiver, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::app::abi::{Event, PidNs, ProbeConfig};
+use crate::app::abi::{self, Event, PidNs, ProbeConfig};
 use crate::app::batch::{Batcher, ReaderStats};
 use crate::app::cli::Options;
 use crate::app::output::{
     self, Control, Format, LineWriter, Output, OutputReport, Progress, format, log_file,
 };
 use crate::app::{cgroup, privileges, signals};
-use crate::attach::{self, Attachment};
+use crate::attach::{self, AttachOptions, Attachment};
 use crate::loader::Loaded;
+use crate::obj::ProgramSpec;
 use crate::queue::{Producer, QueueStats};
 use crate::ring::{RingSet, StopHandle};
 use crate::sys;
@@ -108,6 +109,30 @@ pub struct Summary {
     pub recursion_misses: Option<u64>,
     /// The reader stopped on an error of its own (epoll failed).
     pub reader_error: Option<String>,
+    /// `--exit`: what became of the calls between entry and exit.
+    pub exit: Option<ExitCounts>,
+}
+
+/// `--exit`: the calls whose entry the probe stored, and what became of
+/// them: `stored = matched + missed_returns + evicted + unfinished`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitCounts {
+    /// Entries stored (calls that matched the filters while attached).
+    pub stored: u64,
+    /// Returns seen: each sent as a completed call (or dropped in the
+    /// kernel with the ring full, counted there).
+    pub matched: u64,
+    /// Calls whose return was never seen (a return probe's maxactive),
+    /// found when the thread's next call began.
+    pub missed_returns: u64,
+    /// Entries the in-flight table evicted (more calls in flight at once
+    /// than it holds).
+    pub evicted: u64,
+    /// Calls still in flight at the stop: reported as unfinished.
+    pub unfinished: u64,
+    /// Returns of calls that matched the filters but whose entry was not
+    /// seen (begun before the probe attached): not reported, not calls.
+    pub no_entry: u64,
 }
 
 impl Summary {
@@ -117,6 +142,7 @@ impl Summary {
             + self.queue.dropped
             + self.cut
             + self.recursion_misses.unwrap_or(0)
+            + self.exit.map_or(0, |e| e.missed_returns + e.evicted)
     }
 }
 
@@ -168,6 +194,9 @@ struct Running {
     log_name: Option<String>,
     buffer: usize,
     capabilities_kept: u64,
+    /// `--exit`: where the calls still in flight at the stop go, to be
+    /// written after everything else.
+    unfinished: Option<Sender<Vec<Event>>>,
 }
 
 pub fn run(o: &Options) -> Result<Summary> {
@@ -247,7 +276,13 @@ fn start(o: &Options) -> Result<Option<Running>> {
 
     // From here on a signal is taken by `wait`, after the threads are
     // running, and ends the run the usual way.
-    let attachment = attach::attach(&loaded, o.attach)?;
+    // Without --exit, the entry hooks only: one hook per call.
+    let entries_only = |p: &ProgramSpec| !attach::is_return_hook(&p.kind);
+    let options = AttachOptions {
+        only: (!o.exit).then_some(&entries_only as &dyn Fn(&ProgramSpec) -> bool),
+        legacy_maxactive: o.maxactive,
+    };
+    let attachment = attach::attach_with_options(&loaded, o.attach, &options)?;
     // The threads made from here on inherit this: the ring reader keeps
     // it (a reader that waits for a CPU lets the rings fill, and the
     // kernel drops events), the outputs give it up again (output/).
@@ -305,11 +340,16 @@ fn start(o: &Options) -> Result<Option<Running>> {
         )?);
     }
     let stop = rings.stop_handle();
+    let (unfinished, unfinished_rx) = bounded::<Vec<Event>>(1);
     let reader = thread::Builder::new()
         .name("ring-reader".into())
         .spawn(move || {
             let mut batcher = Batcher::new(queue);
             let error = rings.run(&mut batcher, MAX_LATENCY).err();
+            // Sent before the stop that ended `run`, if there are any.
+            if let Ok(events) = unfinished_rx.try_recv() {
+                batcher.push_unfinished(&events);
+            }
             let (stats, queue) = batcher.finish();
             (stats, queue, error)
         })
@@ -337,6 +377,7 @@ fn start(o: &Options) -> Result<Option<Running>> {
         log_name,
         buffer,
         capabilities_kept,
+        unfinished: o.exit.then_some(unfinished),
     }))
 }
 
@@ -366,6 +407,14 @@ fn create_maps(
     cgroup: Option<std::os::fd::OwnedFd>,
 ) -> Result<Loaded> {
     let possible = cpus::possible_count()?;
+    let mut spec = spec;
+    // The in-flight table is preallocated (an LRU hash always is): only
+    // --exit gets the full size, the entry-only probe never uses it.
+    if !o.exit
+        && let Some(i) = spec.map_index("inflight")
+    {
+        spec.maps[i].max_entries = 1;
+    }
     let loaded = Loaded::create_maps(spec, possible)?;
     debug(
         o,
@@ -385,6 +434,7 @@ fn create_maps(
         self_tgid,
         filter_comm: o.comm.clone(),
         filter_cgroup: cgroup.is_some(),
+        exit_mode: o.exit,
     };
     loaded
         .map("config_map")?
@@ -532,6 +582,16 @@ fn wait(r: &Running, o: &Options) {
 fn stop(r: Running) -> Result<Summary> {
     // Detach first, so that the last drain sees every event there will be.
     let detached = r.attachment.detach();
+    // With the hooks gone, the calls left in the in-flight table are the
+    // unfinished ones: to the reader, to follow everything else.
+    let exit = match &r.unfinished {
+        Some(tx) => {
+            let (counts, events) = calls_in_flight(&r.loaded)?;
+            let _ = tx.try_send(events);
+            Some(counts)
+        }
+        None => None,
+    };
     r.stop.stop();
     let (reader, queue, reader_error) = r
         .reader
@@ -579,6 +639,7 @@ fn stop(r: Running) -> Result<Summary> {
         output_stuck: stuck,
         capabilities_kept: r.capabilities_kept,
         recursion_misses: detached.recursion_misses,
+        exit,
         reader_error: reader_error.map(|e| e.to_string()),
     })
 }
@@ -689,4 +750,42 @@ fn account(
         }
     }
     s
+}
+
+/// `--exit`, after detaching: the calls left in the in-flight table (as
+/// unfinished events, in the order they began: their latency so far) and
+/// the probe's counts of what became of the others.
+fn calls_in_flight(loaded: &Loaded) -> Result<(ExitCounts, Vec<Event>)> {
+    let counts = loaded.map("exit_counts")?;
+    let count = |slot: u32| counts.sum_per_cpu_u64(&slot.to_ne_bytes());
+    let now = sys::monotonic_ns();
+    let inflight = loaded.map("inflight")?;
+    let mut events = Vec::new();
+    for key in inflight.keys() {
+        let key = key?;
+        let mut value = [0u8; abi::INFLIGHT_SIZE];
+        // Gone since listed (it cannot be, with the hooks detached): skip.
+        if inflight.lookup(&key, &mut value).is_err() {
+            continue;
+        }
+        let mut event = abi::Inflight::decode(&value).event;
+        event.flags |= abi::EVENT_UNFINISHED;
+        event.ret = 0;
+        event.lat_ns = now.saturating_sub(event.ts_ns);
+        events.push(event);
+    }
+    events.sort_by_key(|e| e.ts_ns);
+    let stored = count(abi::COUNT_STORED)?;
+    let matched = count(abi::COUNT_MATCHED)?;
+    let missed_returns = count(abi::COUNT_MISSED_RETURN)?;
+    let unfinished = events.len() as u64;
+    let exit = ExitCounts {
+        stored,
+        matched,
+        missed_returns,
+        evicted: stored.saturating_sub(matched + missed_returns + unfinished),
+        unfinished,
+        no_entry: count(abi::COUNT_NO_ENTRY)?,
+    };
+    Ok((exit, events))
 }

@@ -9,6 +9,9 @@ use super::AttachError;
 use crate::sys::{Fd, perf};
 
 const PMU_TYPE: &str = "/sys/bus/event_source/devices/kprobe/type";
+/// "config:N": the bit of perf_event_attr.config that asks for a return
+/// probe.
+const RETPROBE_FORMAT: &str = "/sys/bus/event_source/devices/kprobe/format/retprobe";
 
 /// The kprobe PMU's perf type, which the kernel numbers at boot.
 pub fn pmu_type() -> Result<u32, AttachError> {
@@ -22,10 +25,31 @@ pub fn pmu_type() -> Result<u32, AttachError> {
         })
 }
 
-pub fn attach(prog: BorrowedFd, pmu_type: u32, function: &str) -> Result<Fd, AttachError> {
+/// The config bit for a return probe, from the PMU's own description.
+fn retprobe_bit() -> Result<u32, AttachError> {
+    std::fs::read_to_string(RETPROBE_FORMAT)
+        .ok()
+        .and_then(|f| f.trim().strip_prefix("config:")?.parse().ok())
+        .filter(|&bit| bit < 64)
+        .ok_or_else(|| {
+            AttachError::Unsupported(format!(
+                "this kernel's kprobe PMU makes no return probes ({RETPROBE_FORMAT} missing or not config:N)"
+            ))
+        })
+}
+
+/// A kprobe on `function`, or with `on_return` a kretprobe (one that runs
+/// when `function` returns).
+pub fn attach(
+    prog: BorrowedFd,
+    pmu_type: u32,
+    function: &str,
+    on_return: bool,
+) -> Result<Fd, AttachError> {
     let name = CString::new(function)
         .map_err(|_| AttachError::Failed(format!("bad function name {function:?}")))?;
-    let event = perf::open_kprobe(pmu_type, &name).map_err(|e| {
+    let retprobe = on_return.then(retprobe_bit).transpose()?;
+    let event = perf::open_kprobe(pmu_type, &name, retprobe).map_err(|e| {
         AttachError::from_io(format_args!("could not create a kprobe on {function}"), &e)
     })?;
     super::set_program_and_enable(event.as_fd(), prog)?;

@@ -78,14 +78,22 @@ pub fn check(tracefs: &Path) -> Result<(), AttachError> {
 /// Times an entry may be made again after another monitor's clean-up
 /// removed it before we could use it.
 const ATTEMPTS: usize = 5;
+/// maxactive of our return probes unless asked otherwise: the most calls
+/// each can follow at once (the kernel's limit, KRETPROBE_MAXACTIVE_MAX).
+/// The kernel's own default is far lower (max(10, 2 x CPUs) on most), and a
+/// return beyond it is missed: a thread that blocks in read holds one.
+pub const DEFAULT_MAXACTIVE: u32 = 4096;
 
 /// Attaches `prog` to a new kprobe on `function`. The returned perf event
 /// must be dropped before the `LegacyKprobe` (the kernel refuses to remove
 /// a kprobe that is in use).
+/// With `maxactive`, a return probe (`r`) that follows that many calls in
+/// flight at most.
 pub fn attach(
     prog: BorrowedFd,
     tracefs: &Path,
     function: &str,
+    maxactive: Option<u32>,
 ) -> Result<(Fd, LegacyKprobe), AttachError> {
     let events = tracefs.join("kprobe_events");
     let safe: String = function
@@ -93,18 +101,23 @@ pub fn attach(
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     let tgid = crate::identity::kernel_tgid().map_err(|e| AttachError::Failed(e.to_string()))?;
-    let event = format!("{safe}_{tgid}");
+    let (kind, event) = match maxactive {
+        Some(n) => (format!("r{n}"), format!("{safe}_ret_{tgid}")),
+        None => ("p".to_string(), format!("{safe}_{tgid}")),
+    };
     let mut last = None;
     for _ in 0..ATTEMPTS {
-        write_kprobe_events(tracefs, &format!("p:{GROUP}/{event} {function}")).map_err(|e| {
-            AttachError::from_io(
-                format_args!(
-                    "could not add a kprobe on {function} to {}",
-                    events.display()
-                ),
-                &e,
-            )
-        })?;
+        write_kprobe_events(tracefs, &format!("{kind}:{GROUP}/{event} {function}")).map_err(
+            |e| {
+                AttachError::from_io(
+                    format_args!(
+                        "could not add a kprobe on {function} to {}",
+                        events.display()
+                    ),
+                    &e,
+                )
+            },
+        )?;
         let kprobe = LegacyKprobe {
             tracefs: tracefs.to_path_buf(),
             event: event.clone(),

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::loader::{LoadError, Loaded, Program};
-use crate::obj::ProgramKind;
+use crate::obj::{ProgramKind, ProgramSpec};
 use crate::sys::{Fd, perf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,11 +69,35 @@ impl Method {
             (self, kind),
             (
                 Method::Kprobe | Method::KprobeLegacy,
-                ProgramKind::Kprobe { .. }
+                ProgramKind::Kprobe { .. } | ProgramKind::Kretprobe { .. }
             ) | (Method::Tracepoint, ProgramKind::Tracepoint { .. })
         )
     }
 }
+
+/// A program that runs when a call returns: a kretprobe, or a syscall's
+/// exit tracepoint.
+pub fn is_return_hook(kind: &ProgramKind) -> bool {
+    match kind {
+        ProgramKind::Kretprobe { .. } => true,
+        ProgramKind::Tracepoint { name, .. } => name.starts_with("sys_exit"),
+        ProgramKind::Kprobe { .. } => false,
+    }
+}
+
+/// How `attach_with_options` attaches.
+#[derive(Clone, Copy, Default)]
+pub struct AttachOptions<'a> {
+    /// Only the programs for which this says true (None: all of them).
+    pub only: Option<&'a dyn Fn(&ProgramSpec) -> bool>,
+    /// How many calls each legacy return probe (`r:` in kprobe_events)
+    /// can hold in flight; None: `kprobe_legacy::DEFAULT_MAXACTIVE`. The
+    /// kprobe PMU takes no such setting: its return probes get the
+    /// kernel's default.
+    pub legacy_maxactive: Option<u32>,
+}
+
+impl Method {}
 
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -138,6 +162,8 @@ struct Link {
     event: Fd,
     _legacy: Option<kprobe_legacy::LegacyKprobe>,
     program: Arc<Program>,
+    /// It runs when a call returns (see `is_return_hook`).
+    on_return: bool,
 }
 
 /// What detaching learned from the kernel about the programs' runs.
@@ -177,15 +203,23 @@ impl Attachment {
         self.links.iter().map(|l| &*l.program)
     }
 
-    /// Disables every event first so no program runs after this returns,
-    /// reads what the kernel counted, then closes everything.
+    /// Disables every event first so no program runs after this returns:
+    /// the entry hooks, then the return hooks (so that no call begins
+    /// unseen at its end; what is still in flight then stays in flight).
+    /// Reads what the kernel counted, then closes everything. The
+    /// recursion misses are those of the entry hooks: a skipped return
+    /// hook leaves its call in flight, counted there.
     pub fn detach(self) -> DetachReport {
-        for link in &self.links {
-            let _ = perf::disable(link.event.as_fd());
+        for on_return in [false, true] {
+            for link in self.links.iter().filter(|l| l.on_return == on_return) {
+                let _ = perf::disable(link.event.as_fd());
+            }
         }
         let recursion_misses = self
-            .programs()
-            .map(Program::recursion_misses)
+            .links
+            .iter()
+            .filter(|l| !l.on_return)
+            .map(|l| l.program.recursion_misses())
             .sum::<Option<u64>>();
         drop(self);
         DetachReport { recursion_misses }
@@ -221,8 +255,18 @@ impl Programs<'_> {
     }
 }
 
-/// Attaches with `method`, or with the first that works when it is None.
+/// Attaches every program of the object with `method`, or with the first
+/// method that works when it is None.
 pub fn attach(loaded: &Loaded, method: Option<Method>) -> Result<Attachment, AttachError> {
+    attach_with_options(loaded, method, &AttachOptions::default())
+}
+
+/// `attach`, with the programs and settings of `options`.
+pub fn attach_with_options(
+    loaded: &Loaded,
+    method: Option<Method>,
+    options: &AttachOptions,
+) -> Result<Attachment, AttachError> {
     let mut programs = Programs {
         loaded,
         slots: vec![None; loaded.spec.programs.len()],
@@ -230,7 +274,7 @@ pub fn attach(loaded: &Loaded, method: Option<Method>) -> Result<Attachment, Att
     let Some(method) = method else {
         let mut fallbacks = Vec::new();
         for m in Method::ALL {
-            match attach_with(&mut programs, m) {
+            match attach_with(&mut programs, m, options) {
                 Ok(mut a) => {
                     a.fallbacks = fallbacks;
                     return Ok(a);
@@ -244,7 +288,7 @@ pub fn attach(loaded: &Loaded, method: Option<Method>) -> Result<Attachment, Att
             fallbacks.join("; ")
         )));
     };
-    attach_with(&mut programs, method).map_err(|e| match e {
+    attach_with(&mut programs, method, options).map_err(|e| match e {
         AttachError::Unsupported(s) => {
             AttachError::Unsupported(format!("could not attach with {method}: {s}"))
         }
@@ -259,8 +303,14 @@ pub fn attach(loaded: &Loaded, method: Option<Method>) -> Result<Attachment, Att
 }
 
 /// One method: first what the kernel must have for it (before loading
-/// anything), then its programs loaded and attached one by one.
-fn attach_with(programs: &mut Programs, method: Method) -> Result<Attachment, AttachError> {
+/// anything), then its programs loaded and attached one by one: the
+/// return hooks first, so that every call whose entry is seen has its
+/// return seen too.
+fn attach_with(
+    programs: &mut Programs,
+    method: Method,
+    options: &AttachOptions,
+) -> Result<Attachment, AttachError> {
     let mut attachment = Attachment {
         method,
         fallbacks: Vec::new(),
@@ -268,9 +318,12 @@ fn attach_with(programs: &mut Programs, method: Method) -> Result<Attachment, At
         tracefs: None,
         links: Vec::new(),
     };
-    let wanted: Vec<usize> = (0..programs.loaded.spec.programs.len())
-        .filter(|&i| method.wants(&programs.loaded.spec.programs[i].kind))
+    let specs = &programs.loaded.spec.programs;
+    let mut wanted: Vec<usize> = (0..specs.len())
+        .filter(|&i| method.wants(&specs[i].kind))
+        .filter(|&i| options.only.is_none_or(|only| only(&specs[i])))
         .collect();
+    wanted.sort_by_key(|&i| !is_return_hook(&specs[i].kind));
     if wanted.is_empty() {
         return Err(AttachError::Unsupported(format!(
             "the BPF object has no program for {method}"
@@ -280,6 +333,9 @@ fn attach_with(programs: &mut Programs, method: Method) -> Result<Attachment, At
         Method::Kprobe => Some(kprobe::pmu_type()?),
         _ => None,
     };
+    let maxactive = options
+        .legacy_maxactive
+        .unwrap_or(kprobe_legacy::DEFAULT_MAXACTIVE);
     if matches!(method, Method::KprobeLegacy | Method::Tracepoint) {
         let t = tracefs::find_or_mount()?;
         if t.mounted_by_us {
@@ -303,11 +359,19 @@ fn attach_with(programs: &mut Programs, method: Method) -> Result<Attachment, At
         let prog = program.fd();
         let (event, legacy) = match (program.kind(), method, &attachment.tracefs) {
             (ProgramKind::Kprobe { function }, Method::Kprobe, _) => (
-                kprobe::attach(prog, pmu_type.unwrap_or_default(), function)?,
+                kprobe::attach(prog, pmu_type.unwrap_or_default(), function, false)?,
+                None,
+            ),
+            (ProgramKind::Kretprobe { function }, Method::Kprobe, _) => (
+                kprobe::attach(prog, pmu_type.unwrap_or_default(), function, true)?,
                 None,
             ),
             (ProgramKind::Kprobe { function }, Method::KprobeLegacy, Some(root)) => {
-                let (event, k) = kprobe_legacy::attach(prog, root, function)?;
+                let (event, k) = kprobe_legacy::attach(prog, root, function, None)?;
+                (event, Some(k))
+            }
+            (ProgramKind::Kretprobe { function }, Method::KprobeLegacy, Some(root)) => {
+                let (event, k) = kprobe_legacy::attach(prog, root, function, Some(maxactive))?;
                 (event, Some(k))
             }
             (ProgramKind::Tracepoint { category, name }, Method::Tracepoint, Some(root)) => {
@@ -318,6 +382,7 @@ fn attach_with(programs: &mut Programs, method: Method) -> Result<Attachment, At
         attachment.links.push(Link {
             event,
             _legacy: legacy,
+            on_return: is_return_hook(program.kind()),
             program,
         });
     }

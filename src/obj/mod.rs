@@ -26,6 +26,11 @@ pub enum ProgramKind {
         /// The kernel function.
         function: String,
     },
+    /// `kretprobe/FUNCTION`: runs when the function returns.
+    Kretprobe {
+        /// The kernel function.
+        function: String,
+    },
     /// `tracepoint/CATEGORY/NAME`
     Tracepoint {
         /// The tracepoint's category (`syscalls`).
@@ -40,6 +45,7 @@ impl ProgramKind {
     pub fn label(&self) -> &'static str {
         match self {
             ProgramKind::Kprobe { .. } => "kprobe",
+            ProgramKind::Kretprobe { .. } => "kretprobe",
             ProgramKind::Tracepoint { .. } => "tracepoint",
         }
     }

@@ -106,15 +106,24 @@ pub(super) fn mark_duplicates(classes: &mut [Class]) {
 /// The kinds this loader attaches, or why a section named like one cannot
 /// be attached; None for any other name.
 fn supported_kind(section: &str) -> Option<Result<ProgramKind, String>> {
-    if section == "kprobe" || section.starts_with("kprobe/") {
-        let function = section.strip_prefix("kprobe/").unwrap_or_default();
-        if function.is_empty() {
-            return Some(Err(
-                "names no kernel function to attach to (kprobe/FUNCTION)".into(),
-            ));
+    for (kind, ret) in [("kprobe", false), ("kretprobe", true)] {
+        if section != kind && !section.starts_with(&format!("{kind}/")) {
+            continue;
         }
-        return Some(Ok(ProgramKind::Kprobe {
-            function: function.to_string(),
+        let function = section
+            .strip_prefix(kind)
+            .and_then(|f| f.strip_prefix('/'))
+            .unwrap_or_default();
+        if function.is_empty() {
+            return Some(Err(format!(
+                "names no kernel function to attach to ({kind}/FUNCTION)"
+            )));
+        }
+        let function = function.to_string();
+        return Some(Ok(if ret {
+            ProgramKind::Kretprobe { function }
+        } else {
+            ProgramKind::Kprobe { function }
         }));
     }
     let rest = match section {
@@ -137,7 +146,6 @@ fn supported_kind(section: &str) -> Option<Result<ProgramKind, String>> {
 /// Program kinds libbpf knows by the first part of the section name
 /// (libbpf.c, section_defs), none of which this loader attaches.
 const OTHER_KINDS: &[&str] = &[
-    "kretprobe",
     "kprobe.multi",
     "kretprobe.multi",
     "kprobe.session",
@@ -236,8 +244,8 @@ mod tests {
     #[test]
     fn other_program_kinds_are_named() {
         assert_eq!(
-            reason("kretprobe/do_unlinkat"),
-            "program kind kretprobe not supported"
+            reason("fexit/do_unlinkat"),
+            "program kind fexit not supported"
         );
         assert_eq!(reason("xdp"), "program kind xdp not supported");
         assert_eq!(

@@ -45,6 +45,8 @@ pub const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
 pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 /// Cgroup directory fds, for `bpf_current_task_under_cgroup`.
 pub const BPF_MAP_TYPE_CGROUP_ARRAY: u32 = 8;
+/// A hash table that evicts its least recently used entries when full.
+pub const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
 /// A per-CPU hash table that evicts its least recently used entries.
 pub const BPF_MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
 
@@ -59,6 +61,7 @@ fn map_type_name(t: u32) -> String {
         BPF_MAP_TYPE_PERCPU_HASH => "BPF_MAP_TYPE_PERCPU_HASH".into(),
         BPF_MAP_TYPE_PERCPU_ARRAY => "BPF_MAP_TYPE_PERCPU_ARRAY".into(),
         BPF_MAP_TYPE_CGROUP_ARRAY => "BPF_MAP_TYPE_CGROUP_ARRAY".into(),
+        BPF_MAP_TYPE_LRU_HASH => "BPF_MAP_TYPE_LRU_HASH".into(),
         BPF_MAP_TYPE_LRU_PERCPU_HASH => "BPF_MAP_TYPE_LRU_PERCPU_HASH".into(),
         t => t.to_string(),
     }

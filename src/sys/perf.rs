@@ -130,20 +130,38 @@ pub fn open_tracepoint(id: u64, name: &str) -> io::Result<Fd> {
 
 /// A kprobe made through the kprobe PMU (kernel 4.17+): it lives exactly as
 /// long as the returned fd, so a killed monitor leaves nothing behind.
-pub fn open_kprobe(pmu_type: u32, function: &std::ffi::CStr) -> io::Result<Fd> {
+/// With `retprobe` (the bit of `config` the PMU's format/retprobe names),
+/// a return probe.
+pub fn open_kprobe(
+    pmu_type: u32,
+    function: &std::ffi::CStr,
+    retprobe: Option<u32>,
+) -> io::Result<Fd> {
+    let config = retprobe.map_or(0, |bit| 1u64 << bit);
     let mut attr = PerfEventAttr {
         type_: pmu_type,
+        config,
         sample_period: 1,
         flags: FLAG_DISABLED,
         config1: function.as_ptr() as u64,
         ..Default::default()
     };
+    let kind = if retprobe.is_some() {
+        "kretprobe"
+    } else {
+        "kprobe"
+    };
     open(
         &mut attr,
         -1,
         0,
-        || format!("type={pmu_type} (kprobe), config1={function:?}, sample_period=1, disabled=1"),
-        || format!("perf:kprobe/{}", function.to_string_lossy()),
+        || {
+            format!(
+                "type={pmu_type} ({kind}), config={config:#x}, config1={function:?}, \
+                 sample_period=1, disabled=1"
+            )
+        },
+        || format!("perf:{kind}/{}", function.to_string_lossy()),
     )
 }
 

@@ -264,11 +264,16 @@ pub fn loaded_program_names() -> Vec<String> {
 /// Fails if any program of the probe is still loaded or any kprobe_events
 /// entry is left.
 pub fn assert_nothing_left() {
+    // As the kernel keeps them: 15 bytes (tracepoint_read_exit is
+    // tracepoint_read too).
     let ours = [
         "kprobe_read",
         "kprobe_write",
-        "tracepoint_rea",
-        "tracepoint_wri",
+        "kretprobe_read",
+        "kretprobe_write",
+        "tracepoint_read",
+        "tracepoint_writ",
+        "whoami",
     ];
     let left: Vec<_> = loaded_program_names()
         .into_iter()

@@ -11,7 +11,6 @@ char LICENSE[] SEC("license") = "GPL";
 	SEC(section) int name(void *ctx) { return 0; }
 
 PROGRAM("tracepoint/syscalls/sys_enter_getpid", supported)
-PROGRAM("kretprobe/do_unlinkat", a_kretprobe)
 PROGRAM("uprobe//bin/sh:main", an_uprobe)
 PROGRAM("fentry/do_unlinkat", an_fentry)
 PROGRAM("fexit/do_unlinkat", an_fexit)

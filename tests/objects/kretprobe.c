@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* An entry kprobe this loader attaches, beside a return probe it cannot. */
+/* An entry kprobe and its return probe, in libbpf's style: both load. */
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>

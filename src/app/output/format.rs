@@ -98,6 +98,35 @@ impl Fields<'_> {
         push_i64(self.buf, v);
     }
 
+    /// `ret=6` or `ret=EBADF` (a name when there is one); in JSON the
+    /// number always, and `"errno":"EBADF"` beside it.
+    fn ret(&mut self, ret: i64) {
+        let name = (ret < 0)
+            .then(|| super::errno::name(ret.unsigned_abs()))
+            .flatten();
+        match (self.json, name) {
+            (false, Some(name)) => self.text(b"ret", name.as_bytes()),
+            (true, Some(name)) => {
+                self.int(b"ret", ret);
+                self.text(b"errno", name.as_bytes());
+            }
+            _ => self.int(b"ret", ret),
+        }
+    }
+
+    /// A call still in flight at the stop: `ret=unfinished`, or in JSON
+    /// `"ret":null,"unfinished":true`.
+    fn unfinished(&mut self) {
+        if self.json {
+            self.key(b"ret");
+            self.buf.extend_from_slice(b"null");
+            self.key(b"unfinished");
+            self.buf.extend_from_slice(b"true");
+        } else {
+            self.text(b"ret", b"unfinished");
+        }
+    }
+
     fn text(&mut self, key: &[u8], bytes: &[u8]) {
         self.key(key);
         if self.json {
@@ -128,6 +157,13 @@ fn fields(f: &mut Fields, e: &Event, full: bool) {
     }
     f.int(b"fd", e.fd as i64);
     f.num(b"count", e.count);
+    if e.completed() {
+        f.ret(e.ret);
+        f.num(b"lat_ns", e.lat_ns);
+    } else if e.unfinished() {
+        f.unfinished();
+        f.num(b"lat_ns", e.lat_ns);
+    }
     if let Some(data) = e.preview() {
         f.text(b"data", data);
     }
@@ -207,5 +243,72 @@ mod printable_tests {
         assert_eq!(printable(b"my log.txt"), "my log.txt");
         assert_eq!(printable("é/ü".as_bytes()), "é/ü");
         assert_eq!(printable(b"a\nb\x1b[0m\xff"), "a\\x0ab\\x1b[0m\\xff");
+    }
+}
+
+#[cfg(test)]
+mod exit_tests {
+    use super::*;
+    use crate::app::abi::{EVENT_COMPLETED, EVENT_UNFINISHED};
+
+    fn event(flags: u16, ret: i64) -> Event {
+        let mut comm = [0u8; 16];
+        comm[..2].copy_from_slice(b"sh");
+        Event {
+            ts_ns: 10,
+            count: 4,
+            fd: 5,
+            pid: 7,
+            tgid: 7,
+            cpu: 1,
+            syscall: 1,
+            flags,
+            comm,
+            ret,
+            lat_ns: 1500,
+            ..Event::default()
+        }
+    }
+
+    fn text(f: fn(&mut Vec<u8>, &Event), e: &Event) -> String {
+        let mut buf = Vec::new();
+        f(&mut buf, e);
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn results_are_numbers_or_errno_names_then_the_latency() {
+        let tail = |ret| {
+            let line = text(log, &event(EVENT_COMPLETED, ret));
+            line.split_once("count=4 ").unwrap().1.to_string()
+        };
+        assert_eq!(tail(4), "ret=4 lat_ns=1500\n");
+        assert_eq!(tail(0), "ret=0 lat_ns=1500\n");
+        assert_eq!(tail(-9), "ret=EBADF lat_ns=1500\n");
+        assert_eq!(tail(-512), "ret=ERESTARTSYS lat_ns=1500\n");
+        // No name: the number.
+        assert_eq!(tail(-4000), "ret=-4000 lat_ns=1500\n");
+        assert_eq!(
+            text(json, &event(EVENT_COMPLETED, -11)),
+            "{\"ts\":10,\"cpu\":1,\"pid\":7,\"tgid\":7,\"uid\":0,\"comm\":\"sh\",\
+             \"syscall\":\"write\",\"fd\":5,\"count\":4,\"ret\":-11,\"errno\":\"EAGAIN\",\
+             \"lat_ns\":1500}\n"
+        );
+    }
+
+    #[test]
+    fn an_unfinished_call_says_so_and_an_entry_has_no_result() {
+        let line = text(log, &event(EVENT_UNFINISHED, 0));
+        assert!(
+            line.ends_with(" count=4 ret=unfinished lat_ns=1500\n"),
+            "{line}"
+        );
+        let line = text(json, &event(EVENT_UNFINISHED, 0));
+        assert!(
+            line.ends_with(",\"count\":4,\"ret\":null,\"unfinished\":true,\"lat_ns\":1500}\n"),
+            "{line}"
+        );
+        let line = text(log, &event(0, 0));
+        assert!(line.ends_with(" count=4\n"), "{line}");
     }
 }

@@ -3,6 +3,7 @@
 //! buffer and writes it: in large chunks while events keep coming, and
 //! as soon as none is waiting, so a quiet system's events are not held.
 
+pub mod errno;
 pub mod format;
 pub mod log_file;
 mod writer;

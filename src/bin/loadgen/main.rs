@@ -7,6 +7,15 @@
 //!         [--wait-signal] [--report]
 //! loadgen --comm NAME --ring-threads T --rounds K
 //!
+//! loadgen --comm NAME --returns DIR
+//! loadgen --comm NAME --blocked-readers N [--release-after MS]
+//!
+//! `--returns DIR` makes calls whose results are known (see calls.rs) and
+//! prints each as its caller saw it, `TID read|write FD COUNT RET`, then
+//! `blocked_read_ns N`; `--blocked-readers` blocks N threads in reads,
+//! releases them after MS ms (default 300; never, with a value of 0), and
+//! prints the calls the same way.
+//!
 //! `--ring-threads T` makes T threads that pass bytes around a ring of
 //! pipes instead: in round j, thread i writes `1 + (7j + i) % 13` bytes to
 //! the next thread's pipe, then reads what the previous one wrote to its
@@ -15,6 +24,8 @@
 //!
 //! `--wait-signal` waits for SIGUSR1 before starting, without a read or a
 //! write, so a test can start a probe filtered on this pid first.
+
+mod calls;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -30,6 +41,9 @@ struct Args {
     wait_signal: bool,
     ring_threads: usize,
     rounds: u64,
+    returns: Option<String>,
+    blocked_readers: usize,
+    release_after_ms: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -43,6 +57,9 @@ fn parse() -> Result<Args, String> {
         wait_signal: false,
         ring_threads: 0,
         rounds: 0,
+        returns: None,
+        blocked_readers: 0,
+        release_after_ms: 300,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +84,9 @@ fn parse() -> Result<Args, String> {
             "--rate" => a.rate = Some(v.parse().map_err(|_| bad.clone())?),
             "--ring-threads" => a.ring_threads = v.parse().map_err(|_| bad.clone())?,
             "--rounds" => a.rounds = v.parse().map_err(|_| bad.clone())?,
+            "--returns" => a.returns = Some(v.clone()),
+            "--blocked-readers" => a.blocked_readers = v.parse().map_err(|_| bad.clone())?,
+            "--release-after" => a.release_after_ms = v.parse().map_err(|_| bad.clone())?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -157,6 +177,38 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if args.returns.is_some() || args.blocked_readers > 0 {
+        // glibc gives threads malloc arenas of their own, and past the
+        // eighth reads /sys/devices/system/cpu/online to size its limit:
+        // a read the tests would see but the scenario did not make. With
+        // the limit set to one arena, glibc never reads it.
+        // SAFETY: mallopt only sets a tunable.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+        let dir = args.returns.clone().unwrap_or_else(|| "/tmp".into());
+        let setup = calls::setup(std::path::Path::new(&dir));
+        set_comm(&args.comm);
+        let (log, blocked) = if args.blocked_readers > 0 {
+            let release = match args.release_after_ms {
+                0 => Duration::MAX,
+                ms => Duration::from_millis(ms),
+            };
+            (
+                calls::blocked_readers(&setup, args.blocked_readers, release),
+                Duration::ZERO,
+            )
+        } else {
+            calls::known_results(&setup)
+        };
+        set_comm("loadgen-done");
+        let mut out = String::new();
+        for c in &log {
+            out.push_str(&c.line());
+            out.push('\n');
+        }
+        out.push_str(&format!("blocked_read_ns {}\n", blocked.as_nanos()));
+        print!("{out}");
+        return;
+    }
     if args.ring_threads > 0 {
         // Threads take their name from the thread that makes them.
         set_comm(&args.comm);
