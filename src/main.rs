@@ -88,17 +88,20 @@ fn run(options: &Options) -> anyhow::Result<()> {
 }
 
 /// `--exit`: what became of the calls between their entry and exit.
-fn report_exit(e: &monitor::ExitCounts, o: &Options) {
+fn report_exit(e: &probe::app::inflight::ExitCounts, s: &Summary) {
     if e.missed_returns > 0 {
-        let fix = if o.attach == Some(probe::attach::Method::KprobeLegacy) {
-            "a larger --maxactive"
+        let limit = match s.return_maxactive {
+            Some(n) => format!("at most {n} calls at once (maxactive)"),
+            None => "only so many calls at once".to_string(),
+        };
+        let fix = if s.method == Some(probe::attach::Method::KprobeLegacy) {
+            "a larger --maxactive, or --attach tracepoint (its exits are never missed)"
         } else {
             "--attach tracepoint (its exits are never missed), or kprobe-legacy with --maxactive"
         };
         say(&format!(
-            "lost {} events: their returns were never seen: a return probe follows only so many \
-             calls at once (maxactive), and more were in flight (each blocked read holds one); \
-             try {fix}",
+            "lost {} events: their returns were never seen: each return probe follows {limit}, \
+             and more were in flight (a blocked read holds one all along); try {fix}",
             e.missed_returns
         ));
     }
@@ -163,7 +166,7 @@ fn report(s: &Summary, o: &Options) {
         ));
     }
     if let Some(e) = &s.exit {
-        report_exit(e, o);
+        report_exit(e, s);
     }
     if let Some(n @ 1..) = s.recursion_misses {
         say(&format!(

@@ -310,3 +310,98 @@ fn blocked_readers_are_all_reported_on_tracepoints() {
     );
     assert_nothing_left();
 }
+
+/// The stop's two looks at the in-flight table, through the library, with
+/// the return hooks left out on purpose so that no return is ever seen:
+/// a thread's every call but its last is found missed by its next entry;
+/// the last, once the thread has exited, by the stop; a read still blocked
+/// is unfinished. Exact counts: nothing guessed, nothing twice.
+#[test]
+fn returns_never_seen_are_counted_as_missed_and_calls_still_blocked_as_unfinished() {
+    use probe::app::abi::ProbeConfig;
+    use probe::app::inflight;
+    use probe::attach::{self, AttachOptions, Method};
+    use probe::loader::Loaded;
+    use probe::{cpus, obj};
+
+    require_root!();
+    let _turn = serial();
+    probe::loader::raise_memlock();
+    let comm = unique_comm("eu");
+    let loaded = Loaded::create_maps(
+        obj::parse(probe::app::PROBE_OBJECT).unwrap(),
+        cpus::possible_count().unwrap(),
+    )
+    .unwrap();
+    let config = ProbeConfig {
+        filter_comm: Some(comm.as_bytes().to_vec()),
+        exit_mode: true,
+        ..ProbeConfig::default()
+    };
+    loaded
+        .map("config_map")
+        .unwrap()
+        .update(&0u32.to_ne_bytes(), &config.to_bytes())
+        .unwrap();
+    let entries_only = |p: &obj::ProgramSpec| !attach::is_return_hook(&p.kind);
+    let options = AttachOptions {
+        only: Some(&entries_only),
+        ..AttachOptions::default()
+    };
+    let attachment =
+        attach::attach_with_options(&loaded, Some(Method::Tracepoint), &options).unwrap();
+
+    // 50 writes and 30 reads by one thread, which then exits.
+    let status = Command::new(LOADGEN)
+        .args(["--comm", &comm, "--writes", "50", "--reads", "30"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Three readers that stay blocked (and a main thread that sleeps).
+    let mut blocked = Command::new(LOADGEN)
+        .args([
+            "--comm",
+            &comm,
+            "--blocked-readers",
+            "3",
+            "--release-after",
+            "0",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let readers = format!("/proc/{}/task", blocked.id());
+    while fs::read_dir(&readers).unwrap().count() < 4 {
+        thread::sleep(Duration::from_millis(10));
+    }
+    thread::sleep(Duration::from_millis(200));
+
+    attachment.disable_entries();
+    let unseen = inflight::returned_unseen(&loaded).unwrap();
+    attachment.detach();
+    let (counts, events) = inflight::calls_in_flight(&loaded, &unseen).unwrap();
+    blocked.kill().unwrap();
+    blocked.wait().unwrap();
+
+    assert_eq!(
+        counts,
+        inflight::ExitCounts {
+            stored: 83,
+            matched: 0,
+            missed_returns: 80,
+            evicted: 0,
+            unfinished: 3,
+            no_entry: 0,
+        }
+    );
+    let mut tids: Vec<u32> = events.iter().map(|e| e.pid).collect();
+    tids.sort();
+    tids.dedup();
+    assert_eq!(tids.len(), 3);
+    for e in &events {
+        assert!(e.unfinished() && e.syscall == 0 && e.count == 1, "{e:?}");
+        assert_eq!(e.tgid, blocked.id());
+        assert!(e.lat_ns >= 200_000_000, "{e:?}");
+    }
+    assert_nothing_left();
+}

@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::app::abi::{self, Event, PidNs, ProbeConfig};
+use crate::app::abi::{Event, PidNs, ProbeConfig};
 use crate::app::batch::{Batcher, ReaderStats};
 use crate::app::cli::Options;
+use crate::app::inflight::{self, ExitCounts};
 use crate::app::output::{
     self, Control, Format, LineWriter, Output, OutputReport, Progress, format, log_file,
 };
@@ -111,28 +112,11 @@ pub struct Summary {
     pub reader_error: Option<String>,
     /// `--exit`: what became of the calls between entry and exit.
     pub exit: Option<ExitCounts>,
-}
-
-/// `--exit`: the calls whose entry the probe stored, and what became of
-/// them: `stored = matched + missed_returns + evicted + unfinished`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExitCounts {
-    /// Entries stored (calls that matched the filters while attached).
-    pub stored: u64,
-    /// Returns seen: each sent as a completed call (or dropped in the
-    /// kernel with the ring full, counted there).
-    pub matched: u64,
-    /// Calls whose return was never seen (a return probe's maxactive),
-    /// found when the thread's next call began.
-    pub missed_returns: u64,
-    /// Entries the in-flight table evicted (more calls in flight at once
-    /// than it holds).
-    pub evicted: u64,
-    /// Calls still in flight at the stop: reported as unfinished.
-    pub unfinished: u64,
-    /// Returns of calls that matched the filters but whose entry was not
-    /// seen (begun before the probe attached): not reported, not calls.
-    pub no_entry: u64,
+    /// The method that attached (None if nothing was).
+    pub method: Option<attach::Method>,
+    /// `--exit`: how many calls at once each return hook followed (None:
+    /// every call, on tracepoints).
+    pub return_maxactive: Option<u32>,
 }
 
 impl Summary {
@@ -580,17 +564,27 @@ fn wait(r: &Running, o: &Options) {
 
 /// Step 3: detach, drain, let the outputs finish, count.
 fn stop(r: Running) -> Result<Summary> {
-    // Detach first, so that the last drain sees every event there will be.
+    // Detach first, so that the last drain sees every event there will be:
+    // with --exit, the entry hooks first, and before the return hooks go,
+    // a look at which calls left in flight have in fact returned unseen.
+    let returned_unseen = match &r.unfinished {
+        Some(_) => {
+            r.attachment.disable_entries();
+            Some(inflight::returned_unseen(&r.loaded)?)
+        }
+        None => None,
+    };
+    let (method, return_maxactive) = (r.attachment.method, r.attachment.return_maxactive);
     let detached = r.attachment.detach();
     // With the hooks gone, the calls left in the in-flight table are the
     // unfinished ones: to the reader, to follow everything else.
-    let exit = match &r.unfinished {
-        Some(tx) => {
-            let (counts, events) = calls_in_flight(&r.loaded)?;
+    let exit = match (&r.unfinished, returned_unseen) {
+        (Some(tx), Some(unseen)) => {
+            let (counts, events) = inflight::calls_in_flight(&r.loaded, &unseen)?;
             let _ = tx.try_send(events);
             Some(counts)
         }
-        None => None,
+        _ => None,
     };
     r.stop.stop();
     let (reader, queue, reader_error) = r
@@ -640,6 +634,8 @@ fn stop(r: Running) -> Result<Summary> {
         capabilities_kept: r.capabilities_kept,
         recursion_misses: detached.recursion_misses,
         exit,
+        method: Some(method),
+        return_maxactive,
         reader_error: reader_error.map(|e| e.to_string()),
     })
 }
@@ -750,42 +746,4 @@ fn account(
         }
     }
     s
-}
-
-/// `--exit`, after detaching: the calls left in the in-flight table (as
-/// unfinished events, in the order they began: their latency so far) and
-/// the probe's counts of what became of the others.
-fn calls_in_flight(loaded: &Loaded) -> Result<(ExitCounts, Vec<Event>)> {
-    let counts = loaded.map("exit_counts")?;
-    let count = |slot: u32| counts.sum_per_cpu_u64(&slot.to_ne_bytes());
-    let now = sys::monotonic_ns();
-    let inflight = loaded.map("inflight")?;
-    let mut events = Vec::new();
-    for key in inflight.keys() {
-        let key = key?;
-        let mut value = [0u8; abi::INFLIGHT_SIZE];
-        // Gone since listed (it cannot be, with the hooks detached): skip.
-        if inflight.lookup(&key, &mut value).is_err() {
-            continue;
-        }
-        let mut event = abi::Inflight::decode(&value).event;
-        event.flags |= abi::EVENT_UNFINISHED;
-        event.ret = 0;
-        event.lat_ns = now.saturating_sub(event.ts_ns);
-        events.push(event);
-    }
-    events.sort_by_key(|e| e.ts_ns);
-    let stored = count(abi::COUNT_STORED)?;
-    let matched = count(abi::COUNT_MATCHED)?;
-    let missed_returns = count(abi::COUNT_MISSED_RETURN)?;
-    let unfinished = events.len() as u64;
-    let exit = ExitCounts {
-        stored,
-        matched,
-        missed_returns,
-        evicted: stored.saturating_sub(matched + missed_returns + unfinished),
-        unfinished,
-        no_entry: count(abi::COUNT_NO_ENTRY)?,
-    };
-    Ok((exit, events))
 }

@@ -38,6 +38,26 @@ fn retprobe_bit() -> Result<u32, AttachError> {
         })
 }
 
+/// How many calls at once a return probe made through the PMU follows
+/// (its `maxactive`): the kernel's default, since perf_event_attr has no
+/// field to choose it. Returns beyond it are missed (the probe counts
+/// them). The default is max(10, 2 × possible CPUs) since Linux 6.2
+/// (commit 3b7ddab8a19a) and on preemptible kernels before it; on other
+/// kernels before 6.2 the number of possible CPUs, unless their stable
+/// series took that commit (some did): then this says less than the
+/// kernel holds, never more.
+pub fn pmu_maxactive() -> u32 {
+    let cpus = crate::cpus::possible_count().unwrap_or(1).max(1);
+    let preemptible = nix::sys::utsname::uname()
+        .map(|u| u.version().to_string_lossy().contains("PREEMPT"))
+        .unwrap_or(false);
+    if preemptible || crate::loader::kernel_at_least(6, 2) {
+        (2 * cpus).max(10)
+    } else {
+        cpus
+    }
+}
+
 /// A kprobe on `function`, or with `on_return` a kretprobe (one that runs
 /// when `function` returns).
 pub fn attach(

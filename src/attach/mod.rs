@@ -183,6 +183,10 @@ pub struct Attachment {
     pub fallbacks: Vec<String>,
     /// What was done on the way that the user should hear of.
     pub notes: Vec<String>,
+    /// How many calls at once each return hook follows (returns beyond
+    /// are missed, and counted); None without return hooks, or with
+    /// tracepoints, which follow every call.
+    pub return_maxactive: Option<u32>,
     /// The tracefs used, for the methods that need one.
     tracefs: Option<PathBuf>,
     links: Vec<Link>,
@@ -201,6 +205,15 @@ impl Attachment {
     /// The programs attached.
     pub fn programs(&self) -> impl Iterator<Item = &Program> {
         self.links.iter().map(|l| &*l.program)
+    }
+
+    /// Disables the entry hooks only: no call begins to be followed after
+    /// this returns, and the calls already begun still have their return
+    /// hooks. `detach` does the rest.
+    pub fn disable_entries(&self) {
+        for link in self.links.iter().filter(|l| !l.on_return) {
+            let _ = perf::disable(link.event.as_fd());
+        }
     }
 
     /// Disables every event first so no program runs after this returns:
@@ -315,6 +328,7 @@ fn attach_with(
         method,
         fallbacks: Vec::new(),
         notes: Vec::new(),
+        return_maxactive: None,
         tracefs: None,
         links: Vec::new(),
     };
@@ -362,15 +376,19 @@ fn attach_with(
                 kprobe::attach(prog, pmu_type.unwrap_or_default(), function, false)?,
                 None,
             ),
-            (ProgramKind::Kretprobe { function }, Method::Kprobe, _) => (
-                kprobe::attach(prog, pmu_type.unwrap_or_default(), function, true)?,
-                None,
-            ),
+            (ProgramKind::Kretprobe { function }, Method::Kprobe, _) => {
+                attachment.return_maxactive = Some(kprobe::pmu_maxactive());
+                (
+                    kprobe::attach(prog, pmu_type.unwrap_or_default(), function, true)?,
+                    None,
+                )
+            }
             (ProgramKind::Kprobe { function }, Method::KprobeLegacy, Some(root)) => {
                 let (event, k) = kprobe_legacy::attach(prog, root, function, None)?;
                 (event, Some(k))
             }
             (ProgramKind::Kretprobe { function }, Method::KprobeLegacy, Some(root)) => {
+                attachment.return_maxactive = Some(maxactive);
                 let (event, k) = kprobe_legacy::attach(prog, root, function, Some(maxactive))?;
                 (event, Some(k))
             }

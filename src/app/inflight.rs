@@ -1,0 +1,221 @@
+//! `--exit`'s table of calls in flight, read at the stop. An entry leaves
+//! its call there for the return to complete; whatever is left when the
+//! monitor stops is one of two things, and they must not be confused:
+//!
+//! - a call still running (a read blocked on a pipe): reported once, as
+//!   unfinished, with its latency so far;
+//! - a call that returned without the return hook seeing it (a return
+//!   probe follows at most `maxactive` calls at once): lost, and counted.
+//!   The probe finds most of these itself, when the thread's next call
+//!   begins (a thread's calls do not nest); only a thread's last call is
+//!   left for the stop to find.
+//!
+//! So the stop looks twice. First with the entry hooks off and the return
+//! hooks still on (`returned_unseen`): a record whose thread has exited,
+//! or has moved on to another system call, returned, and the return hook,
+//! still attached, did not take it: its return was missed. Then, with
+//! everything detached (`calls_in_flight`), what is left and was not found
+//! the first time is unfinished. A thread's state comes from
+//! `/proc/TID/syscall`, which the kernel shows only to a process allowed to
+//! ptrace the thread; where it cannot be read (another user's thread once
+//! the monitor has dropped its capabilities, a thread running on a CPU, a
+//! monitor in a pid namespace, whose /proc has other ids) the call counts
+//! as unfinished: the cautious answer, and still counted once.
+
+use std::collections::HashSet;
+use std::io::ErrorKind;
+
+use anyhow::Result;
+
+use crate::app::abi::{self, Event, Inflight, Syscall};
+use crate::identity;
+use crate::loader::Loaded;
+use crate::sys;
+
+/// `--exit`: the calls whose entry the probe stored, and what became of
+/// them: `stored = matched + missed_returns + evicted + unfinished`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitCounts {
+    /// Entries stored (calls that matched the filters while attached).
+    pub stored: u64,
+    /// Returns seen: each sent as a completed call (or dropped in the
+    /// kernel with the ring full, counted there).
+    pub matched: u64,
+    /// Calls whose return was never seen (a return probe's maxactive):
+    /// found when the thread's next call began, or at the stop.
+    pub missed_returns: u64,
+    /// Entries the in-flight table evicted (more calls in flight at once
+    /// than it holds).
+    pub evicted: u64,
+    /// Calls still in flight at the stop: reported as unfinished.
+    pub unfinished: u64,
+    /// Returns of calls that matched the filters but whose entry was not
+    /// seen (begun before the probe attached): not reported, not calls.
+    pub no_entry: u64,
+}
+
+/// The records, by (thread id, entry time), found to have returned unseen.
+#[derive(Debug, Default)]
+pub struct ReturnedUnseen(HashSet<(u32, u64)>);
+
+/// A thread, as `/proc/TID/syscall` shows it.
+#[derive(Debug, PartialEq, Eq)]
+enum ThreadNow {
+    /// No such thread: it has exited.
+    Gone,
+    /// Blocked in the kernel in system call `nr`, or (-1) not in one.
+    Blocked(i64),
+    /// Running on a CPU, or not ours to look at.
+    Unknown,
+}
+
+fn thread_now(tid: u32) -> ThreadNow {
+    match std::fs::read_to_string(format!("/proc/{tid}/syscall")) {
+        Ok(text) => parse_syscall_file(&text),
+        Err(e) if e.kind() == ErrorKind::NotFound => ThreadNow::Gone,
+        // ESRCH: the thread exited while the file was open.
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => ThreadNow::Gone,
+        Err(_) => ThreadNow::Unknown,
+    }
+}
+
+/// `0 0x3 0x7ffd... 0x10 ...` (the number, then arguments), `-1 sp pc`
+/// (blocked, not in a system call) or `running`.
+fn parse_syscall_file(text: &str) -> ThreadNow {
+    match text.split_whitespace().next().map(str::parse::<i64>) {
+        Some(Ok(nr)) => ThreadNow::Blocked(nr),
+        _ => ThreadNow::Unknown,
+    }
+}
+
+fn syscall_nr(s: Syscall) -> i64 {
+    match s {
+        Syscall::Read => libc::SYS_read,
+        Syscall::Write => libc::SYS_write,
+    }
+}
+
+/// True when the call of `record` is over: its thread exited, or is
+/// blocked in another system call or outside any.
+fn returned(record: &Event) -> bool {
+    match thread_now(record.pid) {
+        ThreadNow::Gone => true,
+        ThreadNow::Blocked(nr) => nr != syscall_nr(record.syscall()),
+        ThreadNow::Unknown => false,
+    }
+}
+
+/// Every record in the table (keyed by thread id, which each holds).
+fn records(loaded: &Loaded) -> Result<Vec<Inflight>> {
+    let inflight = loaded.map("inflight")?;
+    let mut out = Vec::new();
+    for key in inflight.keys() {
+        let key = key?;
+        let mut value = [0u8; abi::INFLIGHT_SIZE];
+        // Completed since it was listed (its return hook took it): skip.
+        if inflight.lookup(&key, &mut value).is_err() {
+            continue;
+        }
+        out.push(Inflight::decode(&value));
+    }
+    Ok(out)
+}
+
+/// Stop, step 1 of 2: with the entry hooks off and the return hooks on,
+/// the records whose call is over although the return hook never took
+/// it. A record still present after its thread was seen elsewhere was
+/// missed: had the hook seen the return, it would have removed the record
+/// before the thread could go on.
+pub fn returned_unseen(loaded: &Loaded) -> Result<ReturnedUnseen> {
+    let mut found = HashSet::new();
+    // In another pid namespace, /proc/TID is another thread.
+    if !identity::in_initial_pid_ns() {
+        return Ok(ReturnedUnseen(found));
+    }
+    let candidates: Vec<(u32, u64)> = records(loaded)?
+        .iter()
+        .filter(|r| returned(&r.event))
+        .map(|r| (r.event.pid, r.event.ts_ns))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(ReturnedUnseen(found));
+    }
+    // Looked up again after the thread was seen to have moved on.
+    let still: HashSet<(u32, u64)> = records(loaded)?
+        .iter()
+        .map(|r| (r.event.pid, r.event.ts_ns))
+        .collect();
+    found.extend(candidates.into_iter().filter(|c| still.contains(c)));
+    Ok(ReturnedUnseen(found))
+}
+
+/// Stop, step 2 of 2, after detaching: the calls left in the table that
+/// are unfinished (as events, in the order they began, with their latency
+/// so far), and the probe's counts of what became of the others.
+pub fn calls_in_flight(
+    loaded: &Loaded,
+    unseen: &ReturnedUnseen,
+) -> Result<(ExitCounts, Vec<Event>)> {
+    let now = sys::monotonic_ns();
+    let mut missed_at_stop = 0;
+    let mut events = Vec::new();
+    for record in records(loaded)? {
+        let mut event = record.event;
+        if unseen.0.contains(&(event.pid, event.ts_ns)) {
+            missed_at_stop += 1;
+            continue;
+        }
+        event.flags |= abi::EVENT_UNFINISHED;
+        event.ret = 0;
+        event.lat_ns = now.saturating_sub(event.ts_ns);
+        events.push(event);
+    }
+    events.sort_by_key(|e| e.ts_ns);
+    let counts = loaded.map("exit_counts")?;
+    let count = |slot: u32| counts.sum_per_cpu_u64(&slot.to_ne_bytes());
+    let stored = count(abi::COUNT_STORED)?;
+    let matched = count(abi::COUNT_MATCHED)?;
+    let missed_returns = count(abi::COUNT_MISSED_RETURN)? + missed_at_stop;
+    let unfinished = events.len() as u64;
+    let exit = ExitCounts {
+        stored,
+        matched,
+        missed_returns,
+        // An evicted entry leaves no trace but the arithmetic.
+        evicted: stored.saturating_sub(matched + missed_returns + unfinished),
+        unfinished,
+        no_entry: count(abi::COUNT_NO_ENTRY)?,
+    };
+    Ok((exit, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_syscall_file_says_where_a_thread_is() {
+        assert_eq!(
+            parse_syscall_file("0 0x3 0x7ffd1000 0x10 0x0 0x0 0x0 0x7ffd0f00 0x7f00\n"),
+            ThreadNow::Blocked(0)
+        );
+        assert_eq!(
+            parse_syscall_file("-1 0x7ffd0f00 0x7f00\n"),
+            ThreadNow::Blocked(-1)
+        );
+        assert_eq!(parse_syscall_file("running\n"), ThreadNow::Unknown);
+        assert_eq!(parse_syscall_file(""), ThreadNow::Unknown);
+    }
+
+    #[test]
+    fn a_thread_reading_its_own_file_is_in_read_and_a_dead_one_is_gone() {
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        assert_eq!(thread_now(me), ThreadNow::Blocked(libc::SYS_read));
+        let child = std::thread::spawn(|| unsafe { libc::gettid() } as u32)
+            .join()
+            .unwrap();
+        // A thread id is not reused this soon: pid_max is at least 32768.
+        assert_eq!(thread_now(child), ThreadNow::Gone);
+    }
+}
