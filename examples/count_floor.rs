@@ -1,13 +1,15 @@
 //! The benchmark's floor: loads bpf/bench/count_floor.c with the probe's own
 //! loader, attaches it to the read and write tracepoints, and counts calls
 //! by one comm in the kernel, sending nothing to user space. Stops on
-//! SIGINT/SIGTERM and prints `count=N`.
+//! SIGINT/SIGTERM and prints `count=N`. With `--exits`, the floor of two
+//! hooks per call (`--exit`'s shape): the same on the sys_exit tracepoints
+//! too, and `exits=N` after.
 //!
-//! cargo run --release --example count_floor -- COMM
+//! cargo run --release --example count_floor -- [--exits] COMM
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{SigSet, Signal};
-use probe::attach::{self, Method};
+use probe::attach::{self, AttachOptions, Method};
 use probe::loader::{self, Loaded};
 use probe::{cpus, obj};
 
@@ -21,8 +23,11 @@ fn main() {
 }
 
 fn run() -> Result<()> {
-    let Some(comm) = std::env::args().nth(1) else {
-        bail!("usage: count_floor COMM");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (exits, comm) = match args.as_slice() {
+        [flag, comm] if flag == "--exits" => (true, comm.clone()),
+        [comm] => (false, comm.clone()),
+        _ => bail!("usage: count_floor [--exits] COMM"),
     };
     let mut stop = SigSet::empty();
     stop.add(Signal::SIGINT);
@@ -38,11 +43,19 @@ fn run() -> Result<()> {
         .map("floor_filter")?
         .update(&0u32.to_ne_bytes(), &filter)
         .context("writing the filter")?;
-    let attachment = attach::attach(&loaded, Some(Method::Tracepoint))?;
+    let entries_only = |p: &obj::ProgramSpec| !p.section.contains("/sys_exit_");
+    let options = AttachOptions {
+        only: (!exits).then_some(&entries_only as &dyn Fn(&obj::ProgramSpec) -> bool),
+        ..AttachOptions::default()
+    };
+    let attachment = attach::attach_with_options(&loaded, Some(Method::Tracepoint), &options)?;
     eprintln!("count_floor: attached via {}", attachment.method);
     stop.wait()?;
     attachment.detach();
-    let count = loaded.sum_per_cpu("floor_counts")?;
-    println!("count={count}");
+    let counts = loaded.map("floor_counts")?;
+    println!("count={}", counts.sum_per_cpu_u64(&0u32.to_ne_bytes())?);
+    if exits {
+        println!("exits={}", counts.sum_per_cpu_u64(&1u32.to_ne_bytes())?);
+    }
     Ok(())
 }

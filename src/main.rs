@@ -112,16 +112,20 @@ fn report_exit(e: &probe::app::inflight::ExitCounts, s: &Summary) {
             e.evicted
         ));
     }
+    let calls_were = |n: u64| match n {
+        1 => "1 call was".to_string(),
+        n => format!("{n} calls were"),
+    };
     if e.unfinished > 0 {
         say(&format!(
-            "{} calls were still in flight at the stop: written as unfinished",
-            e.unfinished
+            "{} still in flight at the stop: written as unfinished",
+            calls_were(e.unfinished)
         ));
     }
     if e.no_entry > 0 {
         say(&format!(
-            "{} calls were already in progress when the probe attached: not reported",
-            e.no_entry
+            "{} already in progress when the probe attached: not reported",
+            calls_were(e.no_entry)
         ));
     }
 }

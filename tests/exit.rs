@@ -81,6 +81,10 @@ fn every_call_is_reported_once_with_its_result_and_latency() {
     assert_eq!(done.last_line(), format!("probe: received={total} lost=0"));
 
     let log = fs::read_to_string(dir.join("e.log")).unwrap();
+    assert!(
+        log.lines().next().unwrap().ends_with(" events=exit"),
+        "{log}"
+    );
     let lines = event_lines(&log);
     assert_eq!(lines.len(), total);
     let mut got: HashMap<u32, Vec<Call>> = HashMap::new();
@@ -260,7 +264,7 @@ fn a_read_ended_by_sigkill_returns_erestartsys_and_one_in_flight_at_the_stop_is_
     );
     assert!(
         done.stderr.contains(
-            &"probe: 1 calls were still in flight at the stop: written as unfinished".into()
+            &"probe: 1 call was still in flight at the stop: written as unfinished".into()
         ),
         "{:?}",
         done.stderr

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The benchmark's floor: the cheapest useful program on the same hook as the
  * probe. It filters on comm like the probe and counts into a per-CPU map,
- * sending nothing to user space. Its overhead is the hook's own cost. */
+ * sending nothing to user space. Its overhead is the hook's own cost. The
+ * exit programs make the two-hook floor of --exit (count_floor --exits):
+ * the same filter and count on sys_exit_*, slot 1. */
 #include "../bpf_defs.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -11,9 +13,9 @@ struct filter {
 };
 
 BPF_MAP(floor_filter, BPF_MAP_TYPE_ARRAY, __u32, struct filter, 1);
-BPF_MAP(floor_counts, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, 1);
+BPF_MAP(floor_counts, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, 2);
 
-static __always_inline int count(void)
+static __always_inline int count(__u32 slot)
 {
 	__u32 zero = 0;
 	struct filter *f = bpf_map_lookup_elem(&floor_filter, &zero);
@@ -24,7 +26,7 @@ static __always_inline int count(void)
 	const __u64 *a = (const __u64 *)comm, *b = (const __u64 *)f->comm;
 	if (a[0] != b[0] || a[1] != b[1])
 		return 0;
-	__u64 *n = bpf_map_lookup_elem(&floor_counts, &zero);
+	__u64 *n = bpf_map_lookup_elem(&floor_counts, &slot);
 	if (n)
 		*n += 1;
 	return 0;
@@ -33,11 +35,23 @@ static __always_inline int count(void)
 SEC("tracepoint/syscalls/sys_enter_write")
 int floor_write(void *ctx)
 {
-	return count();
+	return count(0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
 int floor_read(void *ctx)
 {
-	return count();
+	return count(0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int floor_write_exit(void *ctx)
+{
+	return count(1);
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int floor_read_exit(void *ctx)
+{
+	return count(1);
 }

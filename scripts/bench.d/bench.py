@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Runner for scripts/bench (which installs and builds first; run that).
 
-Runs loadgen alone, under count_floor, under probe in three output modes and
-under bpftrace, interleaved and repeated, then a paced run per probe mode,
-and prints markdown tables.  Every monitor is pinned to --monitor-cpu with
+Runs loadgen alone, under count_floor (one hook per call, and two: entry and
+exit), under probe in three output modes and two --exit modes, and under
+bpftrace (a printf per event, and ret + latency through an @start[tid] map),
+interleaved and repeated, then a paced run per probe mode, and prints
+markdown tables.  Every monitor is pinned to --monitor-cpu with
 taskset, loadgen to --load-cpu, and this runner to the monitor CPU too (it
 only sleeps while the load runs).  Every child is tracked and stopped on any
 exit (and dies with this process: PR_SET_PDEATHSIG).
@@ -140,9 +142,12 @@ class Mode:
     """One kind of row: how to start the monitor, know it is ready, and read
     its event counts when it stopped."""
 
-    def __init__(self, key, label, kind, argv=None, ready=None, calls_div=1):
+    def __init__(self, key, label, kind, argv=None, ready=None, calls_div=1, floor="floor"):
         self.key, self.label, self.kind = key, label, kind
         self.argv, self.ready, self.calls_div = argv, ready, calls_div
+        # The floor row whose overhead this one's is compared with: one
+        # hook per call, or two (entry and exit) for --exit's rows.
+        self.floor = floor
 
 
 def modes(attach, baseline=None):
@@ -162,11 +167,27 @@ def modes(attach, baseline=None):
              rb"probe: attached"),
         Mode("json", "probe --json --no-log (to file)", "probe",
              lambda c, d: [PROBE, *pa, "-c", c, "--json", "--no-log"], rb"probe: attached"),
+        Mode("floor2", "count_floor --exits (in-kernel count, entry + exit hooks)", "floor",
+             lambda c, d: [FLOOR, "--exits", c], rb"count_floor: attached", floor="floor2"),
+        Mode("exitq", "probe --exit -q --no-log", "probe",
+             lambda c, d: [PROBE, *pa, "--exit", "-c", c, "-q", "--no-log"], rb"probe: attached",
+             floor="floor2"),
+        Mode("exitlog", "probe --exit (stdout + syscalls.log to files)", "probe",
+             lambda c, d: [PROBE, *pa, "--exit", "-c", c, "--log", os.path.join(d, "syscalls.log")],
+             rb"probe: attached", floor="floor2"),
         Mode("bpftrace", "bpftrace printf per event", "bpftrace",
              lambda c, d: ["bpftrace", "-e",
                            f'tracepoint:syscalls:sys_enter_write /comm == "{c}"/ '
                            '{ printf("hello sys_write was called\\n"); }'],
              rb"Attaching \d+ probes?", calls_div=10),
+        Mode("bpftrace_exit", "bpftrace ret + latency per event (@start[tid])", "bpftrace",
+             lambda c, d: ["bpftrace", "-e",
+                           f'tracepoint:syscalls:sys_enter_write /comm == "{c}"/ '
+                           '{ @start[tid] = nsecs; } '
+                           'tracepoint:syscalls:sys_exit_write /@start[tid]/ '
+                           '{ printf("hello sys_write was called ret=%d lat_ns=%llu\\n", '
+                           'args->ret, nsecs - @start[tid]); delete(@start[tid]); }'],
+             rb"Attaching \d+ probes?", calls_div=10, floor="floor2"),
     ]
 
 
@@ -311,12 +332,12 @@ class Bench:
             for l in text.splitlines():
                 if l.strip() and not re.match(r"probe: (attached|received=|lost \d+ events)", l):
                     r["notes"].append("stderr: " + re.sub(r"\d+", "N", l)[:100])
-            if mode.key in ("log", "base"):
+            if mode.key in ("log", "base", "exitlog"):
                 self.check_lines(r, out_p, "stdout lines")
                 self.check_lines(r, os.path.join(d, "syscalls.log"), "log lines", b"ts=")
             elif mode.key == "json":
                 self.check_lines(r, out_p, "json lines")
-            elif mode.key == "q":
+            elif mode.key in ("q", "exitq"):
                 n = count_lines(out_p)
                 if n:
                     r["notes"].append(f"-q printed {n} lines")
@@ -326,6 +347,9 @@ class Bench:
                 r["received"], r["lost"] = int(m.group(1)), 0
             else:
                 r["error"] = r["error"] or f"no count= line: {last_line(err_text)}"
+            exits = re.search(rb"exits=(\d+)", read(out_p))
+            if exits and int(exits.group(1)) != r.get("received"):
+                r["notes"].append(f"exits={int(exits.group(1))} != entries")
         elif mode.kind == "bpftrace":
             r["received"] = count_lines(out_p, BT_LINE) - pre
             lost = re.findall(rb"Lost (\d+) events", read(out_p) + err_text)
@@ -412,7 +436,8 @@ def report_main(ms, results, args):
           for k, rs in results.items()}
     ns = {k: med([r["ns_call"] for r in rs]) for k, rs in ok.items()}
     bare = ns.get("bare")
-    floor_ov = ns["floor"] - bare if ns.get("floor") is not None and bare is not None else None
+    floor_ov = {k: ns[k] - bare for k in ("floor", "floor2")
+                if ns.get(k) is not None and bare is not None}
     rows = []
     for m in ms:
         rs, good = results[m.key], ok[m.key]
@@ -420,7 +445,8 @@ def report_main(ms, results, args):
         spread = (f"{min(r['ns_call'] for r in good):.0f}–{max(r['ns_call'] for r in good):.0f}"
                   if good else "–")
         ov = v - bare if v is not None and bare is not None and m.kind != "bare" else None
-        mult = (ov / floor_ov if ov is not None and floor_ov and floor_ov > 0 else None)
+        f_ov = floor_ov.get(m.floor)
+        mult = (ov / f_ov if ov is not None and f_ov and f_ov > 0 else None)
         done = [r for r in rs if r.get("received") is not None]
         gen = sum(r["generated"] for r in done)
         rec = sum(r["received"] for r in done)
@@ -622,7 +648,9 @@ def main():
     print(report_main(ms, results, args))
     print("""
 - ns/syscall: loadgen --report (wall time of its loop / calls), median over runs;
-  overhead = median − median of the bare load; × floor = overhead / floor's overhead.
+  overhead = median − median of the bare load; × floor = overhead / the floor's
+  overhead: count_floor's for entry-only rows, count_floor --exits's (two hooks per
+  call) for --exit's rows and bpftrace's ret + latency row.
 - received/lost: probe's final `received= lost=` line; bpftrace: output lines and
   its "Lost N events"; floor: its in-kernel count.  missing = generated − received − lost.
 - monitor CPU ns/event: user+system CPU of the monitor process (all threads) from

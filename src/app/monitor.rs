@@ -280,6 +280,7 @@ fn start(o: &Options) -> Result<Option<Running>> {
             pid_filter: o.pid,
             comm_filter: o.comm.as_deref(),
             cgroup_filter: o.cgroup.as_deref(),
+            exit: o.exit,
         });
         if let Err(e) = file.write_all(header.as_bytes()) {
             output::say(&format!("cannot write the log header: {e}"));

@@ -147,6 +147,8 @@ pub struct Header<'a> {
     pub pid_filter: Option<u32>,
     pub comm_filter: Option<&'a [u8]>,
     pub cgroup_filter: Option<&'a Path>,
+    /// `--exit`: each line is a completed call, with ret and lat_ns.
+    pub exit: bool,
 }
 
 /// The line each run starts with: who, how, and how to read `ts`. `pid=`
@@ -182,6 +184,9 @@ pub fn header(h: &Header) -> String {
             " cgroup_filter={}",
             escaped(cgroup.as_os_str().as_bytes())
         ));
+    }
+    if h.exit {
+        line.push_str(" events=exit");
     }
     line.push('\n');
     line
