@@ -19,6 +19,7 @@
 #define EVENT_HAS_PREVIEW 1
 #define EVENT_COMPLETED 2
 #define EVENT_UNFINISHED 4
+#define EVENT_PENDING 8		/* in the inflight map only: not returned yet */
 
 /* An entry event is the first 64 bytes (one cache line; 80 in the ring);
  * a completed call (--exit) all 80. */
@@ -42,7 +43,9 @@ struct event {
 };
 
 /* What the entry of a call leaves for its exit (--exit), per thread: the
- * event as far as the entry knows it, and where the buffer is. */
+ * event as far as the entry knows it (flags EVENT_PENDING), and where the
+ * buffer is. The exit completes it in place (flags EVENT_COMPLETED): the
+ * record stays, for the thread's next call. */
 struct inflight {
 	struct event ev;	/* ret and lat_ns not set yet */
 	__u64 buf;
@@ -51,13 +54,16 @@ struct inflight {
 /* Slots of the per-CPU exit_counts map (--exit). */
 #define COUNT_STORED 0		/* entries stored */
 #define COUNT_MATCHED 1		/* exits that found their entry */
-#define COUNT_MISSED_RETURN 2	/* entries that found the previous call of
-				 * their thread still there: its return was
-				 * never seen (a return probe's maxactive) */
+#define COUNT_MISSED_RETURN 2	/* entries that found their thread's record
+				 * still pending: the previous call's return
+				 * was never seen (a return probe's maxactive) */
 #define COUNT_NO_ENTRY 3	/* exits of calls that matched the filters
 				 * but whose entry was not seen (in flight
 				 * when the probe attached, or evicted) */
-#define EXIT_COUNTS 4
+#define COUNT_INSERTED 4	/* records added to the inflight map (a
+				 * thread's first call): the monitor sweeps
+				 * dead threads' records every few thousand */
+#define EXIT_COUNTS 5
 
 struct config {			/* 56 bytes, slot 0 of the config map */
 	__u32 verbose;		/* >= 1: copy a preview of written bytes */

@@ -24,9 +24,11 @@ BPF_MAP(config_map, BPF_MAP_TYPE_ARRAY, __u32, struct config, 1);
 BPF_MAP(drops, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, 1);
 /* Slot 0: the cgroup v2 directory of --cgroup (an fd, set by the monitor). */
 BPF_MAP(cgroup_filter, BPF_MAP_TYPE_CGROUP_ARRAY, __u32, __u32, 1);
-/* --exit: each thread's call between entry and exit, by thread id. LRU: a
- * record a thread never completes (a return probe that missed its return,
- * then the thread died) must not fill the map for good; an eviction is
+/* --exit: one record per thread, by thread id, reused in place from call
+ * to call (EVENT_PENDING while the call is in flight): a map update and a
+ * delete per call would cost more than the rest of the probe. LRU: the
+ * records of threads that died must not fill the map for good (the monitor
+ * also removes them, inflight.rs); an eviction of a pending record is
  * found by the counts (stored - matched - missed - left at the end). */
 BPF_MAP(inflight, BPF_MAP_TYPE_LRU_HASH, __u32, struct inflight, 65536);
 /* --exit: the COUNT_* slots of event.h. */
@@ -129,43 +131,71 @@ static __always_inline void preview(struct event *ev, __u64 buf, __u64 len)
 		ev->flags |= EVENT_HAS_PREVIEW;
 }
 
-static __always_inline int on_entry(void *ctx, __u16 syscall, __u64 fd,
-				    __u64 buf, __u64 count)
+/* The event as far as the entry knows it. */
+static __always_inline void fill(struct event *ev, __u64 pid_tgid,
+				 const char *comm, __u16 syscall, __u64 fd,
+				 __u64 count)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	struct inflight f = {};
-	struct event *ev = &f.ev;
-	struct config *cfg = wanted(tgid, ev->comm);
-	if (!cfg)
-		return 0;
-
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->count = count;
 	ev->fd = (__s32)fd;
 	ev->pid = (__u32)pid_tgid;
-	ev->tgid = tgid;
+	ev->tgid = pid_tgid >> 32;
 	ev->uid = (__u32)bpf_get_current_uid_gid();
 	ev->cpu = bpf_get_smp_processor_id();
 	ev->syscall = syscall;
-	if (cfg->exit_mode) {
-		/* A thread's syscalls do not nest: a record still here is a
-		 * call whose return was never seen. */
-		f.buf = buf;
-		__u32 tid = ev->pid;
-		if (bpf_map_update_elem(&inflight, &tid, &f, BPF_NOEXIST)) {
+	ev->flags = 0;
+	__builtin_memcpy(ev->comm, comm, COMM_LEN);
+}
+
+/* --exit: the call into its thread's record, for the exit to complete. */
+static __always_inline void store(__u64 pid_tgid, const char *comm,
+				  __u16 syscall, __u64 fd, __u64 buf,
+				  __u64 count)
+{
+	__u32 tid = (__u32)pid_tgid;
+	struct inflight *f = bpf_map_lookup_elem(&inflight, &tid);
+	if (f) {
+		/* A thread's system calls do not nest: a record still
+		 * pending is a call whose return was never seen. */
+		if (f->ev.flags & EVENT_PENDING)
 			bump(COUNT_MISSED_RETURN);
-			bpf_map_update_elem(&inflight, &tid, &f, BPF_ANY);
-		}
-		bump(COUNT_STORED);
+		fill(&f->ev, pid_tgid, comm, syscall, fd, count);
+		f->buf = buf;
+		f->ev.flags = EVENT_PENDING;
+	} else {
+		/* The thread's first call since the probe attached (or since
+		 * its record was evicted or swept). */
+		struct inflight n = {};
+		fill(&n.ev, pid_tgid, comm, syscall, fd, count);
+		n.buf = buf;
+		n.ev.flags = EVENT_PENDING;
+		bpf_map_update_elem(&inflight, &tid, &n, BPF_NOEXIST);
+		bump(COUNT_INSERTED);
+	}
+	bump(COUNT_STORED);
+}
+
+static __always_inline int on_entry(void *ctx, __u16 syscall, __u64 fd,
+				    __u64 buf, __u64 count)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	char comm[COMM_LEN];
+	struct config *cfg = wanted(pid_tgid >> 32, comm);
+	if (!cfg)
+		return 0;
+	if (cfg->exit_mode) {
+		store(pid_tgid, comm, syscall, fd, buf, count);
 		return 0;
 	}
+	struct event ev = {};
+	fill(&ev, pid_tgid, comm, syscall, fd, count);
 	/* Reading user memory costs a fault-safe copy per call: only when the
 	 * user asked for details, and only for writes, whose buffer is filled
 	 * at entry (a read's is not filled until the call returns). */
 	if (cfg->verbose && syscall == SYSCALL_WRITE)
-		preview(ev, buf, count);
-	send(ctx, ev, ENTRY_EVENT_SIZE);
+		preview(&ev, buf, count);
+	send(ctx, &ev, ENTRY_EVENT_SIZE);
 	return 0;
 }
 
@@ -174,29 +204,28 @@ static __always_inline int on_exit(void *ctx, __s64 ret)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	struct inflight *f = bpf_map_lookup_elem(&inflight, &tid);
-	if (!f) {
+	if (!f || !(f->ev.flags & EVENT_PENDING)) {
 		/* Not one of ours, or one whose entry came before us. */
 		char comm[COMM_LEN];
 		if (wanted(pid_tgid >> 32, comm))
 			bump(COUNT_NO_ENTRY);
 		return 0;
 	}
-	struct event ev = f->ev;
-	__u64 buf = f->buf;
-	bpf_map_delete_elem(&inflight, &tid);
+	/* Completed in place and sent from the record itself: no copy. */
+	struct event *ev = &f->ev;
+	ev->lat_ns = bpf_ktime_get_ns() - ev->ts_ns;
+	ev->ret = ret;
+	ev->flags = EVENT_COMPLETED;
 	bump(COUNT_MATCHED);
-
-	ev.lat_ns = bpf_ktime_get_ns() - ev.ts_ns;
-	ev.ret = ret;
-	ev.flags |= EVENT_COMPLETED;
 	__u32 zero = 0;
 	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
 	/* A write's buffer held its bytes all along; a read's holds them now,
 	 * as many as it returned. */
 	if (cfg && cfg->verbose)
-		preview(&ev, buf, ev.syscall == SYSCALL_READ ? (ret > 0 ? ret : 0) :
-							     ev.count);
-	send(ctx, &ev, sizeof(ev));
+		preview(ev, f->buf,
+			ev->syscall == SYSCALL_READ ? (ret > 0 ? ret : 0) :
+						      ev->count);
+	send(ctx, ev, sizeof(*ev));
 	return 0;
 }
 

@@ -290,6 +290,19 @@ impl Map<'_> {
         })
     }
 
+    /// Removes the element at `key` (hash maps). A key that is not there
+    /// is an error (ENOENT), which the caller may ignore.
+    pub fn delete(&self, key: &[u8]) -> Result<(), MapError> {
+        self.check("key", self.key_size(), key.len())?;
+        // SAFETY: the key was just checked to be exactly the size the
+        // kernel reads.
+        unsafe { bpf::map_delete(self.fd, key) }.map_err(|error| MapError::Kernel {
+            map: self.spec.name.clone(),
+            op: "delete",
+            error,
+        })
+    }
+
     /// Every key, in the kernel's order: for hash maps, where the keys are
     /// not known in advance. A key deleted while iterating may end it early
     /// or restart it (the kernel's rule for BPF_MAP_GET_NEXT_KEY).

@@ -178,6 +178,13 @@ fn report(s: &Summary, o: &Options) {
              BPF program ran on the same CPU (its recursion protection)"
         ));
     }
+    if let (Some(e), 2..) = (&s.exit, o.verbose) {
+        say(&format!(
+            "[exit] stored={} matched={} missed_returns={} evicted={} unfinished={} no_entry={} \
+             swept={}",
+            e.stored, e.matched, e.missed_returns, e.evicted, e.unfinished, e.no_entry, e.swept
+        ));
+    }
     if o.verbose >= 2 {
         say(&match s.recursion_misses {
             Some(n) => format!("[loader] recursion misses: {n} (counted by this kernel)"),

@@ -315,13 +315,15 @@ fn blocked_readers_are_all_reported_on_tracepoints() {
     assert_nothing_left();
 }
 
-/// The stop's two looks at the in-flight table, through the library, with
-/// the return hooks left out on purpose so that no return is ever seen:
-/// a thread's every call but its last is found missed by its next entry;
-/// the last, once the thread has exited, by the stop; a read still blocked
-/// is unfinished. Exact counts: nothing guessed, nothing twice.
+/// The sweep and the stop's two looks at the in-flight table, through the
+/// library, with the return hooks left out on purpose so that no return is
+/// ever seen: a thread's every call but its last is found missed by its
+/// next entry; the last, once the thread has exited, by the sweep (which
+/// leaves the live threads' records alone) or else by the stop; a read
+/// still blocked is unfinished. Exact counts: nothing guessed, nothing
+/// twice.
 #[test]
-fn returns_never_seen_are_counted_as_missed_and_calls_still_blocked_as_unfinished() {
+fn returns_never_seen_are_counted_as_missed_by_entry_sweep_or_stop_and_blocked_calls_unfinished() {
     use probe::app::abi::ProbeConfig;
     use probe::app::inflight;
     use probe::attach::{self, AttachOptions, Method};
@@ -361,6 +363,15 @@ fn returns_never_seen_are_counted_as_missed_and_calls_still_blocked_as_unfinishe
         .status()
         .unwrap();
     assert!(status.success());
+    // Its record, still pending, is swept: its thread is gone.
+    let swept = inflight::sweep(&loaded).unwrap();
+    assert_eq!(
+        swept,
+        inflight::Swept {
+            removed: 1,
+            missed: 1
+        }
+    );
     // Three readers that stay blocked (and a main thread that sleeps).
     let mut blocked = Command::new(LOADGEN)
         .args([
@@ -379,23 +390,35 @@ fn returns_never_seen_are_counted_as_missed_and_calls_still_blocked_as_unfinishe
         thread::sleep(Duration::from_millis(10));
     }
     thread::sleep(Duration::from_millis(200));
+    // Nothing to sweep among the living.
+    assert_eq!(
+        inflight::sweep(&loaded).unwrap(),
+        inflight::Swept::default()
+    );
+    // Then one more process, whose last call the stop finds.
+    let status = Command::new(LOADGEN)
+        .args(["--comm", &comm, "--writes", "7", "--reads", "0"])
+        .status()
+        .unwrap();
+    assert!(status.success());
 
     attachment.disable_entries();
     let unseen = inflight::returned_unseen(&loaded).unwrap();
     attachment.detach();
-    let (counts, events) = inflight::calls_in_flight(&loaded, &unseen).unwrap();
+    let (counts, events) = inflight::calls_in_flight(&loaded, &unseen, swept).unwrap();
     blocked.kill().unwrap();
     blocked.wait().unwrap();
 
     assert_eq!(
         counts,
         inflight::ExitCounts {
-            stored: 83,
+            stored: 90,
             matched: 0,
-            missed_returns: 80,
+            missed_returns: 87,
             evicted: 0,
             unfinished: 3,
             no_entry: 0,
+            swept: 1,
         }
     );
     let mut tids: Vec<u32> = events.iter().map(|e| e.pid).collect();
@@ -407,5 +430,54 @@ fn returns_never_seen_are_counted_as_missed_and_calls_still_blocked_as_unfinishe
         assert_eq!(e.tgid, blocked.id());
         assert!(e.lat_ns >= 200_000_000, "{e:?}");
     }
+    assert_nothing_left();
+}
+
+/// The monitor sweeps the records of exited threads once thousands have
+/// come: 5,000 threads, each one write, then gone; every record removed,
+/// every call reported.
+#[test]
+fn records_of_exited_threads_are_swept_while_the_monitor_runs() {
+    require_root!();
+    let _turn = serial();
+    let dir = scratch_dir("exitsweep");
+    let comm = unique_comm("es");
+    let mut probe = Probe::start(
+        &dir,
+        &[
+            "--exit",
+            "--attach",
+            "tracepoint",
+            "-c",
+            &comm,
+            "--no-log",
+            "-q",
+            "-vv",
+        ],
+    );
+    probe.wait_attached();
+    let status = Command::new(LOADGEN)
+        .args(["--comm", &comm, "--short-threads", "5000"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The monitor looks every second.
+    thread::sleep(Duration::from_millis(2500));
+    let done = probe.stop(libc::SIGINT);
+    assert_eq!(
+        done.last_line(),
+        "probe: received=5000 lost=0",
+        "{:?}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains(
+            &"probe: [exit] stored=5000 matched=5000 missed_returns=0 evicted=0 unfinished=0 \
+              no_entry=0 swept=5000"
+                .to_string()
+        ),
+        "{:?}",
+        done.stderr
+    );
     assert_nothing_left();
 }

@@ -238,7 +238,7 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
         ("cgroup_filter", "CGROUP_ARRAY", 4, 1),
         // Without --exit the in-flight table is shrunk to one entry.
         ("inflight", "LRU_HASH", 88, 1),
-        ("exit_counts", "PERCPU_ARRAY", 8, 4),
+        ("exit_counts", "PERCPU_ARRAY", 8, 5),
     ] {
         push(format!(
             "bpf(BPF_MAP_CREATE, {{map_type=BPF_MAP_TYPE_{kind}, key_size=4, value_size={value}, \

@@ -12,12 +12,15 @@ pub const CONFIG_SIZE: usize = 56;
 pub const EVENT_HAS_PREVIEW: u16 = 1;
 pub const EVENT_COMPLETED: u16 = 2;
 pub const EVENT_UNFINISHED: u16 = 4;
+/// In the inflight map only: the record's call has not returned yet.
+pub const EVENT_PENDING: u16 = 8;
 
 /// The slots of the probe's `exit_counts` map (bpf/event.h COUNT_*).
 pub const COUNT_STORED: u32 = 0;
 pub const COUNT_MATCHED: u32 = 1;
 pub const COUNT_MISSED_RETURN: u32 = 2;
 pub const COUNT_NO_ENTRY: u32 = 3;
+pub const COUNT_INSERTED: u32 = 4;
 /// A whole `struct inflight`.
 pub const INFLIGHT_SIZE: usize = EVENT_SIZE + 8;
 

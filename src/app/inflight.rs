@@ -1,6 +1,9 @@
-//! `--exit`'s table of calls in flight, read at the stop. An entry leaves
-//! its call there for the return to complete; whatever is left when the
-//! monitor stops is one of two things, and they must not be confused:
+//! `--exit`'s table of calls in flight: one record per thread, which the
+//! entry of each call fills and marks pending and its return completes
+//! (bpf/probe.c). While the monitor runs, the records of threads that have
+//! exited are swept out (`sweep`); a pending one among them is a call whose
+//! return was never seen. At the stop, a record still pending is one of two
+//! things, and they must not be confused:
 //!
 //! - a call still running (a read blocked on a pipe): reported once, as
 //!   unfinished, with its latency so far;
@@ -42,7 +45,8 @@ pub struct ExitCounts {
     /// kernel with the ring full, counted there).
     pub matched: u64,
     /// Calls whose return was never seen (a return probe's maxactive):
-    /// found when the thread's next call began, or at the stop.
+    /// found when the thread's next call began, when a sweep found its
+    /// thread gone, or at the stop.
     pub missed_returns: u64,
     /// Entries the in-flight table evicted (more calls in flight at once
     /// than it holds).
@@ -52,6 +56,17 @@ pub struct ExitCounts {
     /// Returns of calls that matched the filters but whose entry was not
     /// seen (begun before the probe attached): not reported, not calls.
     pub no_entry: u64,
+    /// Records of exited threads removed while the monitor ran.
+    pub swept: u64,
+}
+
+/// What one sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Records of exited threads removed.
+    pub removed: u64,
+    /// Of those, the ones still pending: returns never seen.
+    pub missed: u64,
 }
 
 /// The records, by (thread id, entry time), found to have returned unseen.
@@ -105,8 +120,10 @@ fn returned(record: &Event) -> bool {
     }
 }
 
-/// Every record in the table (keyed by thread id, which each holds).
-fn records(loaded: &Loaded) -> Result<Vec<Inflight>> {
+/// Every record in the table whose call has not returned (keyed by thread
+/// id, which each holds); the others are completed calls kept for their
+/// thread's next one.
+fn pending(loaded: &Loaded) -> Result<Vec<Inflight>> {
     let inflight = loaded.map("inflight")?;
     let mut out = Vec::new();
     for key in inflight.keys() {
@@ -116,7 +133,10 @@ fn records(loaded: &Loaded) -> Result<Vec<Inflight>> {
         if inflight.lookup(&key, &mut value).is_err() {
             continue;
         }
-        out.push(Inflight::decode(&value));
+        let record = Inflight::decode(&value);
+        if record.event.flags & abi::EVENT_PENDING != 0 {
+            out.push(record);
+        }
     }
     Ok(out)
 }
@@ -132,7 +152,7 @@ pub fn returned_unseen(loaded: &Loaded) -> Result<ReturnedUnseen> {
     if !identity::in_initial_pid_ns() {
         return Ok(ReturnedUnseen(found));
     }
-    let candidates: Vec<(u32, u64)> = records(loaded)?
+    let candidates: Vec<(u32, u64)> = pending(loaded)?
         .iter()
         .filter(|r| returned(&r.event))
         .map(|r| (r.event.pid, r.event.ts_ns))
@@ -141,7 +161,7 @@ pub fn returned_unseen(loaded: &Loaded) -> Result<ReturnedUnseen> {
         return Ok(ReturnedUnseen(found));
     }
     // Looked up again after the thread was seen to have moved on.
-    let still: HashSet<(u32, u64)> = records(loaded)?
+    let still: HashSet<(u32, u64)> = pending(loaded)?
         .iter()
         .map(|r| (r.event.pid, r.event.ts_ns))
         .collect();
@@ -155,17 +175,18 @@ pub fn returned_unseen(loaded: &Loaded) -> Result<ReturnedUnseen> {
 pub fn calls_in_flight(
     loaded: &Loaded,
     unseen: &ReturnedUnseen,
+    swept: Swept,
 ) -> Result<(ExitCounts, Vec<Event>)> {
     let now = sys::monotonic_ns();
     let mut missed_at_stop = 0;
     let mut events = Vec::new();
-    for record in records(loaded)? {
+    for record in pending(loaded)? {
         let mut event = record.event;
         if unseen.0.contains(&(event.pid, event.ts_ns)) {
             missed_at_stop += 1;
             continue;
         }
-        event.flags |= abi::EVENT_UNFINISHED;
+        event.flags = (event.flags & !abi::EVENT_PENDING) | abi::EVENT_UNFINISHED;
         event.ret = 0;
         event.lat_ns = now.saturating_sub(event.ts_ns);
         events.push(event);
@@ -175,7 +196,7 @@ pub fn calls_in_flight(
     let count = |slot: u32| counts.sum_per_cpu_u64(&slot.to_ne_bytes());
     let stored = count(abi::COUNT_STORED)?;
     let matched = count(abi::COUNT_MATCHED)?;
-    let missed_returns = count(abi::COUNT_MISSED_RETURN)? + missed_at_stop;
+    let missed_returns = count(abi::COUNT_MISSED_RETURN)? + swept.missed + missed_at_stop;
     let unfinished = events.len() as u64;
     let exit = ExitCounts {
         stored,
@@ -185,8 +206,55 @@ pub fn calls_in_flight(
         evicted: stored.saturating_sub(matched + missed_returns + unfinished),
         unfinished,
         no_entry: count(abi::COUNT_NO_ENTRY)?,
+        swept: swept.removed,
     };
     Ok((exit, events))
+}
+
+/// After this many new records (threads' first calls), the monitor sweeps
+/// the table: a few thousand dead threads' records cost nothing to keep,
+/// and an LRU map with room to spare evicts nothing.
+pub const SWEEP_AFTER_INSERTS: u64 = 4096;
+
+/// Records added to the table since the probe attached.
+pub fn inserted(loaded: &Loaded) -> Result<u64> {
+    Ok(loaded
+        .map("exit_counts")?
+        .sum_per_cpu_u64(&abi::COUNT_INSERTED.to_ne_bytes())?)
+}
+
+/// While the monitor runs: removes the records of threads that have
+/// exited, so that the table holds live threads only and its LRU never
+/// has to evict a call in flight for them. Returns how many of those were
+/// still pending: calls whose return was never seen (a thread returns from
+/// its calls before it exits), to count as missed. Only a thread that is
+/// gone is touched, so no program can be writing its record meanwhile.
+/// Nothing is swept by a monitor in another pid namespace, whose /proc
+/// does not show the host's thread ids.
+pub fn sweep(loaded: &Loaded) -> Result<Swept> {
+    let mut swept = Swept::default();
+    if !identity::in_initial_pid_ns() {
+        return Ok(swept);
+    }
+    let inflight = loaded.map("inflight")?;
+    let keys: Vec<Vec<u8>> = inflight.keys().collect::<Result<_, _>>()?;
+    for key in keys {
+        let tid = u32::from_ne_bytes(key.as_slice().try_into()?);
+        if thread_now(tid) != ThreadNow::Gone {
+            continue;
+        }
+        let mut value = [0u8; abi::INFLIGHT_SIZE];
+        if inflight.lookup(&key, &mut value).is_err() {
+            continue;
+        }
+        if inflight.delete(&key).is_ok() {
+            swept.removed += 1;
+            if Inflight::decode(&value).event.flags & abi::EVENT_PENDING != 0 {
+                swept.missed += 1;
+            }
+        }
+    }
+    Ok(swept)
 }
 
 #[cfg(test)]

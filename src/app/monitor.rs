@@ -12,6 +12,7 @@
 //! pace (output/). Files get every event; a stream that falls behind is
 //! skipped, never waited for.
 
+use std::cell::Cell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
@@ -181,7 +182,23 @@ struct Running {
     /// `--exit`: where the calls still in flight at the stop go, to be
     /// written after everything else.
     unfinished: Option<Sender<Vec<Event>>>,
+    /// `--exit`: the sweeps of dead threads' records so far.
+    sweeps: Cell<Sweeps>,
 }
+
+/// `--exit`: what the sweeps of the in-flight table found (inflight.rs).
+#[derive(Clone, Copy, Default)]
+struct Sweeps {
+    /// The table's insert count at the last sweep.
+    inserted_at: u64,
+    /// Records of exited threads removed, and how many were pending.
+    swept: inflight::Swept,
+    /// A sweep failed (said once; the stop still counts what is left).
+    failed: bool,
+}
+
+/// How often `wait` looks whether a sweep is due.
+const SWEEP_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 pub fn run(o: &Options) -> Result<Summary> {
     let Some(running) = start(o)? else {
@@ -363,6 +380,7 @@ fn start(o: &Options) -> Result<Option<Running>> {
         buffer,
         capabilities_kept,
         unfinished: o.exit.then_some(unfinished),
+        sweeps: Cell::new(Sweeps::default()),
     }))
 }
 
@@ -550,6 +568,7 @@ fn wait(r: &Running, o: &Options) {
         reported: 0,
         last: None,
     };
+    let mut sweep_checked = Instant::now();
     loop {
         let stop = signals::wait(Duration::from_millis(50)).is_some()
             || r.closed.load(Ordering::Relaxed)
@@ -560,7 +579,38 @@ fn wait(r: &Running, o: &Options) {
             return;
         }
         notices.check(r);
+        if o.exit && sweep_checked.elapsed() >= SWEEP_CHECK_EVERY {
+            sweep_checked = Instant::now();
+            sweep_if_due(r);
+        }
     }
+}
+
+/// `--exit`: sweeps the in-flight table of dead threads' records once
+/// `SWEEP_AFTER_INSERTS` new records have come since the last sweep.
+fn sweep_if_due(r: &Running) {
+    let mut sweeps = r.sweeps.get();
+    if sweeps.failed {
+        return;
+    }
+    let result = inflight::inserted(&r.loaded).and_then(|inserted| {
+        if inserted < sweeps.inserted_at + inflight::SWEEP_AFTER_INSERTS {
+            return Ok(());
+        }
+        let swept = inflight::sweep(&r.loaded)?;
+        sweeps.swept.removed += swept.removed;
+        sweeps.swept.missed += swept.missed;
+        sweeps.inserted_at = inserted;
+        Ok(())
+    });
+    if let Err(e) = result {
+        output::say(&format!(
+            "cannot sweep the table of calls in flight ({e:#}); calls of threads that exited \
+             may be evicted from it and counted lost"
+        ));
+        sweeps.failed = true;
+    }
+    r.sweeps.set(sweeps);
 }
 
 /// Step 3: detach, drain, let the outputs finish, count.
@@ -581,7 +631,8 @@ fn stop(r: Running) -> Result<Summary> {
     // unfinished ones: to the reader, to follow everything else.
     let exit = match (&r.unfinished, returned_unseen) {
         (Some(tx), Some(unseen)) => {
-            let (counts, events) = inflight::calls_in_flight(&r.loaded, &unseen)?;
+            let swept = r.sweeps.get().swept;
+            let (counts, events) = inflight::calls_in_flight(&r.loaded, &unseen, swept)?;
             let _ = tx.try_send(events);
             Some(counts)
         }

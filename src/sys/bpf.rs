@@ -19,6 +19,7 @@ use crate::obj::Insn;
 const BPF_MAP_CREATE: libc::c_int = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
 const BPF_MAP_GET_NEXT_KEY: libc::c_int = 4;
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
@@ -343,6 +344,31 @@ pub unsafe fn map_lookup(map: BorrowedFd, key: &[u8], value: &mut [u8]) -> io::R
                 explain::borrowed(map),
                 shown_bytes(key),
                 value.len()
+            )
+        },
+        || explain::result(&r),
+    );
+    r.map(drop)
+}
+
+/// Removes the element at `key`. ENOENT: there was none.
+///
+/// # Safety
+/// `key` must point to the map's key size in bytes: the kernel reads that
+/// many, whatever the slice says.
+pub unsafe fn map_delete(map: BorrowedFd, key: &[u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        ..Default::default()
+    };
+    let r = bpf(BPF_MAP_DELETE_ELEM, &mut attr);
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_MAP_DELETE_ELEM, {{map_fd={}, key={}}})",
+                explain::borrowed(map),
+                shown_bytes(key)
             )
         },
         || explain::result(&r),

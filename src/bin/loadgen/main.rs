@@ -9,12 +9,17 @@
 //!
 //! loadgen --comm NAME --returns DIR
 //! loadgen --comm NAME --blocked-readers N [--release-after MS]
+//! loadgen --comm NAME --short-threads N
 //!
 //! `--returns DIR` makes calls whose results are known (see calls.rs) and
 //! prints each as its caller saw it, `TID read|write FD COUNT RET`, then
 //! `blocked_read_ns N`; `--blocked-readers` blocks N threads in reads,
 //! releases them after MS ms (default 300; never, with a value of 0), and
 //! prints the calls the same way.
+//!
+//! `--short-threads N` starts N threads one after the other, each making
+//! one write to /dev/null and exiting: N thread ids that each made a call
+//! and are gone.
 //!
 //! `--ring-threads T` makes T threads that pass bytes around a ring of
 //! pipes instead: in round j, thread i writes `1 + (7j + i) % 13` bytes to
@@ -44,6 +49,7 @@ struct Args {
     returns: Option<String>,
     blocked_readers: usize,
     release_after_ms: u64,
+    short_threads: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -60,6 +66,7 @@ fn parse() -> Result<Args, String> {
         returns: None,
         blocked_readers: 0,
         release_after_ms: 300,
+        short_threads: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -87,6 +94,7 @@ fn parse() -> Result<Args, String> {
             "--returns" => a.returns = Some(v.clone()),
             "--blocked-readers" => a.blocked_readers = v.parse().map_err(|_| bad.clone())?,
             "--release-after" => a.release_after_ms = v.parse().map_err(|_| bad.clone())?,
+            "--short-threads" => a.short_threads = v.parse().map_err(|_| bad.clone())?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -207,6 +215,24 @@ fn main() {
         }
         out.push_str(&format!("blocked_read_ns {}\n", blocked.as_nanos()));
         print!("{out}");
+        return;
+    }
+    if args.short_threads > 0 {
+        let sink = File::options()
+            .write(true)
+            .open("/dev/null")
+            .expect("/dev/null");
+        let fd = sink.as_raw_fd();
+        set_comm(&args.comm);
+        for _ in 0..args.short_threads {
+            std::thread::spawn(move || {
+                // SAFETY: one byte from a live buffer to an open fd.
+                unsafe { libc::write(fd, b"s".as_ptr() as *const _, 1) };
+            })
+            .join()
+            .expect("thread");
+        }
+        set_comm("loadgen-done");
         return;
     }
     if args.ring_threads > 0 {
