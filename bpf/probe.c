@@ -105,6 +105,10 @@ static __always_inline struct config *wanted(__u32 tgid, char *comm)
 	if (cfg->filter_cgroup &&
 	    bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
 		return 0;
+	/* Zeroed first: from 5.19 to 6.3 (Debian's 6.1 among them) the helper
+	 * copies up to the NUL and leaves the bytes after it as they were,
+	 * and the filter compares all 16 (so does the reader of the event). */
+	__builtin_memset(comm, 0, COMM_LEN);
 	bpf_get_current_comm(comm, COMM_LEN);
 	if (cfg->filter_comm_set && !comm_matches(comm, cfg))
 		return 0;

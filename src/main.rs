@@ -124,8 +124,12 @@ fn report_exit(e: &probe::app::inflight::ExitCounts, s: &Summary) {
     }
     if e.no_entry > 0 {
         say(&format!(
-            "{} already in progress when the probe attached: not reported",
-            calls_were(e.no_entry)
+            "{} returned with no entry seen (begun before the probe attached, or an entry \
+             the kernel skipped, counted above): not reported",
+            match e.no_entry {
+                1 => "1 call".to_string(),
+                n => format!("{n} calls"),
+            }
         ));
     }
 }

@@ -21,7 +21,8 @@ static __always_inline int count(__u32 slot)
 	struct filter *f = bpf_map_lookup_elem(&floor_filter, &zero);
 	if (!f)
 		return 0;
-	char comm[16];
+	/* Zeroed: 5.19 to 6.3 leave the bytes after the NUL unwritten. */
+	char comm[16] = {};
 	bpf_get_current_comm(comm, sizeof(comm));
 	const __u64 *a = (const __u64 *)comm, *b = (const __u64 *)f->comm;
 	if (a[0] != b[0] || a[1] != b[1])
