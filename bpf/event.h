@@ -6,8 +6,24 @@
 
 #include "bpf_defs.h"
 
+/* The read/write family (--syscalls): event.syscall and top_key.syscall.
+ * src/app/abi.rs Syscall mirrors the numbering. */
 #define SYSCALL_READ 0
 #define SYSCALL_WRITE 1
+#define SYSCALL_PREAD64 2
+#define SYSCALL_PWRITE64 3
+#define SYSCALL_READV 4
+#define SYSCALL_WRITEV 5
+#define SYSCALL_PREADV 6
+#define SYSCALL_PWRITEV 7
+#define SYSCALL_PREADV2 8
+#define SYSCALL_PWRITEV2 9
+#define SYSCALLS 10
+#define IS_WRITE(syscall) ((syscall) & 1)
+
+/* The vector calls' "bytes asked for" is the sum of iov_len over their
+ * first IOV_SUMMED entries (read from user memory at entry). */
+#define IOV_SUMMED 16
 
 #define COMM_LEN 16
 #define PREVIEW_LEN 8
@@ -33,7 +49,7 @@ struct event {
 	__u32 tgid;		/* process id */
 	__u32 uid;
 	__u32 cpu;
-	__u16 syscall;		/* SYSCALL_READ or SYSCALL_WRITE */
+	__u16 syscall;		/* SYSCALL_* */
 	__u16 flags;		/* EVENT_HAS_PREVIEW */
 	char comm[COMM_LEN];
 	__u8 preview[PREVIEW_LEN];
@@ -65,7 +81,53 @@ struct inflight {
 				 * dead threads' records every few thousand */
 #define EXIT_COUNTS 5
 
-struct config {			/* 56 bytes, slot 0 of the config map */
+/* probe top: the aggregation, in the kernel, per key and syscall. */
+#define TOP_BY_PROCESS 1	/* tgid + comm */
+#define TOP_BY_THREAD 2		/* tgid + tid + comm */
+#define TOP_BY_SYSCALL 3	/* the syscall alone */
+#define TOP_BY_FILE 4		/* tgid + fd */
+
+/* Log2 histograms: slot k holds [2^k, 2^(k+1)) (slot 0 also holds 0);
+ * the last slot holds everything from 2^(SLOTS-1) up. */
+#define LAT_SLOTS 40		/* ns: the last from 2^39 ns, about 9 min */
+#define SIZE_SLOTS 32		/* bytes moved: a call moves < 2^31 */
+
+/* One errno slot per value up to ERRNO_SLOTS - 1, for the errors that
+ * went to the "other" row; the last slot holds any larger one. */
+#define ERRNO_SLOTS 544
+
+struct top_key {		/* 32 bytes; fields a --by leaves out are 0 */
+	__u32 tgid;
+	__u32 tid;
+	__s32 fd;
+	__u16 syscall;
+	__u16 pad;
+	char comm[COMM_LEN];
+};
+
+struct top_value {		/* updated with atomic adds: CPUs share it */
+	__u64 calls;		/* calls that returned */
+	__u64 bytes_req;	/* bytes asked for */
+	__u64 bytes_xfer;	/* bytes moved: the sum of the returns >= 0 */
+	__u64 errors;		/* returns < 0 */
+	__u64 lat_ns;		/* the sum of the latencies */
+	char comm[COMM_LEN];	/* the first caller's, for the --by that
+				 * keep comm out of the key */
+	/* 32-bit slots, half the bytes to copy out each interval: the
+	 * monitor reads every row every interval (at most a minute) and
+	 * takes differences modulo 2^32, exact unless one slot of one row
+	 * gets 2^32 calls (70 s at 60 M calls/s) between two reads. */
+	__u32 lat_hist[LAT_SLOTS];
+	__u32 size_hist[SIZE_SLOTS]; /* successful calls only */
+};
+
+struct top_err_key {		/* a row's errors by errno */
+	struct top_key key;
+	__u32 err;		/* the errno: -ret */
+	__u32 pad;
+};
+
+struct config {			/* 64 bytes, slot 0 of the config map */
 	__u32 verbose;		/* >= 1: copy a preview of written bytes */
 	__u32 filter_tgid;	/* 0: any process; else the process id, as
 				 * seen from pidns_* in the probe_pidns build */
@@ -76,6 +138,9 @@ struct config {			/* 56 bytes, slot 0 of the config map */
 	__u32 exit_mode;	/* 1: store entries for the exit (--exit) */
 	__u64 pidns_dev;	/* the pid namespace of filter_tgid (st_dev and */
 	__u64 pidns_ino;	/* st_ino of /proc/self/ns/pid), probe_pidns */
+	__u32 top_by;		/* 0: stream events; else TOP_BY_*: count
+				 * each call into top_stats (exit_mode 1) */
+	__u32 pad;
 };
 
 #endif

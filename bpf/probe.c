@@ -3,11 +3,17 @@
  * ring. Kept branch-light: this runs on every read and write on the
  * machine, so anything filtered out returns before touching the ring.
  *
- * Two modes. By default the entry of each call sends its event (the only
+ * Three modes. By default the entry of each call sends its event (the only
  * hook attached). With --exit (config.exit_mode), the entry stores the
  * event in the per-thread `inflight` map instead, and the exit hook
  * (sys_exit tracepoint or kretprobe) completes it with the return value
- * and the latency and sends it. Filters apply at entry.
+ * and the latency and sends it. `probe top` (config.top_by) pairs them
+ * the same way and counts the completed call into a table instead of
+ * sending it. Filters apply at entry.
+ *
+ * The programs cover the read/write family (read, write, pread64,
+ * pwrite64, readv, writev, preadv, pwritev, preadv2, pwritev2); only those
+ * of --syscalls are loaded and attached.
  *
  * Built twice: probe.bpf.o, and probe_pidns.bpf.o with PIDNS_FILTER, which
  * matches -p against the process id in the monitor's pid namespace (a
@@ -33,6 +39,21 @@ BPF_MAP(cgroup_filter, BPF_MAP_TYPE_CGROUP_ARRAY, __u32, __u32, 1);
 BPF_MAP(inflight, BPF_MAP_TYPE_LRU_HASH, __u32, struct inflight, 65536);
 /* --exit: the COUNT_* slots of event.h. */
 BPF_MAP(exit_counts, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, EXIT_COUNTS);
+/* probe top: cumulative counts per key and syscall, never reset here (the
+ * monitor computes each interval's share, and removes the rows of exited
+ * processes after reading them). A plain hash, preallocated: an insert
+ * into a full one fails, it never evicts; the call then counts in its
+ * syscall's slot of top_other. The monitor shrinks all four to 1 entry
+ * when it is not top. */
+BPF_MAP(top_stats, BPF_MAP_TYPE_HASH, struct top_key, struct top_value, 10240);
+BPF_MAP(top_other, BPF_MAP_TYPE_ARRAY, __u32, struct top_value, SYSCALLS);
+/* Each row's errors by errno; when full, in top_errors_other by syscall
+ * and errno (so are the errors of the calls in top_other). */
+BPF_MAP(top_errors, BPF_MAP_TYPE_HASH, struct top_err_key, __u64, 10240);
+BPF_MAP(top_errors_other, BPF_MAP_TYPE_ARRAY, __u32, __u64,
+	SYSCALLS * ERRNO_SLOTS);
+/* A zeroed value to insert rows from: too large for the BPF stack. */
+BPF_MAP(top_zero, BPF_MAP_TYPE_ARRAY, __u32, struct top_value, 1);
 
 /* x86-64 struct pt_regs offsets (arch/x86/include/asm/ptrace.h). */
 #define PT_REGS_AX 80
@@ -197,10 +218,127 @@ static __always_inline int on_entry(void *ctx, __u16 syscall, __u64 fd,
 	/* Reading user memory costs a fault-safe copy per call: only when the
 	 * user asked for details, and only for writes, whose buffer is filled
 	 * at entry (a read's is not filled until the call returns). */
-	if (cfg->verbose && syscall == SYSCALL_WRITE)
+	if (cfg->verbose && IS_WRITE(syscall) && syscall < SYSCALL_READV)
 		preview(&ev, buf, count);
 	send(ctx, &ev, ENTRY_EVENT_SIZE);
 	return 0;
+}
+
+/* floor(log2(v)), 0 for 0 and 1: a histogram slot. */
+static __always_inline __u32 log2_slot(__u64 v)
+{
+	__u32 r, shift;
+	r = (v > 0xFFFFFFFF) << 5;
+	v >>= r;
+	shift = (v > 0xFFFF) << 4;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0xFF) << 3;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0xF) << 2;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0x3) << 1;
+	v >>= shift;
+	r |= shift;
+	r |= (v >> 1);
+	return r;
+}
+
+/* The row of `k`, inserted (zeroed) at its first call; None when the
+ * table is full. */
+static __always_inline struct top_value *top_row(const struct top_key *k,
+						 const char *comm)
+{
+	struct top_value *v = bpf_map_lookup_elem(&top_stats, k);
+	if (v)
+		return v;
+	__u32 zero = 0;
+	struct top_value *init = bpf_map_lookup_elem(&top_zero, &zero);
+	if (!init)
+		return 0;
+	/* Fails when another CPU inserted it first (found next) or when the
+	 * table is full (not found: the caller counts in top_other). */
+	long err = bpf_map_update_elem(&top_stats, k, init, BPF_NOEXIST);
+	v = bpf_map_lookup_elem(&top_stats, k);
+	if (v && !err)
+		__builtin_memcpy(v->comm, comm, COMM_LEN);
+	return v;
+}
+
+/* One more error `err` for row `k` (or for its syscall's other row). */
+static __always_inline void count_errno(const struct top_key *k, __u32 err,
+					int in_other)
+{
+	__u64 *n;
+	if (!in_other) {
+		struct top_err_key ek = {};
+		ek.key = *k;
+		ek.err = err;
+		n = bpf_map_lookup_elem(&top_errors, &ek);
+		if (!n) {
+			__u64 zero = 0;
+			bpf_map_update_elem(&top_errors, &ek, &zero,
+					    BPF_NOEXIST);
+			n = bpf_map_lookup_elem(&top_errors, &ek);
+		}
+		if (n) {
+			__sync_fetch_and_add(n, 1);
+			return;
+		}
+	}
+	__u32 slot = err < ERRNO_SLOTS ? err : ERRNO_SLOTS - 1;
+	slot += (__u32)k->syscall * ERRNO_SLOTS;
+	n = bpf_map_lookup_elem(&top_errors_other, &slot);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+/* probe top: the completed call `ev` into its row. Atomic adds: the row
+ * is shared by the CPUs (a per-CPU table would cost its size times the
+ * CPUs). */
+static __always_inline void aggregate(const struct config *cfg,
+				      const struct event *ev)
+{
+	struct top_key k = {};
+	__u32 by = cfg->top_by;
+	if (by != TOP_BY_SYSCALL)
+		k.tgid = ev->tgid;
+	if (by == TOP_BY_THREAD)
+		k.tid = ev->pid;
+	if (by == TOP_BY_FILE)
+		k.fd = ev->fd;
+	if (by == TOP_BY_PROCESS || by == TOP_BY_THREAD)
+		__builtin_memcpy(k.comm, ev->comm, COMM_LEN);
+	k.syscall = ev->syscall;
+	int in_other = 0;
+	struct top_value *v = top_row(&k, ev->comm);
+	if (!v) {
+		__u32 s = ev->syscall;
+		v = bpf_map_lookup_elem(&top_other, &s);
+		if (!v)
+			return;
+		in_other = 1;
+	}
+	__s64 ret = ev->ret;
+	__sync_fetch_and_add(&v->calls, 1);
+	__sync_fetch_and_add(&v->bytes_req, ev->count);
+	__sync_fetch_and_add(&v->lat_ns, ev->lat_ns);
+	__u32 slot = log2_slot(ev->lat_ns);
+	if (slot > LAT_SLOTS - 1)
+		slot = LAT_SLOTS - 1;
+	__sync_fetch_and_add(&v->lat_hist[slot], 1);
+	if (ret < 0) {
+		__sync_fetch_and_add(&v->errors, 1);
+		count_errno(&k, (__u32)-ret, in_other);
+		return;
+	}
+	__sync_fetch_and_add(&v->bytes_xfer, ret);
+	slot = log2_slot(ret);
+	if (slot > SIZE_SLOTS - 1)
+		slot = SIZE_SLOTS - 1;
+	__sync_fetch_and_add(&v->size_hist[slot], 1);
 }
 
 static __always_inline int on_exit(void *ctx, __s64 ret)
@@ -223,14 +361,48 @@ static __always_inline int on_exit(void *ctx, __s64 ret)
 	bump(COUNT_MATCHED);
 	__u32 zero = 0;
 	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
+	if (cfg && cfg->top_by) {
+		aggregate(cfg, ev);
+		return 0;
+	}
 	/* A write's buffer held its bytes all along; a read's holds them now,
-	 * as many as it returned. */
-	if (cfg && cfg->verbose)
+	 * as many as it returned. (Not for the vector calls: their buffer is
+	 * the iovec array.) */
+	if (cfg && cfg->verbose && ev->syscall < SYSCALL_READV)
 		preview(ev, f->buf,
-			ev->syscall == SYSCALL_READ ? (ret > 0 ? ret : 0) :
-						      ev->count);
+			IS_WRITE(ev->syscall) ? ev->count :
+						(ret > 0 ? ret : 0));
 	send(ctx, ev, sizeof(*ev));
 	return 0;
+}
+
+/* readv, writev, preadv, pwritev, preadv2, pwritev2: the bytes asked for
+ * are the sum of iov_len over the first IOV_SUMMED entries of the vector
+ * (one 8-byte read of user memory each, for these calls only). An entry
+ * that cannot be read ends the sum. */
+static __always_inline __u64 iov_bytes(__u64 vec, __u64 vlen)
+{
+	__u64 sum = 0;
+#pragma unroll
+	for (int i = 0; i < IOV_SUMMED; i++) {
+		__u64 len;
+		if (i >= vlen ||
+		    bpf_probe_read_user(&len, sizeof(len),
+					(void *)(vec + i * 16 + 8)))
+			break;
+		sum += len;
+	}
+	return sum;
+}
+
+/* The entry of any call of the family: its first three arguments are the
+ * fd, the buffer (or iovec array) and the count (or the vector's length). */
+static __always_inline int family_entry(void *ctx, __u16 syscall, __u64 fd,
+					__u64 buf, __u64 count)
+{
+	if (syscall >= SYSCALL_READV)
+		count = iov_bytes(buf, count);
+	return on_entry(ctx, syscall, fd, buf, count);
 }
 
 /* __x64_sys_read(const struct pt_regs *regs): since 4.17 the wrapper gets
@@ -244,63 +416,54 @@ static __always_inline int from_wrapper(void *ctx, __u16 syscall)
 	bpf_probe_read_kernel(&fd, sizeof(fd), regs + PT_REGS_DI);
 	bpf_probe_read_kernel(&buf, sizeof(buf), regs + PT_REGS_SI);
 	bpf_probe_read_kernel(&count, sizeof(count), regs + PT_REGS_DX);
-	return on_entry(ctx, syscall, fd, buf, count);
+	return family_entry(ctx, syscall, fd, buf, count);
 }
 
-SEC("kprobe/__x64_sys_read")
-int kprobe_read(void *ctx)
-{
-	return from_wrapper(ctx, SYSCALL_READ);
-}
+/* Four programs per call of the family: kprobe and tracepoint entries,
+ * kretprobe and tracepoint exits. The monitor attaches those of the
+ * --syscalls asked for (read and write by default), of one method. */
+#define FAMILY(name, id)                                                      \
+	SEC("kprobe/__x64_sys_" #name)                                        \
+	int kprobe_##name(void *ctx)                                          \
+	{                                                                     \
+		return from_wrapper(ctx, id);                                 \
+	}                                                                     \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                           \
+	int tracepoint_##name(struct sys_enter_rw_args *args)                 \
+	{                                                                     \
+		return family_entry(args, id, args->fd, args->buf,            \
+				    args->count);                             \
+	}                                                                     \
+	SEC("kretprobe/__x64_sys_" #name)                                     \
+	int kretprobe_##name(void *ctx)                                       \
+	{                                                                     \
+		return on_exit(ctx, *(__s64 *)((char *)ctx + PT_REGS_AX));    \
+	}                                                                     \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                            \
+	int tracepoint_##name##_exit(struct sys_exit_args *args)              \
+	{                                                                     \
+		return on_exit(args, args->ret);                              \
+	}
 
-SEC("kprobe/__x64_sys_write")
-int kprobe_write(void *ctx)
-{
-	return from_wrapper(ctx, SYSCALL_WRITE);
-}
-
-SEC("tracepoint/syscalls/sys_enter_read")
-int tracepoint_read(struct sys_enter_rw_args *args)
-{
-	return on_entry(args, SYSCALL_READ, args->fd, args->buf, args->count);
-}
-
-SEC("tracepoint/syscalls/sys_enter_write")
-int tracepoint_write(struct sys_enter_rw_args *args)
-{
-	return on_entry(args, SYSCALL_WRITE, args->fd, args->buf, args->count);
-}
-
-SEC("kretprobe/__x64_sys_read")
-int kretprobe_read(void *ctx)
-{
-	return on_exit(ctx, *(__s64 *)((char *)ctx + PT_REGS_AX));
-}
-
-SEC("kretprobe/__x64_sys_write")
-int kretprobe_write(void *ctx)
-{
-	return on_exit(ctx, *(__s64 *)((char *)ctx + PT_REGS_AX));
-}
-
-SEC("tracepoint/syscalls/sys_exit_read")
-int tracepoint_read_exit(struct sys_exit_args *args)
-{
-	return on_exit(args, args->ret);
-}
-
-SEC("tracepoint/syscalls/sys_exit_write")
-int tracepoint_write_exit(struct sys_exit_args *args)
-{
-	return on_exit(args, args->ret);
-}
+FAMILY(read, SYSCALL_READ)
+FAMILY(write, SYSCALL_WRITE)
+FAMILY(pread64, SYSCALL_PREAD64)
+FAMILY(pwrite64, SYSCALL_PWRITE64)
+FAMILY(readv, SYSCALL_READV)
+FAMILY(writev, SYSCALL_WRITEV)
+FAMILY(preadv, SYSCALL_PREADV)
+FAMILY(pwritev, SYSCALL_PWRITEV)
+FAMILY(preadv2, SYSCALL_PREADV2)
+FAMILY(pwritev2, SYSCALL_PWRITEV2)
 
 /* Never called: it puts struct event, struct inflight and struct config in
  * the object's BTF, where tests/layouts.rs checks them against
  * src/app/abi.rs field by field. The loader appends only the .text
  * functions a program reaches, so it costs the probe nothing. */
 __attribute__((noinline)) int probe_layouts(struct event *e, struct config *c,
-					    struct inflight *f)
+					    struct inflight *f,
+					    struct top_value *v,
+					    struct top_err_key *k)
 {
-	return e != 0 && c != 0 && f != 0;
+	return e != 0 && c != 0 && f != 0 && v != 0 && k != 0;
 }

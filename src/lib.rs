@@ -45,7 +45,9 @@ pub mod app {
     pub mod monitor;
     pub mod output;
     pub mod privileges;
+    pub mod report;
     pub mod signals;
+    pub mod top;
 
     /// The probe compiled by build.rs from bpf/probe.c.
     pub const PROBE_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probe.bpf.o"));

@@ -314,6 +314,84 @@ impl Map<'_> {
         }
     }
 
+    /// Every element, read into `keys` and `values` (resized to fit; each
+    /// `key_size()` and `lookup_size()` bytes apart); returns how many.
+    /// Batched (BPF_MAP_LOOKUP_BATCH) where the kernel has it, 5.6+;
+    /// element by element before. Either way concurrent updates may land
+    /// before or after an element is read: each element is read whole
+    /// (hash maps copy it under their bucket lock), not the map at once.
+    pub fn read_all(&self, keys: &mut Vec<u8>, values: &mut Vec<u8>) -> Result<usize, MapError> {
+        let (ks, vs) = (self.key_size(), self.lookup_size());
+        let max = self.spec.max_entries as usize;
+        keys.resize(max * ks, 0);
+        values.resize(max * vs, 0);
+        let kernel = |error| MapError::Kernel {
+            map: self.spec.name.clone(),
+            op: "read",
+            error,
+        };
+        let mut start = [0u8; bpf::BATCH_TOKEN_SIZE];
+        let mut next = [0u8; bpf::BATCH_TOKEN_SIZE];
+        let mut n = 0;
+        let mut first = true;
+        if ks > bpf::BATCH_TOKEN_SIZE {
+            return self.read_all_by_key(keys, values);
+        }
+        while n < max {
+            let left = max - n;
+            // SAFETY: `keys` and `values` have room for `left` elements
+            // from `n` on (resized above); the tokens are
+            // BATCH_TOKEN_SIZE >= the key size (checked above).
+            let r = unsafe {
+                bpf::map_lookup_batch(
+                    self.fd,
+                    (!first).then_some(&start[..]),
+                    &mut next,
+                    &mut keys[n * ks..],
+                    &mut values[n * vs..],
+                    left as u32,
+                )
+            };
+            match r {
+                Ok(read) => {
+                    n += read.count as usize;
+                    if read.done {
+                        break;
+                    }
+                }
+                Err(e) if first && matches!(e.raw_os_error(), Some(libc::EINVAL | 524)) => {
+                    return self.read_all_by_key(keys, values);
+                }
+                Err(e) => return Err(kernel(e)),
+            }
+            first = false;
+            start = next;
+        }
+        Ok(n)
+    }
+
+    /// `read_all` for kernels without batch reads: key after key. A key
+    /// deleted between its listing and its read is left out.
+    fn read_all_by_key(&self, keys: &mut Vec<u8>, values: &mut Vec<u8>) -> Result<usize, MapError> {
+        let (ks, vs) = (self.key_size(), self.lookup_size());
+        let listed: Vec<Vec<u8>> = self.keys().collect::<Result<_, _>>()?;
+        keys.resize(listed.len() * ks, 0);
+        values.resize(listed.len() * vs, 0);
+        let mut n = 0;
+        for key in listed {
+            match self.lookup(&key, &mut values[n * vs..(n + 1) * vs]) {
+                Ok(()) => {
+                    keys[n * ks..(n + 1) * ks].copy_from_slice(&key);
+                    n += 1;
+                }
+                Err(MapError::Kernel { ref error, .. })
+                    if error.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
     /// A per-CPU map of u64 counters: the value at `key` summed over every
     /// possible CPU.
     pub fn sum_per_cpu_u64(&self, key: &[u8]) -> Result<u64, MapError> {

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     // done nothing yet.
     signals::block();
     let command = cli::parse(std::env::args_os().skip(1));
-    if !matches!(command, Ok(Command::Run(_))) {
+    if !matches!(command, Ok(Command::Run(_) | Command::Top(_))) {
         // The rest may block on a file (inspect): Ctrl+C as usual.
         signals::unblock();
     }
@@ -41,6 +41,11 @@ fn main() -> ExitCode {
             Err(e) => finish(Err(e)),
         },
         Ok(Command::Load(path)) => load(&path),
+        Ok(Command::TopHelp) => {
+            let _ = writeln!(std::io::stdout(), "{}", cli::TOP_USAGE);
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Top(options)) => top(&options),
         Ok(Command::Run(options)) => finish(run(&options)),
     }
 }
@@ -57,6 +62,27 @@ fn load(path: &std::path::Path) -> ExitCode {
             let _ = write!(std::io::stdout(), "{}", v.text);
             ExitCode::from(if v.all_loaded { 0 } else { 1 })
         }
+        Err(e) => finish(Err(e)),
+    }
+}
+
+/// `probe top`: the intervals on stdout, the account on stderr. A reader
+/// of stdout that went away (`probe top | head`) ends it without an error.
+fn top(options: &cli::TopOptions) -> ExitCode {
+    if options.explain {
+        probe::sys::explain::set_sink(|call| say(&format!("[sys] {call}")));
+    }
+    let result = privileges::check().and_then(|()| {
+        probe::loader::raise_memlock();
+        probe::app::top::run(options)
+    });
+    match result {
+        Ok(Some(summary)) => {
+            probe::app::top::report(&summary);
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<probe::app::top::StdoutGone>().is_some() => ExitCode::SUCCESS,
         Err(e) => finish(Err(e)),
     }
 }
@@ -84,53 +110,6 @@ fn run(options: &Options) -> anyhow::Result<()> {
             "the ring reader stopped early: {e}; events after that were not read"
         )),
         None => Ok(()),
-    }
-}
-
-/// `--exit`: what became of the calls between their entry and exit.
-fn report_exit(e: &probe::app::inflight::ExitCounts, s: &Summary) {
-    if e.missed_returns > 0 {
-        let limit = match s.return_maxactive {
-            Some(n) => format!("at most {n} calls at once (maxactive)"),
-            None => "only so many calls at once".to_string(),
-        };
-        let fix = if s.method == Some(probe::attach::Method::KprobeLegacy) {
-            "a larger --maxactive, or --attach tracepoint (its exits are never missed)"
-        } else {
-            "--attach tracepoint (its exits are never missed), or kprobe-legacy with --maxactive"
-        };
-        say(&format!(
-            "lost {} events: their returns were never seen: each return probe follows {limit}, \
-             and more were in flight (a blocked read holds one all along); try {fix}",
-            e.missed_returns
-        ));
-    }
-    if e.evicted > 0 {
-        say(&format!(
-            "lost {} events: evicted from the table of calls in flight (more at once than it \
-             holds)",
-            e.evicted
-        ));
-    }
-    let calls_were = |n: u64| match n {
-        1 => "1 call was".to_string(),
-        n => format!("{n} calls were"),
-    };
-    if e.unfinished > 0 {
-        say(&format!(
-            "{} still in flight at the stop: written as unfinished",
-            calls_were(e.unfinished)
-        ));
-    }
-    if e.no_entry > 0 {
-        say(&format!(
-            "{} returned with no entry seen (begun before the probe attached, or an entry \
-             the kernel skipped, counted above): not reported",
-            match e.no_entry {
-                1 => "1 call".to_string(),
-                n => format!("{n} calls"),
-            }
-        ));
     }
 }
 
@@ -174,7 +153,7 @@ fn report(s: &Summary, o: &Options) {
         ));
     }
     if let Some(e) = &s.exit {
-        report_exit(e, s);
+        probe::app::report::exit_losses(e, s.method, s.return_maxactive);
     }
     if let Some(n @ 1..) = s.recursion_misses {
         say(&format!(

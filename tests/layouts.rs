@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
-use probe::app::abi::{Event, Inflight, RawConfig};
+use probe::app::abi::{Event, Inflight, RawConfig, TopErrKey, TopKey, TopValue};
 use probe::ring::{MMAP_PAGE_RING_AT, MmapPageRing, PerfEventHeader, PerfRecordLost};
 
 /// A struct in BTF: its size, and each member's byte offset.
@@ -85,7 +85,7 @@ macro_rules! same_layout {
 }
 
 #[test]
-fn event_inflight_and_config_match_the_compiled_probe() {
+fn event_inflight_config_and_top_match_the_compiled_probe() {
     for file in ["probe.bpf.o", "probe_pidns.bpf.o"] {
         same_layout!(
             btf_struct(&object(file), "event"),
@@ -121,7 +121,38 @@ fn event_inflight_and_config_match_the_compiled_probe() {
             filter_cgroup,
             exit_mode,
             pidns_dev,
-            pidns_ino
+            pidns_ino,
+            top_by,
+            pad
+        );
+        same_layout!(
+            btf_struct(&object(file), "top_key"),
+            TopKey,
+            tgid,
+            tid,
+            fd,
+            syscall,
+            pad,
+            comm
+        );
+        same_layout!(
+            btf_struct(&object(file), "top_value"),
+            TopValue,
+            calls,
+            bytes_req,
+            bytes_xfer,
+            errors,
+            lat_ns,
+            comm,
+            lat_hist,
+            size_hist
+        );
+        same_layout!(
+            btf_struct(&object(file), "top_err_key"),
+            TopErrKey,
+            key,
+            err,
+            pad
         );
     }
 }

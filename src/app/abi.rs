@@ -7,7 +7,7 @@ pub const PREVIEW_LEN: usize = 8;
 pub const EVENT_SIZE: usize = 80;
 /// The part an entry sends: the event without ret and lat_ns.
 pub const ENTRY_EVENT_SIZE: usize = 64;
-pub const CONFIG_SIZE: usize = 56;
+pub const CONFIG_SIZE: usize = 64;
 
 pub const EVENT_HAS_PREVIEW: u16 = 1;
 pub const EVENT_COMPLETED: u16 = 2;
@@ -24,17 +24,105 @@ pub const COUNT_INSERTED: u32 = 4;
 /// A whole `struct inflight`.
 pub const INFLIGHT_SIZE: usize = EVENT_SIZE + 8;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A call of the read/write family (bpf/event.h SYSCALL_*, in order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Syscall {
     Read,
     Write,
+    Pread64,
+    Pwrite64,
+    Readv,
+    Writev,
+    Preadv,
+    Pwritev,
+    Preadv2,
+    Pwritev2,
 }
 
 impl Syscall {
+    /// The family, in the probe's numbering.
+    pub const ALL: [Syscall; 10] = [
+        Syscall::Read,
+        Syscall::Write,
+        Syscall::Pread64,
+        Syscall::Pwrite64,
+        Syscall::Readv,
+        Syscall::Writev,
+        Syscall::Preadv,
+        Syscall::Pwritev,
+        Syscall::Preadv2,
+        Syscall::Pwritev2,
+    ];
+
+    /// Its name, as the kernel's tables (and `--syscalls`) spell it.
     pub fn name(self) -> &'static str {
         match self {
             Syscall::Read => "read",
             Syscall::Write => "write",
+            Syscall::Pread64 => "pread64",
+            Syscall::Pwrite64 => "pwrite64",
+            Syscall::Readv => "readv",
+            Syscall::Writev => "writev",
+            Syscall::Preadv => "preadv",
+            Syscall::Pwritev => "pwritev",
+            Syscall::Preadv2 => "preadv2",
+            Syscall::Pwritev2 => "pwritev2",
+        }
+    }
+
+    /// The call the probe numbers `n`.
+    pub fn from_index(n: u16) -> Option<Syscall> {
+        Syscall::ALL.get(n as usize).copied()
+    }
+
+    /// Its number in the probe (event.syscall).
+    pub fn index(self) -> u16 {
+        self as u16
+    }
+
+    /// The call named `name` (`pread` and `pwrite` taken for the 64s).
+    pub fn parse(name: &str) -> Option<Syscall> {
+        match name {
+            "pread" => Some(Syscall::Pread64),
+            "pwrite" => Some(Syscall::Pwrite64),
+            _ => Syscall::ALL.into_iter().find(|s| s.name() == name),
+        }
+    }
+
+    /// The call a program of the probe hooks, from its section: kprobes
+    /// on `__x64_sys_NAME`, tracepoints `sys_enter_NAME`/`sys_exit_NAME`.
+    pub fn of_program(kind: &crate::obj::ProgramKind) -> Option<Syscall> {
+        use crate::obj::ProgramKind;
+        let name = match kind {
+            ProgramKind::Kprobe { function } | ProgramKind::Kretprobe { function } => {
+                function.strip_prefix("__x64_sys_")?
+            }
+            ProgramKind::Tracepoint { name, .. } => name
+                .strip_prefix("sys_enter_")
+                .or_else(|| name.strip_prefix("sys_exit_"))?,
+        };
+        Syscall::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// It fills the caller's memory (a read of some kind), rather than
+    /// taking bytes from it.
+    pub fn reads(self) -> bool {
+        (self as u16).is_multiple_of(2)
+    }
+
+    /// Its number on x86-64.
+    pub fn number(self) -> i64 {
+        match self {
+            Syscall::Read => libc::SYS_read,
+            Syscall::Write => libc::SYS_write,
+            Syscall::Pread64 => libc::SYS_pread64,
+            Syscall::Pwrite64 => libc::SYS_pwrite64,
+            Syscall::Readv => libc::SYS_readv,
+            Syscall::Writev => libc::SYS_writev,
+            Syscall::Preadv => libc::SYS_preadv,
+            Syscall::Pwritev => libc::SYS_pwritev,
+            Syscall::Preadv2 => libc::SYS_preadv2,
+            Syscall::Pwritev2 => libc::SYS_pwritev2,
         }
     }
 }
@@ -178,12 +266,10 @@ impl Event {
         self.flags & EVENT_UNFINISHED != 0
     }
 
+    /// Its call (a number the probe does not use reads as `read`: the
+    /// probe sends only its own).
     pub fn syscall(&self) -> Syscall {
-        if self.syscall == 0 {
-            Syscall::Read
-        } else {
-            Syscall::Write
-        }
+        Syscall::from_index(self.syscall).unwrap_or(Syscall::Read)
     }
 
     /// The comm up to its NUL: raw bytes, which any process may set.
@@ -198,7 +284,7 @@ impl Event {
         if self.flags & EVENT_HAS_PREVIEW == 0 {
             return None;
         }
-        let moved = if self.completed() && self.syscall() == Syscall::Read {
+        let moved = if self.completed() && self.syscall().reads() {
             self.ret.max(0) as u64
         } else {
             self.count
@@ -222,6 +308,8 @@ pub struct RawConfig {
     pub exit_mode: u32,
     pub pidns_dev: u64,
     pub pidns_ino: u64,
+    pub top_by: u32,
+    pub pad: u32,
 }
 
 const _: () = {
@@ -235,6 +323,7 @@ const _: () = {
     assert!(offset_of!(RawConfig, filter_cgroup) == 32);
     assert!(offset_of!(RawConfig, pidns_dev) == 40);
     assert!(offset_of!(RawConfig, pidns_ino) == 48);
+    assert!(offset_of!(RawConfig, top_by) == 56);
 };
 
 /// A pid namespace, as `bpf_get_ns_current_pid_tgid` names it: the
@@ -261,6 +350,9 @@ pub struct ProbeConfig {
     pub filter_cgroup: bool,
     /// Entries stored for the exit hooks, which send completed calls.
     pub exit_mode: bool,
+    /// `probe top`: the exit hooks count completed calls into the
+    /// top_stats table by this key instead of sending them.
+    pub top_by: Option<TopBy>,
 }
 
 impl ProbeConfig {
@@ -270,7 +362,8 @@ impl ProbeConfig {
             filter_tgid: self.filter_tgid.unwrap_or(0),
             self_tgid: self.self_tgid,
             filter_cgroup: self.filter_cgroup as u32,
-            exit_mode: self.exit_mode as u32,
+            exit_mode: (self.exit_mode || self.top_by.is_some()) as u32,
+            top_by: self.top_by.map_or(0, |b| b as u32),
             pidns_dev: self.pid_ns.map_or(0, |n| n.dev),
             pidns_ino: self.pid_ns.map_or(0, |n| n.ino),
             ..RawConfig::default()
@@ -288,6 +381,162 @@ impl ProbeConfig {
         // SAFETY: RawConfig is CONFIG_SIZE bytes of plain integers with
         // no padding (checked above): every byte is initialised.
         unsafe { std::mem::transmute::<RawConfig, [u8; CONFIG_SIZE]>(raw) }
+    }
+}
+
+/// `probe top --by`: what a row of the table counts (bpf/event.h TOP_BY_*).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TopBy {
+    /// tgid + comm.
+    Process = 1,
+    /// tgid + thread id + comm.
+    Thread = 2,
+    /// The syscall alone: the machine's totals.
+    Syscall = 3,
+    /// tgid + fd.
+    File = 4,
+}
+
+impl TopBy {
+    pub const ALL: [TopBy; 4] = [TopBy::Process, TopBy::Thread, TopBy::Syscall, TopBy::File];
+
+    /// Its name, as `--by` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TopBy::Process => "process",
+            TopBy::Thread => "thread",
+            TopBy::Syscall => "syscall",
+            TopBy::File => "file",
+        }
+    }
+}
+
+/// Slots of the latency histogram (bpf/event.h LAT_SLOTS): slot k holds
+/// [2^k, 2^(k+1)) ns, slot 0 also 0, the last everything from 2^39 ns.
+pub const LAT_SLOTS: usize = 40;
+/// Slots of the size histogram (bytes moved by a successful call).
+pub const SIZE_SLOTS: usize = 32;
+/// Slots per syscall of `top_errors_other`: errno 0..=542, then the rest.
+pub const ERRNO_SLOTS: usize = 544;
+pub const TOP_KEY_SIZE: usize = 32;
+pub const TOP_VALUE_SIZE: usize = 40 + COMM_LEN + 4 * (LAT_SLOTS + SIZE_SLOTS);
+pub const TOP_ERR_KEY_SIZE: usize = TOP_KEY_SIZE + 8;
+
+/// `struct top_key` of bpf/event.h: a row of `top_stats`. The fields a
+/// `--by` leaves out are 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TopKey {
+    pub tgid: u32,
+    pub tid: u32,
+    pub fd: i32,
+    pub syscall: u16,
+    pub pad: u16,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// `struct top_value`: a row's counts since the probe attached.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopValue {
+    pub calls: u64,
+    pub bytes_req: u64,
+    pub bytes_xfer: u64,
+    pub errors: u64,
+    pub lat_ns: u64,
+    /// The comm of the row's first call (for the keys without comm).
+    pub comm: [u8; COMM_LEN],
+    /// 32-bit: read as differences modulo 2^32 from one read to the next.
+    pub lat_hist: [u32; LAT_SLOTS],
+    pub size_hist: [u32; SIZE_SLOTS],
+}
+
+impl Default for TopValue {
+    fn default() -> TopValue {
+        TopValue {
+            calls: 0,
+            bytes_req: 0,
+            bytes_xfer: 0,
+            errors: 0,
+            lat_ns: 0,
+            comm: [0; COMM_LEN],
+            lat_hist: [0; LAT_SLOTS],
+            size_hist: [0; SIZE_SLOTS],
+        }
+    }
+}
+
+/// `struct top_err_key`: one errno of one row, in `top_errors`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TopErrKey {
+    pub key: TopKey,
+    pub err: u32,
+    pub pad: u32,
+}
+
+const _: () = {
+    use std::mem::offset_of;
+    assert!(size_of::<TopKey>() == TOP_KEY_SIZE);
+    assert!(offset_of!(TopKey, tgid) == 0);
+    assert!(offset_of!(TopKey, tid) == 4);
+    assert!(offset_of!(TopKey, fd) == 8);
+    assert!(offset_of!(TopKey, syscall) == 12);
+    assert!(offset_of!(TopKey, comm) == 16);
+    assert!(size_of::<TopValue>() == TOP_VALUE_SIZE);
+    assert!(offset_of!(TopValue, calls) == 0);
+    assert!(offset_of!(TopValue, bytes_req) == 8);
+    assert!(offset_of!(TopValue, bytes_xfer) == 16);
+    assert!(offset_of!(TopValue, errors) == 24);
+    assert!(offset_of!(TopValue, lat_ns) == 32);
+    assert!(offset_of!(TopValue, comm) == 40);
+    assert!(offset_of!(TopValue, lat_hist) == 56);
+    assert!(offset_of!(TopValue, size_hist) == 56 + 4 * LAT_SLOTS);
+    assert!(size_of::<TopErrKey>() == TOP_ERR_KEY_SIZE);
+    assert!(offset_of!(TopErrKey, key) == 0);
+    assert!(offset_of!(TopErrKey, err) == TOP_KEY_SIZE);
+};
+
+/// Plain-old-data shared with the probe: any bytes of the right length
+/// are a valid value (integers and byte arrays, no padding: the layouts
+/// are checked above).
+pub trait Pod: Copy + Default {
+    /// The value in `b` (exactly `size_of::<Self>()` bytes).
+    fn from_bytes(b: &[u8]) -> Self {
+        assert_eq!(b.len(), size_of::<Self>(), "a value of the wrong size");
+        // SAFETY: the length is checked; Self is plain integers and byte
+        // arrays, valid for any bit pattern; read without alignment
+        // assumptions.
+        unsafe { std::ptr::read_unaligned(b.as_ptr() as *const Self) }
+    }
+
+    /// Its bytes, as the kernel takes them.
+    fn as_bytes(&self) -> &[u8] {
+        // SAFETY: Self has no padding (every byte initialised) and lives
+        // as long as the borrow.
+        unsafe { std::slice::from_raw_parts(self as *const Self as *const u8, size_of::<Self>()) }
+    }
+}
+
+impl Pod for u32 {}
+impl Pod for u64 {}
+impl Pod for TopKey {}
+impl Pod for TopValue {}
+impl Pod for TopErrKey {}
+
+impl TopKey {
+    /// The comm up to its NUL.
+    pub fn comm(&self) -> &[u8] {
+        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+        &self.comm[..end]
+    }
+}
+
+impl TopValue {
+    /// The comm up to its NUL.
+    pub fn comm(&self) -> &[u8] {
+        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+        &self.comm[..end]
     }
 }
 

@@ -6,7 +6,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::app::abi::COMM_LEN;
+use crate::app::abi::{COMM_LEN, Syscall, TopBy};
+use crate::app::top::render::Sort;
 use crate::attach::Method;
 
 pub const DEFAULT_PAGES: usize = 1024;
@@ -15,10 +16,14 @@ pub const DEFAULT_BUFFER: usize = 128 << 20;
 const MIN_BUFFER: usize = 1 << 20;
 const MAX_BUFFER: usize = 1 << 40;
 pub const DEFAULT_LOG: &str = "syscalls.log";
+/// What is followed without `--syscalls`: the seed's two calls.
+pub const DEFAULT_SYSCALLS: [Syscall; 2] = [Syscall::Read, Syscall::Write];
 const MAX_PAGES: usize = 1 << 16;
 
 pub const USAGE: &str = "\
 usage: probe [options]        monitor every read(2) and write(2) on this machine
+       probe top [options]    who reads and writes, how much, how slow
+                              (probe top --help)
        probe inspect FILE     show what the loader sees in a BPF object file
        probe load FILE        load every program of a BPF object file in this
                               kernel, say what the verifier made of each, unload
@@ -39,6 +44,9 @@ options:
   -d, --duration SECS  stop after SECS seconds (default: until Ctrl+C or SIGTERM)
       --exit       one event per call when it returns, with its result (ret=)
                    and latency (lat_ns=); two hooks per call instead of one
+      --syscalls LIST  the calls to follow, comma-separated: read, write,
+                   pread64, pwrite64, readv, writev, preadv, pwritev,
+                   preadv2, pwritev2, or all (default: read,write)
       --maxactive N  with --exit and kprobe-legacy: calls each return probe
                    follows at once, 1 to 4096 (default: 4096)
       --pages N    data pages per CPU ring, a power of two (default: 1024)
@@ -69,6 +77,8 @@ pub struct Options {
     pub exit: bool,
     /// maxactive of legacy return probes; None: the loader's default.
     pub maxactive: Option<u32>,
+    /// The calls followed (`--syscalls`), in the probe's order.
+    pub syscalls: Vec<Syscall>,
 }
 
 impl Default for Options {
@@ -88,13 +98,93 @@ impl Default for Options {
             buffer: DEFAULT_BUFFER,
             exit: false,
             maxactive: None,
+            syscalls: DEFAULT_SYSCALLS.to_vec(),
         }
     }
 }
 
+/// `probe top`'s options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopOptions {
+    pub attach: Option<Method>,
+    /// `-i`: the length of an interval.
+    pub interval: Duration,
+    /// `-d`: stop after this long.
+    pub duration: Option<Duration>,
+    /// `-n`: rows shown; None: what fits (JSON: all).
+    pub rows: Option<usize>,
+    pub pid: Option<u32>,
+    pub comm: Option<Vec<u8>>,
+    pub cgroup: Option<PathBuf>,
+    pub json: bool,
+    pub by: TopBy,
+    pub sort: Sort,
+    pub hist: bool,
+    pub cumulative: bool,
+    pub syscalls: Vec<Syscall>,
+    /// Rows the kernel's table holds (`--keys`).
+    pub keys: u32,
+    pub maxactive: Option<u32>,
+    pub explain: bool,
+}
+
+/// Rows the kernel's table holds by default.
+pub const DEFAULT_TOP_KEYS: u32 = 10240;
+
+impl Default for TopOptions {
+    fn default() -> TopOptions {
+        TopOptions {
+            attach: None,
+            interval: Duration::from_secs(2),
+            duration: None,
+            rows: None,
+            pid: None,
+            comm: None,
+            cgroup: None,
+            json: false,
+            by: TopBy::Process,
+            sort: Sort::Bytes,
+            hist: false,
+            cumulative: false,
+            syscalls: DEFAULT_SYSCALLS.to_vec(),
+            keys: DEFAULT_TOP_KEYS,
+            maxactive: None,
+            explain: false,
+        }
+    }
+}
+
+pub const TOP_USAGE: &str = "\
+usage: probe top [options]    which processes read and write, how much, how
+                              slow: counted in the kernel, shown every -i s
+
+options:
+  -i SECS          the length of an interval (default: 2)
+  -d SECS          stop after SECS seconds (default: until q, Ctrl+C, SIGTERM)
+  -n ROWS          rows shown (default: what fits the terminal; 20 when
+                   stdout is not a terminal; every row with --json)
+  -p PID, -c NAME, --cgroup PATH   only these tasks, as in streaming mode
+      --by KEY     process (default: pid + comm), thread, syscall, or file
+                   (pid + fd, shown as the file's path)
+      --sort KEY   bytes (default: bytes moved), calls, or latency (mean)
+      --hist       latency and size histograms of the rows shown
+      --cumulative counts since the start instead of each interval's
+      --json       one JSON object per row per interval
+      --syscalls LIST  read,write (default), or any of pread64, pwrite64,
+                   readv, writev, preadv, pwritev, preadv2, pwritev2, or all
+      --keys N     rows the kernel's table holds (default: 10240); calls of
+                   keys beyond it are counted in an (other) row
+      --attach METHOD, --maxactive N, --explain   as in streaming mode
+  -h, --help       this text
+
+-d and -n are not top(1)'s: -d is the run's duration (top(1)'s -d is the
+interval, here -i), -n the rows shown (top(1)'s -n counts intervals).";
+
 #[derive(Debug, PartialEq)]
 pub enum Command {
     Run(Options),
+    Top(TopOptions),
+    TopHelp,
     Inspect(PathBuf),
     Load(PathBuf),
     Help,
@@ -123,6 +213,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             };
             return Ok(command(PathBuf::from(file)));
         }
+    }
+    if args.peek().is_some_and(|a| a == "top") {
+        args.next();
+        return parse_top(args);
     }
     let mut o = Options::default();
     let mut log_flag = None::<&str>;
@@ -215,6 +309,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                     }
                 }
             }
+            "--syscalls" => {
+                let v = value("--syscalls")?;
+                o.syscalls = parse_syscalls(&v.to_string_lossy())?;
+            }
             "--json" => o.json = true,
             "--log" => {
                 let v = value("--log")?;
@@ -275,6 +373,177 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         return usage("--maxactive applies to the return probes of --exit only");
     }
     Ok(Command::Run(o))
+}
+
+/// A flag and its value if it came inline (`--by=file`, `-i5`).
+fn split_flag(bytes: &[u8], short_with_value: &[u8]) -> (String, Option<OsString>) {
+    match bytes.iter().position(|&b| b == b'=') {
+        Some(i) if bytes.starts_with(b"--") => (
+            String::from_utf8_lossy(&bytes[..i]).into_owned(),
+            Some(std::ffi::OsStr::from_bytes(&bytes[i + 1..]).to_owned()),
+        ),
+        _ if bytes.len() > 2 && bytes[0] == b'-' && short_with_value.contains(&bytes[1]) => (
+            String::from_utf8_lossy(&bytes[..2]).into_owned(),
+            Some(std::ffi::OsStr::from_bytes(&bytes[2..]).to_owned()),
+        ),
+        _ => (String::from_utf8_lossy(bytes).into_owned(), None),
+    }
+}
+
+fn seconds(flag: &str, v: &OsString) -> Result<Duration, UsageError> {
+    let v = v.to_string_lossy();
+    match v.parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() && s < 1e9 => Ok(Duration::from_secs_f64(s)),
+        _ => usage(format!("{flag} {v}: not a number of seconds above 0")),
+    }
+}
+
+fn one_of<T: Copy>(
+    flag: &str,
+    v: &OsString,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, UsageError> {
+    let v = v.to_string_lossy();
+    match all.iter().find(|x| name(**x) == v) {
+        Some(x) => Ok(*x),
+        None => usage(format!(
+            "{flag} {v}: one of {}",
+            all.iter().map(|x| name(*x)).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// `probe top`'s flags.
+fn parse_top(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+    let mut args = args.peekable();
+    let mut o = TopOptions::default();
+    while let Some(arg) = args.next() {
+        let (flag, mut inline) = split_flag(arg.as_bytes(), b"idnpc");
+        let mut value = |name: &str| -> Result<OsString, UsageError> {
+            match inline.take().or_else(|| args.next()) {
+                Some(v) => Ok(v),
+                None => usage(format!("{name} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::TopHelp),
+            "-i" | "--interval" => o.interval = seconds("-i", &value("-i")?)?,
+            "-d" | "--duration" => o.duration = Some(seconds("-d", &value("-d")?)?),
+            "-n" | "--rows" => {
+                let v = value("-n")?;
+                let v = v.to_string_lossy();
+                match v.parse::<usize>() {
+                    Ok(n) if n > 0 => o.rows = Some(n),
+                    _ => return usage(format!("-n {v}: a number of rows above 0")),
+                }
+            }
+            "-p" | "--pid" => o.pid = Some(pid_value(&value("--pid")?)?),
+            "-c" | "--comm" => o.comm = Some(comm_value(&value("--comm")?)?),
+            "--cgroup" => {
+                let v = value("--cgroup")?;
+                if v.is_empty() {
+                    return usage("--cgroup needs a path");
+                }
+                o.cgroup = Some(PathBuf::from(v));
+            }
+            "--json" => o.json = true,
+            "--by" => o.by = one_of("--by", &value("--by")?, &TopBy::ALL, TopBy::name)?,
+            "--sort" => o.sort = one_of("--sort", &value("--sort")?, &Sort::ALL, Sort::name)?,
+            "--hist" => o.hist = true,
+            "--cumulative" => o.cumulative = true,
+            "--syscalls" => {
+                o.syscalls = parse_syscalls(&value("--syscalls")?.to_string_lossy())?;
+            }
+            "--keys" => {
+                let v = value("--keys")?;
+                let v = v.to_string_lossy();
+                match v.parse::<u32>() {
+                    Ok(n @ 1..=1_000_000) => o.keys = n,
+                    _ => return usage(format!("--keys {v}: a number of rows from 1 to 1000000")),
+                }
+            }
+            "--attach" => o.attach = attach_value(&value("--attach")?)?,
+            "--maxactive" => o.maxactive = Some(maxactive_value(&value("--maxactive")?)?),
+            "--explain" => o.explain = true,
+            other => return usage(format!("top: unknown option {other}")),
+        }
+        if inline.is_some() {
+            return usage(format!("{flag} takes no value"));
+        }
+    }
+    if o.maxactive.is_some() && o.attach != Some(Method::KprobeLegacy) && o.attach.is_some() {
+        return usage("--maxactive applies to kprobe-legacy's return probes only");
+    }
+    Ok(Command::Top(o))
+}
+
+fn attach_value(v: &OsString) -> Result<Option<Method>, UsageError> {
+    let v = v.to_string_lossy();
+    match v.as_ref() {
+        "auto" => Ok(None),
+        m => match Method::parse(m) {
+            Some(m) => Ok(Some(m)),
+            None => usage(format!(
+                "--attach {m}: unknown method (auto, kprobe, kprobe-legacy, tracepoint)"
+            )),
+        },
+    }
+}
+
+fn pid_value(v: &OsString) -> Result<u32, UsageError> {
+    let v = v.to_string_lossy();
+    match v.parse::<u32>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => usage(format!(
+            "--pid {v}: not a process id (a whole number above 0)"
+        )),
+    }
+}
+
+fn comm_value(v: &OsString) -> Result<Vec<u8>, UsageError> {
+    let v = v.as_bytes();
+    if v.is_empty() || v.len() >= COMM_LEN || v.contains(&0) {
+        return usage(format!(
+            "--comm {}: a process name is 1 to {} bytes (the kernel keeps no more)",
+            String::from_utf8_lossy(v),
+            COMM_LEN - 1
+        ));
+    }
+    Ok(v.to_vec())
+}
+
+fn maxactive_value(v: &OsString) -> Result<u32, UsageError> {
+    let v = v.to_string_lossy();
+    match v.parse::<u32>() {
+        Ok(n @ 1..=4096) => Ok(n),
+        _ => usage(format!(
+            "--maxactive {v}: a whole number from 1 to 4096 (the kernel's limit)"
+        )),
+    }
+}
+
+/// `read,pwrite64,preadv2`, or `all`: calls of the read/write family, in
+/// the probe's order, each once.
+pub fn parse_syscalls(text: &str) -> Result<Vec<Syscall>, UsageError> {
+    if text == "all" {
+        return Ok(Syscall::ALL.to_vec());
+    }
+    let mut calls = Vec::new();
+    for name in text.split(',') {
+        match Syscall::parse(name.trim()) {
+            Some(s) => calls.push(s),
+            None => {
+                return usage(format!(
+                    "--syscalls {text}: {name:?} is not one of {}, or all",
+                    Syscall::ALL.map(Syscall::name).join(", ")
+                ));
+            }
+        }
+    }
+    calls.sort();
+    calls.dedup();
+    Ok(calls)
 }
 
 /// `128M`, `2G`, `512KiB`, `1048576`: bytes, with an optional 1024-based

@@ -104,10 +104,7 @@ fn parse_syscall_file(text: &str) -> ThreadNow {
 }
 
 fn syscall_nr(s: Syscall) -> i64 {
-    match s {
-        Syscall::Read => libc::SYS_read,
-        Syscall::Write => libc::SYS_write,
-    }
+    s.number()
 }
 
 /// True when the call of `record` is over: its thread exited, or is

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::app::abi::{Event, PidNs, ProbeConfig};
+use crate::app::abi::{Event, PidNs, ProbeConfig, Syscall};
 use crate::app::batch::{Batcher, ReaderStats};
 use crate::app::cli::Options;
 use crate::app::inflight::{self, ExitCounts};
@@ -277,10 +277,14 @@ fn start(o: &Options) -> Result<Option<Running>> {
 
     // From here on a signal is taken by `wait`, after the threads are
     // running, and ends the run the usual way.
-    // Without --exit, the entry hooks only: one hook per call.
-    let entries_only = |p: &ProgramSpec| !attach::is_return_hook(&p.kind);
+    // The calls of --syscalls; without --exit, their entry hooks only:
+    // one hook per call.
+    let wanted = |p: &ProgramSpec| {
+        Syscall::of_program(&p.kind).is_some_and(|s| o.syscalls.contains(&s))
+            && (o.exit || !attach::is_return_hook(&p.kind))
+    };
     let options = AttachOptions {
-        only: (!o.exit).then_some(&entries_only as &dyn Fn(&ProgramSpec) -> bool),
+        only: Some(&wanted),
         legacy_maxactive: o.maxactive,
     };
     let attachment = attach::attach_with_options(&loaded, o.attach, &options)?;
@@ -364,8 +368,9 @@ fn start(o: &Options) -> Result<Option<Running>> {
         output::say(note);
     }
     output::say(&format!(
-        "attached via {} to read and write on {} CPUs",
+        "attached via {} to {} on {} CPUs",
         attachment.method,
+        syscall_list(&o.syscalls),
         online.len()
     ));
     Ok(Some(Running {
@@ -384,11 +389,26 @@ fn start(o: &Options) -> Result<Option<Running>> {
     }))
 }
 
+/// `read and write`, `read, pread64 and preadv`: the calls followed.
+pub fn syscall_list(calls: &[Syscall]) -> String {
+    let names: Vec<&str> = calls.iter().map(|s| s.name()).collect();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// `-p PID` is the pid the user sees, in the monitor's pid namespace: it
 /// must exist there. Outside the initial namespace the probe compares it
 /// in the kernel, in that namespace (probe_pidns); returns which one then.
 fn pid_filter_namespace(o: &Options) -> Result<Option<PidNs>> {
-    let Some(pid) = o.pid else { return Ok(None) };
+    pid_namespace_for(o.pid)
+}
+
+/// `pid_filter_namespace` for the pid of `-p` (None: no filter).
+pub fn pid_namespace_for(pid: Option<u32>) -> Result<Option<PidNs>> {
+    let Some(pid) = pid else { return Ok(None) };
     if !identity::process_exists(pid) {
         return Err(anyhow!(
             "-p {pid}: there is no process {pid} in this pid namespace"
@@ -438,6 +458,7 @@ fn create_maps(
         filter_comm: o.comm.clone(),
         filter_cgroup: cgroup.is_some(),
         exit_mode: o.exit,
+        top_by: None,
     };
     loaded
         .map("config_map")?

@@ -41,6 +41,8 @@ pub fn check() -> Result<()> {
 // Capability numbers from linux/capability.h.
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_SETPCAP: u32 = 8;
+/// Reading another user's /proc/PID/fd links.
+pub const CAP_SYS_PTRACE: u32 = 19;
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
@@ -117,6 +119,7 @@ pub fn cap_names(caps: u64) -> String {
         .map(|c| match c {
             CAP_DAC_OVERRIDE => "CAP_DAC_OVERRIDE".to_string(),
             CAP_SYS_ADMIN => "CAP_SYS_ADMIN".to_string(),
+            CAP_SYS_PTRACE => "CAP_SYS_PTRACE".to_string(),
             CAP_BPF => "CAP_BPF".to_string(),
             other => format!("capability {other}"),
         })
@@ -133,7 +136,7 @@ pub fn cap_names(caps: u64) -> String {
 /// CAP_BPF or else CAP_SYS_ADMIN for that lookup on older kernels when
 /// unprivileged BPF is disabled, and CAP_DAC_OVERRIDE to remove a legacy
 /// kprobe through a kprobe_events file we do not own.
-fn candidates(permitted: u64) -> Vec<u64> {
+fn candidates(permitted: u64, also: u64) -> Vec<u64> {
     let bpf = if last_cap() >= CAP_BPF {
         1 << CAP_BPF
     } else {
@@ -143,7 +146,7 @@ fn candidates(permitted: u64) -> Vec<u64> {
     let admin = 1u64 << CAP_SYS_ADMIN;
     let mut list: Vec<u64> = [0, dac, bpf, bpf | dac, admin, admin | dac]
         .into_iter()
-        .map(|c| c & permitted)
+        .map(|c| (c | also) & permitted)
         .collect();
     list.dedup();
     list
@@ -152,8 +155,12 @@ fn candidates(permitted: u64) -> Vec<u64> {
 /// The smallest set of capabilities under which `shutdown_works` holds,
 /// tried on short-lived threads (capabilities are per thread, so the
 /// calling thread keeps all of its own).
-fn smallest_sufficient(permitted: u64, shutdown_works: &(dyn Fn() -> bool + Sync)) -> Option<u64> {
-    candidates(permitted).into_iter().find(|&caps| {
+fn smallest_sufficient(
+    permitted: u64,
+    also: u64,
+    shutdown_works: &(dyn Fn() -> bool + Sync),
+) -> Option<u64> {
+    candidates(permitted, also).into_iter().find(|&caps| {
         std::thread::scope(|s| {
             s.spawn(|| capset(caps).is_ok() && shutdown_works())
                 .join()
@@ -168,9 +175,18 @@ fn smallest_sufficient(permitted: u64, shutdown_works: &(dyn Fn() -> bool + Sync
 /// spawned afterwards inherit all of it, so call this before spawning any
 /// that should run unprivileged. Returns the capabilities kept.
 pub fn drop_capabilities(shutdown_works: &(dyn Fn() -> bool + Sync)) -> Result<u64> {
+    drop_capabilities_keeping(0, shutdown_works)
+}
+
+/// `drop_capabilities`, keeping `also` as well (if held): `probe top --by
+/// file` keeps CAP_SYS_PTRACE to read other users' /proc/PID/fd links.
+pub fn drop_capabilities_keeping(
+    also: u64,
+    shutdown_works: &(dyn Fn() -> bool + Sync),
+) -> Result<u64> {
     let (effective, permitted) =
         capget().map_err(|e| anyhow::anyhow!("cannot read this process's capabilities: {e}"))?;
-    let keep = smallest_sufficient(permitted, shutdown_works).unwrap_or(permitted);
+    let keep = smallest_sufficient(permitted, also, shutdown_works).unwrap_or(permitted);
     // SAFETY: prctl calls with integer arguments only.
     unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {

@@ -39,3 +39,24 @@ pub fn wait(timeout: Duration) -> Option<Signal> {
     let sig = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
     Signal::try_from(sig).ok()
 }
+
+/// `probe top` on a terminal: SIGWINCH (the terminal was resized) is
+/// blocked too, and taken by `wait_or_resize`.
+pub fn block_resize() {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGWINCH);
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+}
+
+/// `wait`, returning SIGWINCH as well (once `block_resize` blocked it).
+pub fn wait_or_resize(timeout: Duration) -> Option<Signal> {
+    let mut set = set();
+    set.add(Signal::SIGWINCH);
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: set and ts are valid for the call; no siginfo is wanted.
+    let sig = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
+    Signal::try_from(sig).ok()
+}

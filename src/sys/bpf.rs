@@ -21,6 +21,7 @@ const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
 const BPF_MAP_GET_NEXT_KEY: libc::c_int = 4;
+const BPF_MAP_LOOKUP_BATCH: libc::c_int = 24;
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
@@ -97,6 +98,20 @@ struct MapElemAttr {
     _pad: u32,
     key: u64,
     value: u64,
+    flags: u64,
+}
+
+/// The `batch` member of union bpf_attr (BPF_MAP_*_BATCH, Linux 5.6).
+#[repr(C)]
+#[derive(Default)]
+struct MapBatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
     flags: u64,
 }
 
@@ -402,6 +417,86 @@ pub unsafe fn map_next_key(map: BorrowedFd, key: Option<&[u8]>, next: &mut [u8])
         || explain::result(&r),
     );
     r.map(drop)
+}
+
+/// Bytes a batch position (`in_batch`/`out_batch`) takes: a hash map's is
+/// a bucket number (u32), an array's a key; this covers both for keys of
+/// up to 64 bytes.
+pub const BATCH_TOKEN_SIZE: usize = 64;
+
+/// What one `map_lookup_batch` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchRead {
+    /// Elements written into the keys and values buffers.
+    pub count: u32,
+    /// The map has no more after these (the kernel said ENOENT).
+    pub done: bool,
+}
+
+/// Reads up to `count` elements at once (BPF_MAP_LOOKUP_BATCH, Linux
+/// 5.6+): keys into `keys`, values into `values`, starting after the
+/// position `start` (the map's beginning when None); writes the position
+/// to continue from into `next`. EINVAL or ENOTSUPP (524): this kernel or
+/// map type has no batch reads. ENOSPC: one hash bucket holds more than
+/// `count` (a larger `count` succeeds).
+///
+/// # Safety
+/// `keys` must hold `count` times the map's key size and `values` `count`
+/// times its value size (per-CPU: times the possible CPUs, each rounded up
+/// to 8); `start` and `next` `BATCH_TOKEN_SIZE` bytes and at least the key
+/// size: the kernel reads and writes that many, whatever the slices say.
+pub unsafe fn map_lookup_batch(
+    map: BorrowedFd,
+    start: Option<&[u8]>,
+    next: &mut [u8],
+    keys: &mut [u8],
+    values: &mut [u8],
+    count: u32,
+) -> io::Result<BatchRead> {
+    let mut attr = MapBatchAttr {
+        in_batch: start.map_or(0, |s| s.as_ptr() as u64),
+        out_batch: next.as_mut_ptr() as u64,
+        keys: keys.as_mut_ptr() as u64,
+        values: values.as_mut_ptr() as u64,
+        count,
+        map_fd: map.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    let r = bpf(BPF_MAP_LOOKUP_BATCH, &mut attr);
+    // The kernel writes back how many it copied, also with ENOENT (the
+    // last ones).
+    let filled = attr.count;
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_MAP_LOOKUP_BATCH, {{map_fd={}, in_batch={}, count={count}}})",
+                explain::borrowed(map),
+                if start.is_some() {
+                    "<position>"
+                } else {
+                    "NULL"
+                },
+            )
+        },
+        || match &r {
+            Ok(_) => format!("0 ({filled} elements)"),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                format!("-1 ENOENT (the end; {filled} elements)")
+            }
+            Err(_) => explain::result(&r),
+        },
+    );
+    match r {
+        Ok(_) => Ok(BatchRead {
+            count: filled,
+            done: false,
+        }),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(BatchRead {
+            count: filled,
+            done: true,
+        }),
+        Err(e) => Err(e),
+    }
 }
 
 /// Short byte strings in full, longer ones by their size.

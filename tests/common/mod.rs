@@ -264,20 +264,24 @@ pub fn loaded_program_names() -> Vec<String> {
 /// Fails if any program of the probe is still loaded or any kprobe_events
 /// entry is left.
 pub fn assert_nothing_left() {
-    // As the kernel keeps them: 15 bytes (tracepoint_read_exit is
-    // tracepoint_read too).
-    let ours = [
-        "kprobe_read",
-        "kprobe_write",
-        "kretprobe_read",
-        "kretprobe_write",
-        "tracepoint_read",
-        "tracepoint_writ",
-        "whoami",
-    ];
+    // As the kernel keeps them (15 bytes): every program of the family,
+    // `kprobe_pread64`, `tracepoint_writ`, ..., and the identity probe.
+    let ours = |n: &str| {
+        n == "whoami"
+            || ["kprobe_", "kretprobe_", "tracepoint_"].iter().any(|p| {
+                n.strip_prefix(p).is_some_and(|rest| {
+                    [
+                        "read", "writ", "pread64", "pwrite64", "readv", "writev", "preadv",
+                        "pwritev",
+                    ]
+                    .iter()
+                    .any(|c| rest.starts_with(c))
+                })
+            })
+    };
     let left: Vec<_> = loaded_program_names()
         .into_iter()
-        .filter(|n| ours.contains(&n.as_str()))
+        .filter(|n| ours(n))
         .collect();
     assert!(left.is_empty(), "BPF programs left loaded: {left:?}");
     for root in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {

@@ -14,6 +14,14 @@ fn hello_text(s: Syscall) -> &'static [u8] {
     match s {
         Syscall::Read => b"hello sys_read was called",
         Syscall::Write => b"hello sys_write was called",
+        Syscall::Pread64 => b"hello sys_pread64 was called",
+        Syscall::Pwrite64 => b"hello sys_pwrite64 was called",
+        Syscall::Readv => b"hello sys_readv was called",
+        Syscall::Writev => b"hello sys_writev was called",
+        Syscall::Preadv => b"hello sys_preadv was called",
+        Syscall::Pwritev => b"hello sys_pwritev was called",
+        Syscall::Preadv2 => b"hello sys_preadv2 was called",
+        Syscall::Pwritev2 => b"hello sys_pwritev2 was called",
     }
 }
 

@@ -10,12 +10,33 @@
 //! loadgen --comm NAME --returns DIR
 //! loadgen --comm NAME --blocked-readers N [--release-after MS]
 //! loadgen --comm NAME --short-threads N
+//! loadgen --comm NAME --family DIR
+//! loadgen --comm NAME --short-procs N
+//! loadgen --comm NAME --open-fds N [--hold-ms MS]
 //!
 //! `--returns DIR` makes calls whose results are known (see calls.rs) and
 //! prints each as its caller saw it, `TID read|write FD COUNT RET`, then
 //! `blocked_read_ns N`; `--blocked-readers` blocks N threads in reads,
 //! releases them after MS ms (default 300; never, with a value of 0), and
 //! prints the calls the same way.
+//!
+//! `--family DIR` makes a fixed list of calls of every syscall of the
+//! read/write family (read, write, pread64, pwrite64, readv, writev,
+//! preadv, pwritev, preadv2, pwritev2), each through syscall(2) with its
+//! own number, all from one thread: on a file it makes in DIR (at offsets,
+//! and at its end), on /dev/null and on fd 9999 (closed: EBADF); a readv
+//! and a writev of 20 entries. It prints each as its caller saw it, `TID
+//! SYSCALL FD COUNT RET`, COUNT the bytes asked for as the probe counts
+//! them (for the vector calls, the iov_len of the first 16 entries), and
+//! fails if any result is not the one it must be (see family.rs).
+//!
+//! `--short-procs N` forks N processes one after the other, each making
+//! one 1-byte write to /dev/null and one read of fd -1 (EBADF) and exiting:
+//! N pids that each made two calls and are gone (`probe top`'s table).
+//!
+//! `--open-fds N` opens /dev/null N times (raising RLIMIT_NOFILE), writes
+//! one byte to each fd, then holds them open for MS ms (default 0): N
+//! (pid, fd) keys for `probe top --by file`.
 //!
 //! `--short-threads N` starts N threads one after the other, each making
 //! one write to /dev/null and exiting: N thread ids that each made a call
@@ -31,6 +52,7 @@
 //! write, so a test can start a probe filtered on this pid first.
 
 mod calls;
+mod family;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -50,6 +72,10 @@ struct Args {
     blocked_readers: usize,
     release_after_ms: u64,
     short_threads: usize,
+    family: Option<String>,
+    short_procs: usize,
+    open_fds: usize,
+    hold_ms: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -67,6 +93,10 @@ fn parse() -> Result<Args, String> {
         blocked_readers: 0,
         release_after_ms: 300,
         short_threads: 0,
+        family: None,
+        short_procs: 0,
+        open_fds: 0,
+        hold_ms: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -95,6 +125,10 @@ fn parse() -> Result<Args, String> {
             "--blocked-readers" => a.blocked_readers = v.parse().map_err(|_| bad.clone())?,
             "--release-after" => a.release_after_ms = v.parse().map_err(|_| bad.clone())?,
             "--short-threads" => a.short_threads = v.parse().map_err(|_| bad.clone())?,
+            "--family" => a.family = Some(v.clone()),
+            "--short-procs" => a.short_procs = v.parse().map_err(|_| bad.clone())?,
+            "--open-fds" => a.open_fds = v.parse().map_err(|_| bad.clone())?,
+            "--hold-ms" => a.hold_ms = v.parse().map_err(|_| bad.clone())?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -177,6 +211,62 @@ fn pipe_ring(threads: usize, rounds: u64) {
     }
 }
 
+/// `--short-procs`: see the top of this file.
+fn short_procs(comm: &str, n: usize) {
+    let sink = File::options()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let fd = sink.as_raw_fd();
+    set_comm(comm);
+    for _ in 0..n {
+        // SAFETY: the child makes two system calls and _exits, touching
+        // nothing a fork could have left inconsistent.
+        unsafe {
+            match libc::fork() {
+                0 => {
+                    libc::write(fd, b"p".as_ptr() as *const _, 1);
+                    let mut b = [0u8; 1];
+                    libc::read(-1, b.as_mut_ptr() as *mut _, 1);
+                    libc::_exit(0);
+                }
+                -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+                child => {
+                    let mut status = 0;
+                    libc::waitpid(child, &mut status, 0);
+                }
+            }
+        }
+    }
+    set_comm("loadgen-done");
+}
+
+/// `--open-fds`: see the top of this file.
+fn open_fds(comm: &str, n: usize, hold_ms: u64) {
+    let want = n as u64 + 64;
+    let limit = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: want,
+    };
+    // SAFETY: setrlimit reads one rlimit.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    let files: Vec<File> = (0..n)
+        .map(|_| {
+            File::options()
+                .write(true)
+                .open("/dev/null")
+                .expect("open /dev/null (RLIMIT_NOFILE?)")
+        })
+        .collect();
+    set_comm(comm);
+    for f in &files {
+        // SAFETY: one byte from a live buffer to an open fd.
+        unsafe { libc::write(f.as_raw_fd(), b"f".as_ptr() as *const _, 1) };
+    }
+    std::thread::sleep(Duration::from_millis(hold_ms));
+    set_comm("loadgen-done");
+}
+
 fn main() {
     let args = match parse() {
         Ok(a) => a,
@@ -185,6 +275,22 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(dir) = &args.family {
+        let mut setup = family::setup(std::path::Path::new(dir));
+        set_comm(&args.comm);
+        let log = family::run(&mut setup);
+        // Renamed before any output: the probe filtering on the comm sees
+        // none of what follows.
+        set_comm("loadgen-done");
+        family::check(&log);
+        let mut out = String::new();
+        for c in &log {
+            out.push_str(&c.line());
+            out.push('\n');
+        }
+        print!("{out}");
+        return;
+    }
     if args.returns.is_some() || args.blocked_readers > 0 {
         // glibc gives threads malloc arenas of their own, and past the
         // eighth reads /sys/devices/system/cpu/online to size its limit:
@@ -215,6 +321,14 @@ fn main() {
         }
         out.push_str(&format!("blocked_read_ns {}\n", blocked.as_nanos()));
         print!("{out}");
+        return;
+    }
+    if args.short_procs > 0 {
+        short_procs(&args.comm, args.short_procs);
+        return;
+    }
+    if args.open_fds > 0 {
+        open_fds(&args.comm, args.open_fds, args.hold_ms);
         return;
     }
     if args.short_threads > 0 {

@@ -1,0 +1,52 @@
+//! Reports on stderr shared by the streaming monitor and `probe top`.
+
+use crate::app::inflight::ExitCounts;
+use crate::app::output::say;
+use crate::attach::Method;
+
+/// `--exit` and `top`: what became of the calls between their entry and exit.
+pub fn exit_losses(e: &ExitCounts, method: Option<Method>, return_maxactive: Option<u32>) {
+    if e.missed_returns > 0 {
+        let limit = match return_maxactive {
+            Some(n) => format!("at most {n} calls at once (maxactive)"),
+            None => "only so many calls at once".to_string(),
+        };
+        let fix = if method == Some(Method::KprobeLegacy) {
+            "a larger --maxactive, or --attach tracepoint (its exits are never missed)"
+        } else {
+            "--attach tracepoint (its exits are never missed), or kprobe-legacy with --maxactive"
+        };
+        say(&format!(
+            "lost {} events: their returns were never seen: each return probe follows {limit}, \
+             and more were in flight (a blocked read holds one all along); try {fix}",
+            e.missed_returns
+        ));
+    }
+    if e.evicted > 0 {
+        say(&format!(
+            "lost {} events: evicted from the table of calls in flight (more at once than it \
+             holds)",
+            e.evicted
+        ));
+    }
+    let calls_were = |n: u64| match n {
+        1 => "1 call was".to_string(),
+        n => format!("{n} calls were"),
+    };
+    if e.unfinished > 0 {
+        say(&format!(
+            "{} still in flight at the stop: written as unfinished",
+            calls_were(e.unfinished)
+        ));
+    }
+    if e.no_entry > 0 {
+        say(&format!(
+            "{} returned with no entry seen (begun before the probe attached, or an entry \
+             the kernel skipped, counted above): not reported",
+            match e.no_entry {
+                1 => "1 call".to_string(),
+                n => format!("{n} calls"),
+            }
+        ));
+    }
+}

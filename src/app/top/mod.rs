@@ -1,0 +1,532 @@
+//! `probe top`: who does the I/O, how much, how slow, counted in the
+//! kernel. One run, in three steps a reader can follow:
+//!
+//! 1. `start`: load the probe with its table sized, tell it to count
+//!    (config.top_by) instead of sending events, attach the entry and exit
+//!    hooks of `--syscalls`, drop privileges;
+//! 2. `watch`: every `-i` seconds read the table (table.rs) and show what
+//!    the interval added (render.rs; a screen on a terminal, screen.rs);
+//! 3. `stop`: entries off, returns off, one last read (the last interval),
+//!    and what became of the calls in flight.
+//!
+//! Nothing crosses from the kernel per call: the exit hook adds the call
+//! to its row. A row is per key (`--by`) and syscall.
+
+pub mod files;
+pub mod render;
+pub mod screen;
+pub mod table;
+
+use std::cell::Cell;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, anyhow};
+use nix::sys::signal::Signal;
+
+use crate::app::abi::{ProbeConfig, Syscall};
+use crate::app::cli::TopOptions;
+use crate::app::inflight::{self, ExitCounts, Swept};
+use crate::app::output::say;
+use crate::app::{cgroup, monitor, privileges, report, signals};
+use crate::attach::{self, AttachOptions, Attachment, Method};
+use crate::loader::Loaded;
+use crate::obj::ProgramSpec;
+use crate::{cpus, identity, obj};
+
+use files::FileNames;
+use render::View;
+use screen::{Key, Screen};
+use table::{Counts, Interval, Table};
+
+/// What a run of `top` counted, for the report on stderr.
+#[derive(Debug, Default)]
+pub struct TopSummary {
+    /// Calls counted in the table (every row, other rows included).
+    pub counted: u64,
+    /// Of those, the calls in the other rows (the table was full).
+    pub in_other: u64,
+    pub intervals: u64,
+    /// What became of the calls between entry and exit.
+    pub exit: ExitCounts,
+    /// Calls the kernel skipped (another BPF program ran on the CPU).
+    pub recursion_misses: Option<u64>,
+    pub method: Option<Method>,
+    pub return_maxactive: Option<u32>,
+    /// Rows of exited processes removed from the kernel's table.
+    pub removed: usize,
+    /// CPU time spent reading, computing and showing the intervals (the
+    /// monitor's whole per-interval cost), summed.
+    pub interval_cpu: Duration,
+    /// The most rows one read of the kernel's table returned.
+    pub max_rows: usize,
+}
+
+impl TopSummary {
+    /// Calls never counted: their return was missed, or their record was
+    /// evicted, or the kernel skipped the probe.
+    pub fn lost(&self) -> u64 {
+        self.exit.missed_returns + self.exit.evicted + self.recursion_misses.unwrap_or(0)
+    }
+}
+
+/// Everything a running `top` holds.
+struct Running {
+    loaded: Loaded,
+    /// None once detached.
+    attachment: Cell<Option<Attachment>>,
+    method: Method,
+    return_maxactive: Option<u32>,
+    sweeps: Cell<Swept>,
+    inserted_at: Cell<u64>,
+}
+
+/// The whole run. None when a signal came before anything was attached.
+pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
+    let Some(running) = start(o)? else {
+        return Ok(None);
+    };
+    let mut out = Out::new(o)?;
+    let mut table = Table::new(&running.loaded, o.by);
+    let watched = watch(&running, &mut table, &mut out, o);
+    // Stopping comes first whatever happened: nothing stays attached.
+    let stopped = stop_hooks(&running);
+    let (intervals, mut last, mut cost) = watched?;
+    let (exit, recursion_misses) = stopped?;
+    let cpu = thread_cpu();
+    let final_interval = table.interval(o.cumulative)?;
+    out.show(&final_interval, &mut last, o, "last interval")?;
+    cost.add(thread_cpu().saturating_sub(cpu), final_interval.live_rows);
+    let totals = table.totals();
+    let mut total = Counts::default();
+    for row in &totals {
+        total.add(&row.counts);
+    }
+    let in_other = totals
+        .iter()
+        .filter(|r| matches!(r.key, table::RowKey::Other(_)))
+        .map(|r| r.counts.calls)
+        .sum();
+    out.finish(totals, &total, o)?;
+    Ok(Some(TopSummary {
+        counted: total.calls,
+        in_other,
+        intervals: intervals + 1,
+        exit,
+        recursion_misses,
+        method: Some(running.method),
+        return_maxactive: running.return_maxactive,
+        removed: table.removed(),
+        interval_cpu: cost.cpu,
+        max_rows: cost.max_rows,
+    }))
+}
+
+/// True (said on stderr) when a signal came: start-up stops before
+/// anything is attached.
+fn interrupted() -> bool {
+    let sig = signals::wait(Duration::ZERO);
+    if let Some(sig) = sig {
+        say(&format!(
+            "{sig} before attaching: stopped, nothing was monitored"
+        ));
+    }
+    sig.is_some()
+}
+
+/// Step 1. None when a signal came before anything was attached.
+fn start(o: &TopOptions) -> Result<Option<Running>> {
+    if interrupted() {
+        return Ok(None);
+    }
+    let self_tgid = identity::kernel_tgid()?;
+    let pid_ns = monitor::pid_namespace_for(o.pid)?;
+    let object = if pid_ns.is_some() {
+        crate::app::PROBE_PIDNS_OBJECT
+    } else {
+        crate::app::PROBE_OBJECT
+    };
+    let cgroup = o.cgroup.as_deref().map(cgroup::open).transpose()?;
+    let mut spec = obj::parse(object).context("the embedded BPF object is broken")?;
+    // The probe's table has room for --keys rows (and as many errnos);
+    // the ring's map is not used: no event is sent.
+    for (name, entries) in [("top_stats", o.keys), ("top_errors", o.keys)] {
+        if let Some(i) = spec.map_index(name) {
+            spec.maps[i].max_entries = entries;
+        }
+    }
+    let loaded = Loaded::create_maps(spec, cpus::possible_count()?)?;
+    if let Some(dir) = &cgroup {
+        let fd = dir.as_raw_fd() as u32;
+        loaded
+            .map("cgroup_filter")?
+            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes())
+            .context("cannot store the --cgroup directory in the probe's map")?;
+    }
+    let config = ProbeConfig {
+        verbose: 0,
+        filter_tgid: o.pid,
+        pid_ns,
+        self_tgid,
+        filter_comm: o.comm.clone(),
+        filter_cgroup: cgroup.is_some(),
+        exit_mode: true,
+        top_by: Some(o.by),
+    };
+    loaded
+        .map("config_map")?
+        .update(&0u32.to_ne_bytes(), &config.to_bytes())
+        .context("cannot write the probe's configuration map")?;
+    if interrupted() {
+        return Ok(None);
+    }
+    let wanted =
+        |p: &ProgramSpec| Syscall::of_program(&p.kind).is_some_and(|s| o.syscalls.contains(&s));
+    let options = AttachOptions {
+        only: Some(&wanted),
+        legacy_maxactive: o.maxactive,
+    };
+    let attachment = attach::attach_with_options(&loaded, o.attach, &options)?;
+    let kprobe_events = attachment.kprobe_events();
+    let shutdown_works = || {
+        loaded.map("top_stats").is_ok_and(|m| {
+            let (mut k, mut v) = (Vec::new(), Vec::new());
+            m.read_all(&mut k, &mut v).is_ok()
+        }) && kprobe_events
+            .as_ref()
+            .is_none_or(|path| std::fs::OpenOptions::new().append(true).open(path).is_ok())
+    };
+    // --by file reads other users' /proc/PID/fd links.
+    let also = match o.by {
+        crate::app::abi::TopBy::File => 1 << privileges::CAP_SYS_PTRACE,
+        _ => 0,
+    };
+    privileges::drop_capabilities_keeping(also, &shutdown_works)?;
+    for reason in &attachment.fallbacks {
+        say(&format!("not attached via {reason}"));
+    }
+    for note in &attachment.notes {
+        say(note);
+    }
+    say(&format!(
+        "attached via {} to {} on {} CPUs: counting by {} every {} s",
+        attachment.method,
+        monitor::syscall_list(&o.syscalls),
+        cpus::online()?.len(),
+        o.by.name(),
+        o.interval.as_secs_f64()
+    ));
+    Ok(Some(Running {
+        loaded,
+        method: attachment.method,
+        return_maxactive: attachment.return_maxactive,
+        attachment: Cell::new(Some(attachment)),
+        sweeps: Cell::new(Swept::default()),
+        inserted_at: Cell::new(0),
+    }))
+}
+
+/// Where the intervals go: a screen, plain tables, or JSON lines.
+enum Out {
+    Screen {
+        screen: Screen,
+        files: FileNames,
+    },
+    Plain {
+        json: bool,
+        files: FileNames,
+        out: std::io::Stdout,
+    },
+}
+
+/// The last interval shown, for a redraw after a resize.
+#[derive(Default)]
+struct Shown {
+    rows: Vec<table::Row>,
+    total: Counts,
+    time: Option<SystemTime>,
+    length: Duration,
+    title: String,
+}
+
+impl Out {
+    fn new(o: &TopOptions) -> Result<Out> {
+        if screen::stdout_is_terminal() && !o.json {
+            signals::block_resize();
+            let screen = Screen::open().context("cannot set up the terminal")?;
+            return Ok(Out::Screen {
+                screen,
+                files: FileNames::default(),
+            });
+        }
+        Ok(Out::Plain {
+            json: o.json,
+            files: FileNames::default(),
+            out: std::io::stdout(),
+        })
+    }
+
+    /// Rows shown: `-n`, else what fits the screen (or 20; JSON: all).
+    fn limit(&self, o: &TopOptions) -> usize {
+        match (o.rows, self) {
+            (Some(n), _) => n,
+            (None, Out::Screen { screen, .. }) => screen.size().0.saturating_sub(4).max(1),
+            (None, Out::Plain { json: true, .. }) => usize::MAX,
+            (None, Out::Plain { .. }) => 20,
+        }
+    }
+
+    /// Shows one interval (remembered in `last` for a redraw).
+    fn show(&mut self, i: &Interval, last: &mut Shown, o: &TopOptions, title: &str) -> Result<()> {
+        let now = SystemTime::now();
+        let length = match last.time {
+            Some(t) => now.duration_since(t).unwrap_or_default(),
+            None => o.interval,
+        };
+        let mut rows = i.rows.clone();
+        render::sort_rows(&mut rows, o.sort);
+        *last = Shown {
+            rows,
+            total: i.total.clone(),
+            time: Some(now),
+            length,
+            title: title.to_string(),
+        };
+        self.draw(last, o)
+    }
+
+    fn draw(&mut self, s: &Shown, o: &TopOptions) -> Result<()> {
+        let limit = self.limit(o);
+        let view = View {
+            time: s.time.unwrap_or_else(SystemTime::now),
+            length: s.length,
+            by: o.by,
+            sort: o.sort,
+            rows: &s.rows,
+            limit,
+            total: &s.total,
+            cumulative: o.cumulative,
+            hist: o.hist,
+            title: &s.title,
+        };
+        match self {
+            Out::Screen { screen, files } => {
+                files.next_interval();
+                let mut lines = render::table(&view, files);
+                lines.push(String::new());
+                lines.push("q or Ctrl+C: quit".into());
+                screen.draw(&lines).context("cannot draw on the terminal")?;
+            }
+            Out::Plain { json, files, out } => {
+                files.next_interval();
+                let lines = if *json {
+                    render::json(&view, files)
+                } else {
+                    let mut l = render::table(&view, files);
+                    l.push(String::new());
+                    l
+                };
+                let mut text = lines.join("\n");
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                out.write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .map_err(|e| anyhow!(StdoutGone(e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the last interval: on a terminal, the screen goes and the
+    /// run's totals are printed.
+    fn finish(self, mut totals: Vec<table::Row>, total: &Counts, o: &TopOptions) -> Result<()> {
+        let Out::Screen { screen, mut files } = self else {
+            return Ok(());
+        };
+        drop(screen);
+        render::sort_rows(&mut totals, o.sort);
+        let view = View {
+            time: SystemTime::now(),
+            length: Duration::ZERO,
+            by: o.by,
+            sort: o.sort,
+            rows: &totals,
+            limit: o.rows.unwrap_or(20),
+            total,
+            cumulative: true,
+            hist: o.hist,
+            title: "totals of the run",
+        };
+        let mut text = render::table(&view, &mut files).join("\n");
+        text.push('\n');
+        let _ = std::io::stdout().write_all(text.as_bytes());
+        Ok(())
+    }
+}
+
+/// stdout's reader went away (`probe top | head`): the run ends quietly.
+#[derive(Debug)]
+pub struct StdoutGone(std::io::Error);
+
+impl std::fmt::Display for StdoutGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write to stdout: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdoutGone {}
+
+/// The CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
+        .unwrap_or_default()
+}
+
+/// What the intervals cost the monitor.
+#[derive(Default)]
+struct Cost {
+    cpu: Duration,
+    max_rows: usize,
+}
+
+impl Cost {
+    fn add(&mut self, cpu: Duration, rows: usize) {
+        self.cpu += cpu;
+        self.max_rows = self.max_rows.max(rows);
+    }
+}
+
+/// How often the loop looks at signals, keys and the clock.
+const TICK: Duration = Duration::from_millis(50);
+/// How often the in-flight table's dead threads are looked for.
+const SWEEP_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Step 2: an interval every `-i` until `-d`, a signal, or `q`. Returns
+/// how many intervals were shown, the last (for the final one's length),
+/// and what they cost.
+fn watch(
+    r: &Running,
+    table: &mut Table,
+    out: &mut Out,
+    o: &TopOptions,
+) -> Result<(u64, Shown, Cost)> {
+    let started = Instant::now();
+    let mut cost = Cost::default();
+    let mut last = Shown {
+        time: Some(SystemTime::now()),
+        ..Shown::default()
+    };
+    let mut next = started + o.interval;
+    let mut intervals = 0;
+    let mut sweep_checked = Instant::now();
+    loop {
+        let now = Instant::now();
+        if o.duration.is_some_and(|d| now >= started + d) {
+            return Ok((intervals, last, cost));
+        }
+        let wait = next.saturating_duration_since(now).min(TICK);
+        match signals::wait_or_resize(wait) {
+            Some(Signal::SIGWINCH) => out.draw(&last, o)?,
+            Some(_) => return Ok((intervals, last, cost)),
+            None => {}
+        }
+        if let Out::Screen { screen, .. } = out
+            && screen.keys().contains(&Key::Quit)
+        {
+            return Ok((intervals, last, cost));
+        }
+        if Instant::now() >= next {
+            let cpu = thread_cpu();
+            let i = table.interval(o.cumulative)?;
+            out.show(&i, &mut last, o, "")?;
+            cost.add(thread_cpu().saturating_sub(cpu), i.live_rows);
+            intervals += 1;
+            next += o.interval;
+            // A slow machine does not catch up with a burst of intervals.
+            if next < Instant::now() {
+                next = Instant::now() + o.interval;
+            }
+        }
+        if sweep_checked.elapsed() >= SWEEP_CHECK_EVERY {
+            sweep_checked = Instant::now();
+            sweep_if_due(r);
+        }
+    }
+}
+
+/// The in-flight table's records of exited threads, removed every
+/// `SWEEP_AFTER_INSERTS` new threads (as the streaming monitor does).
+fn sweep_if_due(r: &Running) {
+    let Ok(inserted) = inflight::inserted(&r.loaded) else {
+        return;
+    };
+    if inserted < r.inserted_at.get() + inflight::SWEEP_AFTER_INSERTS {
+        return;
+    }
+    match inflight::sweep(&r.loaded) {
+        Ok(s) => {
+            let mut sweeps = r.sweeps.get();
+            sweeps.removed += s.removed;
+            sweeps.missed += s.missed;
+            r.sweeps.set(sweeps);
+            r.inserted_at.set(inserted);
+        }
+        Err(e) => say(&format!(
+            "cannot sweep the table of calls in flight ({e:#}); calls of threads that exited \
+             may be evicted from it and counted lost"
+        )),
+    }
+}
+
+/// Step 3: entries off, then (after a look at which calls returned
+/// unseen) the returns; what is still in flight is counted, not shown.
+fn stop_hooks(r: &Running) -> Result<(ExitCounts, Option<u64>)> {
+    let Some(attachment) = r.attachment.take() else {
+        return Err(anyhow!("the hooks were already detached"));
+    };
+    attachment.disable_entries();
+    let unseen = inflight::returned_unseen(&r.loaded);
+    let detached = attachment.detach();
+    let (exit, _unfinished) = inflight::calls_in_flight(&r.loaded, &unseen?, r.sweeps.get())?;
+    Ok((exit, detached.recursion_misses))
+}
+
+/// The report on stderr: each cause of loss, then the count line (the
+/// streaming monitor's: calls counted, calls lost).
+pub fn report(s: &TopSummary) {
+    report::exit_losses(&s.exit, s.method, s.return_maxactive);
+    if let Some(n @ 1..) = s.recursion_misses {
+        say(&format!(
+            "lost {n} calls: the kernel skipped the probe on calls made while another \
+             BPF program ran on the same CPU (its recursion protection)"
+        ));
+    }
+    if s.in_other > 0 {
+        say(&format!(
+            "{} calls are counted in the (other) rows: the table was full (more keys than \
+             --keys); try a larger --keys",
+            s.in_other
+        ));
+    }
+    if s.exit.unfinished > 0 {
+        say(&format!(
+            "{} still in flight at the stop: not counted (no result yet)",
+            match s.exit.unfinished {
+                1 => "1 call was".to_string(),
+                n => format!("{n} calls were"),
+            }
+        ));
+    }
+    say(&format!(
+        "top: {} intervals, {:.2} ms of CPU each (mean; at most {} rows in the kernel's \
+         table); {} rows of exited processes removed from it",
+        s.intervals,
+        s.interval_cpu.as_secs_f64() * 1e3 / s.intervals.max(1) as f64,
+        s.max_rows,
+        s.removed
+    ));
+    say(&format!("received={} lost={}", s.counted, s.lost()));
+}
