@@ -21,6 +21,8 @@ typedef signed long long __s64;
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
 #define BPF_MAP_TYPE_CGROUP_ARRAY 8
 #define BPF_MAP_TYPE_LRU_HASH 9
+#define BPF_MAP_TYPE_QUEUE 22
+#define BPF_F_MMAPABLE (1U << 10)
 #define BPF_F_CURRENT_CPU 0xffffffffULL
 #define BPF_ANY 0
 #define BPF_NOEXIST 1
@@ -45,6 +47,9 @@ static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_map_update_elem)(void *map, const void *key,
 				   const void *value, __u64 flags) = (void *)2;
 static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
+static long (*bpf_map_push_elem)(void *map, const void *value,
+				 __u64 flags) = (void *)87;
+static long (*bpf_map_pop_elem)(void *map, void *value) = (void *)88;
 static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
 static __u32 (*bpf_get_smp_processor_id)(void) = (void *)8;
 static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;

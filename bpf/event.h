@@ -121,6 +121,13 @@ struct top_value {		/* updated with atomic adds: CPUs share it */
 	__u32 size_hist[SIZE_SLOTS]; /* successful calls only */
 };
 
+/* A slot of the top_rows array: the counts, and the key they are for
+ * (the counts first: a program's pointer to the row is one to them). */
+struct top_row {
+	struct top_value v;
+	struct top_key key;
+};
+
 struct top_err_key {		/* a row's errors by errno */
 	struct top_key key;
 	__u32 err;		/* the errno: -ret */

@@ -40,20 +40,35 @@ BPF_MAP(inflight, BPF_MAP_TYPE_LRU_HASH, __u32, struct inflight, 65536);
 /* --exit: the COUNT_* slots of event.h. */
 BPF_MAP(exit_counts, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, EXIT_COUNTS);
 /* probe top: cumulative counts per key and syscall, never reset here (the
- * monitor computes each interval's share, and removes the rows of exited
- * processes after reading them). A plain hash, preallocated: an insert
- * into a full one fails, it never evicts; the call then counts in its
- * syscall's slot of top_other. The monitor shrinks all four to 1 entry
- * when it is not top. */
-BPF_MAP(top_stats, BPF_MAP_TYPE_HASH, struct top_key, struct top_value, 10240);
+ * monitor computes each interval's share, and recycles the rows of exited
+ * processes after reading them). A row lives in a slot of top_rows, an
+ * array the monitor maps into its memory (BPF_F_MMAPABLE, 5.5+): it reads
+ * every row each interval with no system call. top_index finds a key's
+ * slot; a new key takes a free slot from the top_free queue (pop is
+ * atomic, so two CPUs never take the same one; 5.10 has no atomic fetch
+ * to count slots out). No free slot: the call counts in its syscall's
+ * slot of top_other; nothing is ever evicted. The monitor shrinks these
+ * maps to 1 entry when it is not top, and fills top_free at the start. */
+BPF_MAP(top_index, BPF_MAP_TYPE_HASH, struct top_key, __u32, 10240);
+struct bpf_map_def SEC("maps") top_rows = {
+	.type = BPF_MAP_TYPE_ARRAY,
+	.key_size = sizeof(__u32),
+	.value_size = sizeof(struct top_row),
+	.max_entries = 10240,
+	.map_flags = BPF_F_MMAPABLE,
+};
+struct bpf_map_def SEC("maps") top_free = {
+	.type = BPF_MAP_TYPE_QUEUE,
+	.key_size = 0,
+	.value_size = sizeof(__u32),
+	.max_entries = 10240,
+};
 BPF_MAP(top_other, BPF_MAP_TYPE_ARRAY, __u32, struct top_value, SYSCALLS);
 /* Each row's errors by errno; when full, in top_errors_other by syscall
  * and errno (so are the errors of the calls in top_other). */
 BPF_MAP(top_errors, BPF_MAP_TYPE_HASH, struct top_err_key, __u64, 10240);
 BPF_MAP(top_errors_other, BPF_MAP_TYPE_ARRAY, __u32, __u64,
 	SYSCALLS * ERRNO_SLOTS);
-/* A zeroed value to insert rows from: too large for the BPF stack. */
-BPF_MAP(top_zero, BPF_MAP_TYPE_ARRAY, __u32, struct top_value, 1);
 
 /* x86-64 struct pt_regs offsets (arch/x86/include/asm/ptrace.h). */
 #define PT_REGS_AX 80
@@ -246,25 +261,39 @@ static __always_inline __u32 log2_slot(__u64 v)
 	return r;
 }
 
-/* The row of `k`, inserted (zeroed) at its first call; None when the
- * table is full. */
+/* The counts of `k`'s row, in a free slot at its first call; None when
+ * no slot is free. */
 static __always_inline struct top_value *top_row(const struct top_key *k,
 						 const char *comm)
 {
-	struct top_value *v = bpf_map_lookup_elem(&top_stats, k);
-	if (v)
-		return v;
-	__u32 zero = 0;
-	struct top_value *init = bpf_map_lookup_elem(&top_zero, &zero);
-	if (!init)
+	struct top_row *r;
+	__u32 *at = bpf_map_lookup_elem(&top_index, k);
+	if (at) {
+		r = bpf_map_lookup_elem(&top_rows, at);
+		return r ? &r->v : 0;
+	}
+	__u32 slot;
+	if (bpf_map_pop_elem(&top_free, &slot))
 		return 0;
-	/* Fails when another CPU inserted it first (found next) or when the
-	 * table is full (not found: the caller counts in top_other). */
-	long err = bpf_map_update_elem(&top_stats, k, init, BPF_NOEXIST);
-	v = bpf_map_lookup_elem(&top_stats, k);
-	if (v && !err)
-		__builtin_memcpy(v->comm, comm, COMM_LEN);
-	return v;
+	r = bpf_map_lookup_elem(&top_rows, &slot);
+	if (!r)
+		return 0;
+	/* A free slot's counts are zero (the monitor clears a slot before
+	 * freeing it) and no other program writes it: the key goes in before
+	 * the index points at it. */
+	r->key = *k;
+	__builtin_memcpy(r->v.comm, comm, COMM_LEN);
+	if (bpf_map_update_elem(&top_index, k, &slot, BPF_NOEXIST)) {
+		/* Another CPU indexed the same key first: its slot, and
+		 * this one back to the queue (its counts still zero). */
+		bpf_map_push_elem(&top_free, &slot, 0);
+		at = bpf_map_lookup_elem(&top_index, k);
+		if (!at)
+			return 0;
+		r = bpf_map_lookup_elem(&top_rows, at);
+		return r ? &r->v : 0;
+	}
+	return &r->v;
 }
 
 /* One more error `err` for row `k` (or for its syscall's other row). */
@@ -462,8 +491,8 @@ FAMILY(pwritev2, SYSCALL_PWRITEV2)
  * functions a program reaches, so it costs the probe nothing. */
 __attribute__((noinline)) int probe_layouts(struct event *e, struct config *c,
 					    struct inflight *f,
-					    struct top_value *v,
+					    struct top_row *r,
 					    struct top_err_key *k)
 {
-	return e != 0 && c != 0 && f != 0 && v != 0 && k != 0;
+	return e != 0 && c != 0 && f != 0 && r != 0 && k != 0;
 }

@@ -314,6 +314,47 @@ impl Map<'_> {
         }
     }
 
+    /// Pushes `value` into a queue (or stack) map.
+    pub fn push(&self, value: &[u8]) -> Result<(), MapError> {
+        self.check("value", self.spec.value_size as usize, value.len())?;
+        // SAFETY: the value was just checked to be exactly the size the
+        // kernel reads; a queue takes no key.
+        unsafe { bpf::map_push(self.fd, value) }.map_err(|error| MapError::Kernel {
+            map: self.spec.name.clone(),
+            op: "push into",
+            error,
+        })
+    }
+
+    /// Maps an array created with `BPF_F_MMAPABLE` (Linux 5.5+) into this
+    /// process: element `i` is at byte `i * stride()`, where stride is the
+    /// value size rounded up to 8. Reads then need no system call.
+    pub fn mmap(&self) -> Result<crate::sys::mem::SharedMapping, MapError> {
+        let kernel = |error| MapError::Kernel {
+            map: self.spec.name.clone(),
+            op: "mmap",
+            error,
+        };
+        if self.spec.map_type != bpf::BPF_MAP_TYPE_ARRAY
+            || self.spec.flags & bpf::BPF_F_MMAPABLE == 0
+        {
+            return Err(kernel(std::io::Error::from_raw_os_error(libc::EINVAL)));
+        }
+        let len = self.stride() * self.spec.max_entries as usize;
+        let page = crate::sys::perf::page_size();
+        crate::sys::mem::SharedMapping::new(self.fd, len.next_multiple_of(page)).map_err(kernel)
+    }
+
+    /// How many elements it holds.
+    pub fn max_entries(&self) -> u32 {
+        self.spec.max_entries
+    }
+
+    /// Bytes from one element of a mapped array to the next.
+    pub fn stride(&self) -> usize {
+        (self.spec.value_size as usize).next_multiple_of(8)
+    }
+
     /// Every element, read into `keys` and `values` (resized to fit; each
     /// `key_size()` and `lookup_size()` bytes apart); returns how many.
     /// Batched (BPF_MAP_LOOKUP_BATCH) where the kernel has it, 5.6+;

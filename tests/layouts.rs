@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
-use probe::app::abi::{Event, Inflight, RawConfig, TopErrKey, TopKey, TopValue};
+use probe::app::abi::{Event, Inflight, RawConfig, TopErrKey, TopKey, TopRow, TopValue};
 use probe::ring::{MMAP_PAGE_RING_AT, MmapPageRing, PerfEventHeader, PerfRecordLost};
 
 /// A struct in BTF: its size, and each member's byte offset.
@@ -147,6 +147,7 @@ fn event_inflight_config_and_top_match_the_compiled_probe() {
             lat_hist,
             size_hist
         );
+        same_layout!(btf_struct(&object(file), "top_row"), TopRow, v, key);
         same_layout!(
             btf_struct(&object(file), "top_err_key"),
             TopErrKey,

@@ -466,6 +466,17 @@ impl Default for TopValue {
     }
 }
 
+/// `struct top_row`: a slot of the `top_rows` array, its counts and the
+/// key they are for.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopRow {
+    pub v: TopValue,
+    pub key: TopKey,
+}
+
+pub const TOP_ROW_SIZE: usize = TOP_KEY_SIZE + TOP_VALUE_SIZE;
+
 /// `struct top_err_key`: one errno of one row, in `top_errors`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -492,6 +503,9 @@ const _: () = {
     assert!(offset_of!(TopValue, comm) == 40);
     assert!(offset_of!(TopValue, lat_hist) == 56);
     assert!(offset_of!(TopValue, size_hist) == 56 + 4 * LAT_SLOTS);
+    assert!(size_of::<TopRow>() == TOP_ROW_SIZE);
+    assert!(offset_of!(TopRow, v) == 0);
+    assert!(offset_of!(TopRow, key) == TOP_VALUE_SIZE);
     assert!(size_of::<TopErrKey>() == TOP_ERR_KEY_SIZE);
     assert!(offset_of!(TopErrKey, key) == 0);
     assert!(offset_of!(TopErrKey, err) == TOP_KEY_SIZE);
@@ -510,6 +524,14 @@ pub trait Pod: Copy + Default {
         unsafe { std::ptr::read_unaligned(b.as_ptr() as *const Self) }
     }
 
+    /// The value in `w`: exactly `size_of::<Self>()` bytes of words (as
+    /// read from a mapped array).
+    fn from_words(w: &[u64]) -> Self {
+        assert_eq!(w.len() * 8, size_of::<Self>(), "a value of the wrong size");
+        // SAFETY: as in from_bytes; the words hold exactly the bytes.
+        unsafe { std::ptr::read_unaligned(w.as_ptr() as *const Self) }
+    }
+
     /// Its bytes, as the kernel takes them.
     fn as_bytes(&self) -> &[u8] {
         // SAFETY: Self has no padding (every byte initialised) and lives
@@ -522,6 +544,7 @@ impl Pod for u32 {}
 impl Pod for u64 {}
 impl Pod for TopKey {}
 impl Pod for TopValue {}
+impl Pod for TopRow {}
 impl Pod for TopErrKey {}
 
 impl TopKey {

@@ -438,6 +438,18 @@ fn create_maps(
     {
         spec.maps[i].max_entries = 1;
     }
+    // `probe top`'s tables: not used by the streaming monitor.
+    for name in [
+        "top_index",
+        "top_rows",
+        "top_free",
+        "top_errors",
+        "top_errors_other",
+    ] {
+        if let Some(i) = spec.map_index(name) {
+            spec.maps[i].max_entries = 1;
+        }
+    }
     let loaded = Loaded::create_maps(spec, possible)?;
     debug(
         o,

@@ -51,6 +51,10 @@ pub const BPF_MAP_TYPE_CGROUP_ARRAY: u32 = 8;
 pub const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
 /// A per-CPU hash table that evicts its least recently used entries.
 pub const BPF_MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
+/// A FIFO of values, no keys (4.20).
+pub const BPF_MAP_TYPE_QUEUE: u32 = 22;
+/// `map_flags`: an array user space can mmap (5.5).
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// Object names are 16 bytes with the NUL; the kernel allows [A-Za-z0-9_.].
 const OBJ_NAME_LEN: usize = 16;
@@ -65,6 +69,7 @@ fn map_type_name(t: u32) -> String {
         BPF_MAP_TYPE_CGROUP_ARRAY => "BPF_MAP_TYPE_CGROUP_ARRAY".into(),
         BPF_MAP_TYPE_LRU_HASH => "BPF_MAP_TYPE_LRU_HASH".into(),
         BPF_MAP_TYPE_LRU_PERCPU_HASH => "BPF_MAP_TYPE_LRU_PERCPU_HASH".into(),
+        BPF_MAP_TYPE_QUEUE => "BPF_MAP_TYPE_QUEUE".into(),
         t => t.to_string(),
     }
 }
@@ -359,6 +364,33 @@ pub unsafe fn map_lookup(map: BorrowedFd, key: &[u8], value: &mut [u8]) -> io::R
                 explain::borrowed(map),
                 shown_bytes(key),
                 value.len()
+            )
+        },
+        || explain::result(&r),
+    );
+    r.map(drop)
+}
+
+/// Pushes `value` into a queue or stack map (BPF_MAP_UPDATE_ELEM with no
+/// key). E2BIG: the map is full.
+///
+/// # Safety
+/// `value` must hold the map's value size in bytes: the kernel reads that
+/// many.
+pub unsafe fn map_push(map: BorrowedFd, value: &[u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: 0,
+        value: value.as_ptr() as u64,
+        ..Default::default()
+    };
+    let r = bpf(BPF_MAP_UPDATE_ELEM, &mut attr);
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_MAP_UPDATE_ELEM, {{map_fd={}, key=NULL, value={}, flags=BPF_ANY}})",
+                explain::borrowed(map),
+                shown_bytes(value)
             )
         },
         || explain::result(&r),

@@ -66,3 +66,92 @@ impl Drop for AnonMapping {
         unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
     }
 }
+
+/// A shared mapping of a file descriptor (an mmapable BPF array): the
+/// kernel and BPF programs write it while we read it, so it is only ever
+/// accessed through volatile reads and writes of whole words, and only
+/// inside its bounds (the accessors check them). Unmapped on drop.
+pub struct SharedMapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: memory shared with the kernel, owned by this value; every
+// access is a bounds-checked volatile one (see `read_words`).
+unsafe impl Send for SharedMapping {}
+
+impl SharedMapping {
+    /// Maps the first `len` bytes of `fd`, read-write, shared.
+    pub fn new(fd: std::os::fd::BorrowedFd, len: usize) -> io::Result<SharedMapping> {
+        use std::os::fd::AsRawFd;
+        if len == 0 {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: a fresh shared mapping of the fd, owned by the result.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedMapping {
+            ptr: ptr as *mut u8,
+            len,
+        })
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a mapping of no bytes (never made).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `out.len()` words from byte `offset` (8-aligned), each read
+    /// once, whole. None if that runs past the end or is not aligned.
+    pub fn read_words(&self, offset: usize, out: &mut [u64]) -> Option<()> {
+        let end = offset.checked_add(out.len().checked_mul(8)?)?;
+        if end > self.len || !offset.is_multiple_of(8) {
+            return None;
+        }
+        for (i, w) in out.iter_mut().enumerate() {
+            // SAFETY: in bounds (checked above) and 8-aligned (the mapping
+            // is page-aligned and the offset a multiple of 8); volatile,
+            // since BPF programs write it concurrently.
+            *w = unsafe { std::ptr::read_volatile(self.ptr.add(offset + i * 8) as *const u64) };
+        }
+        Some(())
+    }
+
+    /// Writes zeros over `len` bytes from `offset` (both multiples of 8).
+    /// None if that runs past the end or is not aligned.
+    pub fn zero_words(&self, offset: usize, len: usize) -> Option<()> {
+        let end = offset.checked_add(len)?;
+        if end > self.len || !offset.is_multiple_of(8) || !len.is_multiple_of(8) {
+            return None;
+        }
+        for i in (offset..end).step_by(8) {
+            // SAFETY: in bounds and aligned, checked above; volatile, as
+            // for reads.
+            unsafe { std::ptr::write_volatile(self.ptr.add(i) as *mut u64, 0) };
+        }
+        Some(())
+    }
+}
+
+impl Drop for SharedMapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr and len are the mapping made in new().
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}

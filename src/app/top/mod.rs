@@ -59,7 +59,9 @@ pub struct TopSummary {
     /// CPU time spent reading, computing and showing the intervals (the
     /// monitor's whole per-interval cost), summed.
     pub interval_cpu: Duration,
-    /// The most rows one read of the kernel's table returned.
+    /// The most any one interval cost.
+    pub max_interval_cpu: Duration,
+    /// The most rows the kernel's table held at the end of an interval.
     pub max_rows: usize,
 }
 
@@ -87,8 +89,17 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     let Some(running) = start(o)? else {
         return Ok(None);
     };
+    // An interval of 10,000 changed rows allocates a few MB and frees
+    // them: kept by the allocator rather than given back and faulted in
+    // again each interval.
+    // SAFETY: mallopt only sets tunables.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+    }
     let mut out = Out::new(o)?;
-    let mut table = Table::new(&running.loaded, o.by);
+    let keep_rows = o.cumulative || matches!(out, Out::Screen { .. });
+    let mut table = Table::new(&running.loaded, o.by, keep_rows)?;
     let watched = watch(&running, &mut table, &mut out, o);
     // Stopping comes first whatever happened: nothing stays attached.
     let stopped = stop_hooks(&running);
@@ -96,18 +107,12 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     let (exit, recursion_misses) = stopped?;
     let cpu = thread_cpu();
     let final_interval = table.interval(o.cumulative)?;
-    out.show(&final_interval, &mut last, o, "last interval")?;
-    cost.add(thread_cpu().saturating_sub(cpu), final_interval.live_rows);
+    let live_rows = final_interval.live_rows;
+    out.show(final_interval, &mut last, o, "last interval")?;
+    cost.add(thread_cpu().saturating_sub(cpu), live_rows);
     let totals = table.totals();
-    let mut total = Counts::default();
-    for row in &totals {
-        total.add(&row.counts);
-    }
-    let in_other = totals
-        .iter()
-        .filter(|r| matches!(r.key, table::RowKey::Other(_)))
-        .map(|r| r.counts.calls)
-        .sum();
+    let total = table.run_total().clone();
+    let in_other = table.other_calls();
     out.finish(totals, &total, o)?;
     Ok(Some(TopSummary {
         counted: total.calls,
@@ -119,6 +124,7 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
         return_maxactive: running.return_maxactive,
         removed: table.removed(),
         interval_cpu: cost.cpu,
+        max_interval_cpu: cost.max_cpu,
         max_rows: cost.max_rows,
     }))
 }
@@ -151,7 +157,12 @@ fn start(o: &TopOptions) -> Result<Option<Running>> {
     let mut spec = obj::parse(object).context("the embedded BPF object is broken")?;
     // The probe's table has room for --keys rows (and as many errnos);
     // the ring's map is not used: no event is sent.
-    for (name, entries) in [("top_stats", o.keys), ("top_errors", o.keys)] {
+    for (name, entries) in [
+        ("top_index", o.keys),
+        ("top_rows", o.keys),
+        ("top_free", o.keys),
+        ("top_errors", o.keys),
+    ] {
         if let Some(i) = spec.map_index(name) {
             spec.maps[i].max_entries = entries;
         }
@@ -164,6 +175,7 @@ fn start(o: &TopOptions) -> Result<Option<Running>> {
             .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes())
             .context("cannot store the --cgroup directory in the probe's map")?;
     }
+    table::free_all_slots(&loaded).context("cannot fill the probe's table of free rows")?;
     let config = ProbeConfig {
         verbose: 0,
         filter_tgid: o.pid,
@@ -190,12 +202,12 @@ fn start(o: &TopOptions) -> Result<Option<Running>> {
     let attachment = attach::attach_with_options(&loaded, o.attach, &options)?;
     let kprobe_events = attachment.kprobe_events();
     let shutdown_works = || {
-        loaded.map("top_stats").is_ok_and(|m| {
-            let (mut k, mut v) = (Vec::new(), Vec::new());
-            m.read_all(&mut k, &mut v).is_ok()
-        }) && kprobe_events
-            .as_ref()
-            .is_none_or(|path| std::fs::OpenOptions::new().append(true).open(path).is_ok())
+        // A lookup stands for every map operation on fds we hold (the
+        // kernel checks them alike).
+        loaded.sum_per_cpu("drops").is_ok()
+            && kprobe_events
+                .as_ref()
+                .is_none_or(|path| std::fs::OpenOptions::new().append(true).open(path).is_ok())
     };
     // --by file reads other users' /proc/PID/fd links.
     let also = match o.by {
@@ -278,17 +290,15 @@ impl Out {
     }
 
     /// Shows one interval (remembered in `last` for a redraw).
-    fn show(&mut self, i: &Interval, last: &mut Shown, o: &TopOptions, title: &str) -> Result<()> {
+    fn show(&mut self, i: Interval, last: &mut Shown, o: &TopOptions, title: &str) -> Result<()> {
         let now = SystemTime::now();
         let length = match last.time {
             Some(t) => now.duration_since(t).unwrap_or_default(),
             None => o.interval,
         };
-        let mut rows = i.rows.clone();
-        render::sort_rows(&mut rows, o.sort);
         *last = Shown {
-            rows,
-            total: i.total.clone(),
+            rows: i.rows,
+            total: i.total,
             time: Some(now),
             length,
             title: title.to_string(),
@@ -298,12 +308,13 @@ impl Out {
 
     fn draw(&mut self, s: &Shown, o: &TopOptions) -> Result<()> {
         let limit = self.limit(o);
+        let order = render::sorted(&s.rows, o.sort);
         let view = View {
             time: s.time.unwrap_or_else(SystemTime::now),
             length: s.length,
             by: o.by,
             sort: o.sort,
-            rows: &s.rows,
+            rows: &order,
             limit,
             total: &s.total,
             cumulative: o.cumulative,
@@ -341,18 +352,18 @@ impl Out {
 
     /// After the last interval: on a terminal, the screen goes and the
     /// run's totals are printed.
-    fn finish(self, mut totals: Vec<table::Row>, total: &Counts, o: &TopOptions) -> Result<()> {
+    fn finish(self, totals: Vec<table::Row>, total: &Counts, o: &TopOptions) -> Result<()> {
         let Out::Screen { screen, mut files } = self else {
             return Ok(());
         };
         drop(screen);
-        render::sort_rows(&mut totals, o.sort);
+        let order = render::sorted(&totals, o.sort);
         let view = View {
             time: SystemTime::now(),
             length: Duration::ZERO,
             by: o.by,
             sort: o.sort,
-            rows: &totals,
+            rows: &order,
             limit: o.rows.unwrap_or(20),
             total,
             cumulative: true,
@@ -389,12 +400,14 @@ fn thread_cpu() -> Duration {
 #[derive(Default)]
 struct Cost {
     cpu: Duration,
+    max_cpu: Duration,
     max_rows: usize,
 }
 
 impl Cost {
     fn add(&mut self, cpu: Duration, rows: usize) {
         self.cpu += cpu;
+        self.max_cpu = self.max_cpu.max(cpu);
         self.max_rows = self.max_rows.max(rows);
     }
 }
@@ -441,8 +454,9 @@ fn watch(
         if Instant::now() >= next {
             let cpu = thread_cpu();
             let i = table.interval(o.cumulative)?;
-            out.show(&i, &mut last, o, "")?;
-            cost.add(thread_cpu().saturating_sub(cpu), i.live_rows);
+            let live_rows = i.live_rows;
+            out.show(i, &mut last, o, "")?;
+            cost.add(thread_cpu().saturating_sub(cpu), live_rows);
             intervals += 1;
             next += o.interval;
             // A slow machine does not catch up with a burst of intervals.
@@ -521,10 +535,11 @@ pub fn report(s: &TopSummary) {
         ));
     }
     say(&format!(
-        "top: {} intervals, {:.2} ms of CPU each (mean; at most {} rows in the kernel's \
-         table); {} rows of exited processes removed from it",
+        "top: {} intervals, {:.2} ms of CPU each (mean; at most {:.2} ms; at most {} rows in \
+         the kernel's table); {} rows of exited processes removed from it",
         s.intervals,
         s.interval_cpu.as_secs_f64() * 1e3 / s.intervals.max(1) as f64,
+        s.max_interval_cpu.as_secs_f64() * 1e3,
         s.max_rows,
         s.removed
     ));

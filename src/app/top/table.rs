@@ -22,10 +22,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use anyhow::Result;
 
 use crate::app::abi::{
-    ERRNO_SLOTS, LAT_SLOTS, Pod, SIZE_SLOTS, Syscall, TopBy, TopErrKey, TopKey, TopValue,
+    COMM_LEN, ERRNO_SLOTS, LAT_SLOTS, Pod, SIZE_SLOTS, Syscall, TopBy, TopErrKey, TopKey, TopRow,
+    TopValue,
 };
 use crate::identity;
 use crate::loader::Loaded;
+use crate::sys::mem::SharedMapping;
 
 /// The counts of one row, or of a sum of rows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,6 +127,14 @@ pub enum RowKey {
     Other(Syscall),
 }
 
+impl Row {
+    /// The comm up to its NUL.
+    pub fn comm(&self) -> &[u8] {
+        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+        &self.comm[..end]
+    }
+}
+
 impl RowKey {
     pub fn syscall(&self) -> Syscall {
         match self {
@@ -139,7 +149,8 @@ impl RowKey {
 pub struct Row {
     pub key: RowKey,
     /// The comm to show: the key's, or the row's first caller's.
-    pub comm: Vec<u8>,
+    /// NUL-padded, as the kernel keeps it (no allocation per row).
+    pub comm: [u8; COMM_LEN],
     pub counts: Counts,
 }
 
@@ -205,26 +216,73 @@ impl std::hash::Hasher for FastHasher {
 type Fast = std::hash::BuildHasherDefault<FastHasher>;
 type FastMap<K, V> = HashMap<K, V, Fast>;
 
+/// What one read found: the rows that changed, in a vector (rows are
+/// large: made in place, moved as a whole), found by key for their errnos.
+#[derive(Default)]
+struct Changes {
+    rows: Vec<Row>,
+    at: FastMap<TopKey, usize>,
+}
+
+impl Changes {
+    /// The row of `key` (made if it is not there), found through an index
+    /// built at the first call: only errnos need one.
+    fn row(&mut self, key: TopKey, comm: [u8; COMM_LEN]) -> &mut Counts {
+        if self.at.is_empty() {
+            for (i, r) in self.rows.iter().enumerate() {
+                if let RowKey::Key(k) = r.key {
+                    self.at.insert(k, i);
+                }
+            }
+        }
+        let i = *self.at.entry(key).or_insert_with(|| {
+            self.rows.push(Row {
+                key: RowKey::Key(key),
+                comm,
+                counts: Counts::default(),
+            });
+            self.rows.len() - 1
+        });
+        &mut self.rows[i].counts
+    }
+}
+
 /// The reader of the probe's table, with what it read last.
 pub struct Table<'a> {
     loaded: &'a Loaded,
     by: TopBy,
-    /// Each row as the last read found it: a row whose bytes did not
+    /// The probe's `top_rows` array, mapped: read with no system call.
+    rows: SharedMapping,
+    /// Words per slot, and slots.
+    words: usize,
+    slots: usize,
+    /// Every slot as the last read found it: a row whose words did not
     /// change had no call, and costs a comparison.
-    prev: FastMap<TopKey, TopValue>,
+    prev: Vec<u64>,
+    /// The slot of each key seen (the rows of live keys).
+    slot_of: FastMap<TopKey, u32>,
+    /// Slots whose key was removed from the index at the last interval:
+    /// read once more (a call already past the index lookup may still add
+    /// to them), then cleared and freed.
+    quarantine: Vec<u32>,
     /// Each (row, errno) count at the last read.
     prev_errnos: FastMap<TopErrKey, u64>,
     /// Comm of each row (the key's, or its first caller's).
-    comms: FastMap<TopKey, Vec<u8>>,
+    comms: FastMap<TopKey, [u8; COMM_LEN]>,
     prev_other: Vec<TopValue>,
     /// The other rows' errno counts (top_errors_other) at the last read.
     prev_other_errnos: Vec<u64>,
     /// Every row's counts since the start (for --cumulative and the final
     /// totals), and the syscall's "other" rows.
     totals: HashMap<RowKey, Row, Fast>,
-    /// Buffers for the batched reads, one pair per map (a buffer shrunk
-    /// for one map and grown again for the next would be cleared anew).
-    buffers: [(Vec<u8>, Vec<u8>); 3],
+    /// Keep `totals` row by row (a screen's final table, --cumulative);
+    /// else only the run's sum.
+    keep_rows: bool,
+    /// The run's sum, and the calls of it in other rows.
+    run_total: Counts,
+    run_other_calls: u64,
+    /// Buffers for the batched reads of the errno tables.
+    buffers: [(Vec<u8>, Vec<u8>); 2],
     /// The rows can be removed when their process exits: a monitor in
     /// another pid namespace cannot tell (its /proc shows other pids).
     prune: bool,
@@ -232,21 +290,44 @@ pub struct Table<'a> {
     removed: usize,
 }
 
+/// Fills the probe's queue of free slots (at the start: all of them).
+pub fn free_all_slots(loaded: &Loaded) -> Result<()> {
+    let free = loaded.map("top_free")?;
+    let slots = loaded.map("top_rows")?.max_entries();
+    for slot in 0..slots {
+        free.push(&slot.to_ne_bytes())?;
+    }
+    Ok(())
+}
+
 impl<'a> Table<'a> {
-    pub fn new(loaded: &'a Loaded, by: TopBy) -> Table<'a> {
-        Table {
+    /// The table of `loaded`'s probe, counting by `by`; `keep_rows`: the
+    /// run's totals are wanted row by row.
+    pub fn new(loaded: &'a Loaded, by: TopBy, keep_rows: bool) -> Result<Table<'a>> {
+        let rows = loaded.map("top_rows")?;
+        let words = rows.stride() / 8;
+        let slots = rows.max_entries() as usize;
+        Ok(Table {
             loaded,
             by,
-            prev: FastMap::default(),
+            rows: rows.mmap()?,
+            words,
+            slots,
+            prev: vec![0; words * slots],
+            slot_of: FastMap::default(),
+            quarantine: Vec::new(),
             prev_errnos: FastMap::default(),
             comms: FastMap::default(),
             prev_other: vec![TopValue::default(); Syscall::ALL.len()],
             prev_other_errnos: vec![0; Syscall::ALL.len() * ERRNO_SLOTS],
             totals: HashMap::default(),
+            keep_rows,
+            run_total: Counts::default(),
+            run_other_calls: 0,
             buffers: Default::default(),
             prune: by != TopBy::Syscall && identity::in_initial_pid_ns(),
             removed: 0,
-        }
+        })
     }
 
     /// The rows whose owner (process, or thread) has exited: their counts
@@ -257,14 +338,14 @@ impl<'a> Table<'a> {
         match self.by {
             TopBy::Syscall => Vec::new(),
             TopBy::Process | TopBy::File => self
-                .prev
+                .slot_of
                 .keys()
                 .filter(|k| !live.contains(&k.tgid))
                 .copied()
                 .collect(),
             TopBy::Thread => {
                 let mut threads: HashMap<u32, HashSet<u32>> = HashMap::new();
-                self.prev
+                self.slot_of
                     .keys()
                     .filter(|k| {
                         !live.contains(&k.tgid)
@@ -279,38 +360,72 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// Reads the kernel's table and returns what each row added since the
-    /// last read (rows with no call left out), the other rows' included.
-    fn read_changes(&mut self) -> Result<Vec<(RowKey, Counts)>> {
-        let [stat_buf, error_buf, other_buf] = &mut self.buffers;
-        let mut changed: FastMap<TopKey, Counts> = FastMap::default();
-        let stats = self.loaded.map("top_stats")?;
-        let (keys, values) = stat_buf;
-        let n = stats.read_all(keys, values)?;
-        let (ks, vs) = (stats.key_size(), stats.lookup_size());
-        let mut unfiled = false;
-        for i in 0..n {
-            let value = &values[i * vs..(i + 1) * vs];
-            let key = TopKey::from_bytes(&keys[i * ks..(i + 1) * ks]);
-            let prev = self.prev.get(&key);
-            if prev.is_some_and(|p| p.as_bytes() == value) {
+    /// Every slot that changed since the last read: what its row added.
+    fn read_rows(&mut self, changed: &mut Changes) -> Result<bool> {
+        let mut cur = vec![0u64; self.words];
+        let mut any_errors = false;
+        for slot in 0..self.slots {
+            let at = slot * self.words;
+            self.rows
+                .read_words(at * 8, &mut cur)
+                .ok_or_else(|| anyhow::anyhow!("top_rows is smaller than its size"))?;
+            let before = &mut self.prev[at..at + self.words];
+            if before == cur.as_slice() {
                 continue;
             }
-            let value = TopValue::from_bytes(value);
-            let delta = Counts::between(&value, prev);
-            unfiled |= value.errors > 0;
-            self.comms.entry(key).or_insert_with(|| {
-                if key.comm[0] != 0 {
-                    key.comm().to_vec()
-                } else {
-                    value.comm().to_vec()
-                }
+            let row = TopRow::from_words(&cur);
+            let prev = TopRow::from_words(before);
+            before.copy_from_slice(&cur);
+            any_errors |= row.v.errors > 0;
+            let delta = Counts::between(&row.v, Some(&prev.v));
+            if delta.is_empty() {
+                continue;
+            }
+            let key = row.key;
+            let comm = if key.comm[0] != 0 {
+                key.comm
+            } else {
+                row.v.comm
+            };
+            // A slot keeps its key until it is recycled (and its words
+            // zeroed): only a new one is indexed.
+            if prev.key != key {
+                self.slot_of.insert(key, slot as u32);
+                self.comms.insert(key, comm);
+            }
+            changed.rows.push(Row {
+                key: RowKey::Key(key),
+                comm,
+                counts: delta,
             });
-            self.prev.insert(key, value);
-            changed.insert(key, delta);
         }
+        Ok(any_errors)
+    }
+
+    /// Clears the slots quarantined at the last interval (read once more
+    /// just now) and gives them back to the probe.
+    fn recycle(&mut self) -> Result<()> {
+        let free = self.loaded.map("top_free")?;
+        for slot in std::mem::take(&mut self.quarantine) {
+            let at = slot as usize * self.words;
+            self.rows
+                .zero_words(at * 8, self.words * 8)
+                .ok_or_else(|| anyhow::anyhow!("top_rows is smaller than its size"))?;
+            self.prev[at..at + self.words].fill(0);
+            free.push(&slot.to_ne_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Reads the kernel's table and returns what each row added since the
+    /// last read (rows with no call left out), the other rows' included.
+    fn read_changes(&mut self) -> Result<Vec<Row>> {
+        let mut changed = Changes::default();
+        let unfiled = self.read_rows(&mut changed)?;
+        self.recycle()?;
+        let [error_buf, other_buf] = &mut self.buffers;
         // Errnos only move with errors: read when some row has any.
-        let has_errors = unfiled || self.prev.values().any(|v| v.errors > 0);
+        let has_errors = unfiled || !self.prev_errnos.is_empty();
         if has_errors {
             let errors = self.loaded.map("top_errors")?;
             let (keys, values) = error_buf;
@@ -321,19 +436,12 @@ impl<'a> Table<'a> {
                 let count = u64::from_bytes(&values[i * vs..(i + 1) * vs]);
                 let before = self.prev_errnos.insert(ek, count).unwrap_or(0);
                 if count > before {
-                    *changed
-                        .entry(ek.key)
-                        .or_default()
-                        .errnos
-                        .entry(ek.err)
-                        .or_default() += count - before;
+                    let comm = self.comms.get(&ek.key).copied().unwrap_or_default();
+                    *changed.row(ek.key, comm).errnos.entry(ek.err).or_default() += count - before;
                 }
             }
         }
-        let mut out: Vec<(RowKey, Counts)> = changed
-            .into_iter()
-            .map(|(k, c)| (RowKey::Key(k), c))
-            .collect();
+        let mut out = changed.rows;
         let other_map = self.loaded.map("top_other")?;
         let mut value = vec![0u8; other_map.lookup_size()];
         let mut other_changes: Vec<Counts> = Vec::new();
@@ -365,7 +473,11 @@ impl<'a> Table<'a> {
         }
         for (i, c) in other_changes.into_iter().enumerate() {
             if !c.is_empty() {
-                out.push((RowKey::Other(Syscall::ALL[i]), c));
+                out.push(Row {
+                    key: RowKey::Other(Syscall::ALL[i]),
+                    comm: [0; COMM_LEN],
+                    counts: c,
+                });
             }
         }
         Ok(out)
@@ -376,31 +488,27 @@ impl<'a> Table<'a> {
     /// before the read. With `cumulative`, the rows carry their counts
     /// since the start instead.
     pub fn interval(&mut self, cumulative: bool) -> Result<Interval> {
-        let dead: Vec<TopKey> = if self.prune && !self.prev.is_empty() {
+        let dead: Vec<TopKey> = if self.prune && !self.slot_of.is_empty() {
             self.gone()
         } else {
             Vec::new()
         };
         let changes = self.read_changes()?;
         let mut out = Interval::default();
-        for (key, delta) in changes {
-            let comm = match key {
-                RowKey::Key(k) => self.comms.get(&k).cloned().unwrap_or_default(),
-                RowKey::Other(_) => Vec::new(),
-            };
-            self.add_to_totals(key, &comm, &delta);
-            out.total.add(&delta);
-            if !cumulative {
-                out.rows.push(Row {
-                    key,
-                    comm,
-                    counts: delta,
-                });
+        for row in &changes {
+            self.add_to_totals(row.key, &row.comm, &row.counts);
+            out.total.add(&row.counts);
+            if matches!(row.key, RowKey::Other(_)) {
+                self.run_other_calls += row.counts.calls;
             }
         }
+        if !cumulative {
+            out.rows = changes;
+        }
+        self.run_total.add(&out.total);
         out.removed = self.remove(&dead)?;
         self.removed += out.removed;
-        out.live_rows = self.prev.len();
+        out.live_rows = self.slot_of.len();
         if cumulative {
             out.rows = self.totals.values().cloned().collect();
         }
@@ -413,7 +521,7 @@ impl<'a> Table<'a> {
         if dead.is_empty() {
             return Ok(0);
         }
-        let stats = self.loaded.map("top_stats")?;
+        let index = self.loaded.map("top_index")?;
         let errors = self.loaded.map("top_errors")?;
         let dead_set: HashSet<&TopKey> = dead.iter().collect();
         let mut removed = 0;
@@ -428,8 +536,10 @@ impl<'a> Table<'a> {
             let _ = errors.delete(ek.as_bytes());
         }
         for key in dead {
-            self.prev.remove(key);
-            if stats.delete(key.as_bytes()).is_ok() {
+            if let Some(slot) = self.slot_of.remove(key)
+                && index.delete(key.as_bytes()).is_ok()
+            {
+                self.quarantine.push(slot);
                 removed += 1;
             }
             self.comms.remove(key);
@@ -447,26 +557,40 @@ impl<'a> Table<'a> {
         let gone: Vec<RowKey> = self
             .totals
             .keys()
-            .filter(|k| matches!(k, RowKey::Key(key) if dead.contains(key) || !self.prev.contains_key(key)))
+            .filter(|k| matches!(k, RowKey::Key(key) if dead.contains(key) || !self.slot_of.contains_key(key)))
             .copied()
             .collect();
         for k in gone {
             if let Some(row) = self.totals.remove(&k) {
-                self.add_to_totals(RowKey::Other(k.syscall()), b"", &row.counts);
+                self.add_to_totals(RowKey::Other(k.syscall()), &[0; COMM_LEN], &row.counts);
             }
         }
     }
 
-    fn add_to_totals(&mut self, key: RowKey, comm: &[u8], delta: &Counts) {
+    fn add_to_totals(&mut self, key: RowKey, comm: &[u8; COMM_LEN], delta: &Counts) {
+        if !self.keep_rows {
+            return;
+        }
         self.totals
             .entry(key)
             .or_insert_with(|| Row {
                 key,
-                comm: comm.to_vec(),
+                comm: *comm,
                 counts: Counts::default(),
             })
             .counts
             .add(delta);
+    }
+
+    /// The run's sum of every row.
+    pub fn run_total(&self) -> &Counts {
+        &self.run_total
+    }
+
+    /// Of the run's calls, those counted in other rows (the table was
+    /// full).
+    pub fn other_calls(&self) -> u64 {
+        self.run_other_calls
     }
 
     /// Rows of exited processes removed from the kernel's table so far.

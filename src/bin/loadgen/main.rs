@@ -12,7 +12,7 @@
 //! loadgen --comm NAME --short-threads N
 //! loadgen --comm NAME --family DIR
 //! loadgen --comm NAME --short-procs N
-//! loadgen --comm NAME --open-fds N [--hold-ms MS]
+//! loadgen --comm NAME --open-fds N [--hold-ms MS [--every-ms E]]
 //!
 //! `--returns DIR` makes calls whose results are known (see calls.rs) and
 //! prints each as its caller saw it, `TID read|write FD COUNT RET`, then
@@ -36,7 +36,9 @@
 //!
 //! `--open-fds N` opens /dev/null N times (raising RLIMIT_NOFILE), writes
 //! one byte to each fd, then holds them open for MS ms (default 0): N
-//! (pid, fd) keys for `probe top --by file`.
+//! (pid, fd) keys for `probe top --by file`. With `--every-ms E` it writes
+//! a byte to each again every E ms while it holds them (every key changes
+//! in every interval). Prints `writes=W` at the end.
 //!
 //! `--short-threads N` starts N threads one after the other, each making
 //! one write to /dev/null and exiting: N thread ids that each made a call
@@ -76,6 +78,7 @@ struct Args {
     short_procs: usize,
     open_fds: usize,
     hold_ms: u64,
+    every_ms: Option<u64>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -97,6 +100,7 @@ fn parse() -> Result<Args, String> {
         short_procs: 0,
         open_fds: 0,
         hold_ms: 0,
+        every_ms: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -129,6 +133,7 @@ fn parse() -> Result<Args, String> {
             "--short-procs" => a.short_procs = v.parse().map_err(|_| bad.clone())?,
             "--open-fds" => a.open_fds = v.parse().map_err(|_| bad.clone())?,
             "--hold-ms" => a.hold_ms = v.parse().map_err(|_| bad.clone())?,
+            "--every-ms" => a.every_ms = Some(v.parse().map_err(|_| bad.clone())?),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -242,7 +247,7 @@ fn short_procs(comm: &str, n: usize) {
 }
 
 /// `--open-fds`: see the top of this file.
-fn open_fds(comm: &str, n: usize, hold_ms: u64) {
+fn open_fds(comm: &str, n: usize, hold_ms: u64, every_ms: Option<u64>) {
     let want = n as u64 + 64;
     let limit = libc::rlimit {
         rlim_cur: want,
@@ -259,12 +264,24 @@ fn open_fds(comm: &str, n: usize, hold_ms: u64) {
         })
         .collect();
     set_comm(comm);
-    for f in &files {
-        // SAFETY: one byte from a live buffer to an open fd.
-        unsafe { libc::write(f.as_raw_fd(), b"f".as_ptr() as *const _, 1) };
+    let until = Instant::now() + Duration::from_millis(hold_ms);
+    let mut writes = 0u64;
+    loop {
+        for f in &files {
+            // SAFETY: one byte from a live buffer to an open fd.
+            unsafe { libc::write(f.as_raw_fd(), b"f".as_ptr() as *const _, 1) };
+        }
+        writes += files.len() as u64;
+        if !every_ms.is_some_and(|_| Instant::now() < until) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(every_ms.unwrap_or(0)));
     }
-    std::thread::sleep(Duration::from_millis(hold_ms));
+    if every_ms.is_none() {
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    }
     set_comm("loadgen-done");
+    println!("writes={writes}");
 }
 
 fn main() {
@@ -328,7 +345,7 @@ fn main() {
         return;
     }
     if args.open_fds > 0 {
-        open_fds(&args.comm, args.open_fds, args.hold_ms);
+        open_fds(&args.comm, args.open_fds, args.hold_ms, args.every_ms);
         return;
     }
     if args.short_threads > 0 {
