@@ -272,7 +272,7 @@ fn open_fds(comm: &str, n: usize, hold_ms: u64, every_ms: Option<u64>) {
             unsafe { libc::write(f.as_raw_fd(), b"f".as_ptr() as *const _, 1) };
         }
         writes += files.len() as u64;
-        if !every_ms.is_some_and(|_| Instant::now() < until) {
+        if every_ms.is_none_or(|_| Instant::now() >= until) {
             break;
         }
         std::thread::sleep(Duration::from_millis(every_ms.unwrap_or(0)));
