@@ -261,6 +261,24 @@ static __always_inline __u32 log2_slot(__u64 v)
 	return r;
 }
 
+/* The masks below stay inside the row whatever the index: */
+_Static_assert(LAT_SLOTS <= 64 && SIZE_SLOTS == 32, "the masks of aggregate()");
+_Static_assert(__builtin_offsetof(struct top_value, lat_hist) + 64 * sizeof(__u32) <=
+		       sizeof(struct top_value),
+	       "lat_hist[slot & 63] within the row");
+
+/* min(slot, last), in a register the compiler must keep: the masks at
+ * the uses (which cannot change a clamped value) are then what the
+ * verifier sees bound the index. Before 6.x, it loses the bound of a
+ * clamp compiled as a conditional move, and rejects the access. */
+static __always_inline __u32 clamp_slot(__u32 slot, __u32 last)
+{
+	if (slot > last)
+		slot = last;
+	asm volatile("" : "+r"(slot));
+	return slot;
+}
+
 /* The counts of `k`'s row, in a free slot at its first call; None when
  * no slot is free. */
 static __always_inline struct top_value *top_row(const struct top_key *k,
@@ -354,20 +372,16 @@ static __always_inline void aggregate(const struct config *cfg,
 	__sync_fetch_and_add(&v->calls, 1);
 	__sync_fetch_and_add(&v->bytes_req, ev->count);
 	__sync_fetch_and_add(&v->lat_ns, ev->lat_ns);
-	__u32 slot = log2_slot(ev->lat_ns);
-	if (slot > LAT_SLOTS - 1)
-		slot = LAT_SLOTS - 1;
-	__sync_fetch_and_add(&v->lat_hist[slot], 1);
+	__u32 slot = clamp_slot(log2_slot(ev->lat_ns), LAT_SLOTS - 1);
+	__sync_fetch_and_add(&v->lat_hist[slot & 63], 1);
 	if (ret < 0) {
 		__sync_fetch_and_add(&v->errors, 1);
 		count_errno(&k, (__u32)-ret, in_other);
 		return;
 	}
 	__sync_fetch_and_add(&v->bytes_xfer, ret);
-	slot = log2_slot(ret);
-	if (slot > SIZE_SLOTS - 1)
-		slot = SIZE_SLOTS - 1;
-	__sync_fetch_and_add(&v->size_hist[slot], 1);
+	slot = clamp_slot(log2_slot(ret), SIZE_SLOTS - 1);
+	__sync_fetch_and_add(&v->size_hist[slot & 31], 1);
 }
 
 static __always_inline int on_exit(void *ctx, __s64 ret)

@@ -153,7 +153,13 @@ fn report(s: &Summary, o: &Options) {
         ));
     }
     if let Some(e) = &s.exit {
-        probe::app::report::exit_losses(e, s.method, s.return_maxactive);
+        probe::app::report::exit_losses(
+            e,
+            s.method,
+            s.return_maxactive,
+            "written as unfinished",
+            "not reported",
+        );
     }
     if let Some(n @ 1..) = s.recursion_misses {
         say(&format!(

@@ -175,6 +175,9 @@ def modes(attach, baseline=None):
         Mode("exitlog", "probe --exit (stdout + syscalls.log to files)", "probe",
              lambda c, d: [PROBE, *pa, "--exit", "-c", c, "--log", os.path.join(d, "syscalls.log")],
              rb"probe: attached", floor="floor2"),
+        Mode("top", "probe top (per process: counted in the kernel, shown every 2 s)", "probe",
+             lambda c, d: [PROBE, "top", *pa, "-c", c], rb"probe: attached",
+             floor="floor2"),
         Mode("bpftrace", "bpftrace printf per event", "bpftrace",
              lambda c, d: ["bpftrace", "-e",
                            f'tracepoint:syscalls:sys_enter_write /comm == "{c}"/ '
@@ -188,6 +191,19 @@ def modes(attach, baseline=None):
                            '{ printf("hello sys_write was called ret=%d lat_ns=%llu\\n", '
                            'args->ret, nsecs - @start[tid]); delete(@start[tid]); }'],
              rb"Attaching \d+ probes?", calls_div=10, floor="floor2"),
+        # The same aggregation as `probe top` in bpftrace's maps: bytes per
+        # comm, a latency histogram, a count; one line at the first event
+        # (to know it is attached), the maps printed at exit.
+        Mode("bpftrace_agg", "bpftrace @bytes[comm] = sum(ret), @lat = hist(), @calls = count()",
+             "bpftrace_agg",
+             lambda c, d: ["bpftrace", "-e",
+                           f'tracepoint:syscalls:sys_enter_write /comm == "{c}"/ '
+                           '{ @start[tid] = nsecs; } '
+                           'tracepoint:syscalls:sys_exit_write /@start[tid]/ '
+                           '{ @bytes[comm] = sum(args->ret); @lat = hist(nsecs - @start[tid]); '
+                           '@calls = count(); delete(@start[tid]); '
+                           'if (@seen == 0) { @seen = 1; printf("hello sys_write was called\\n"); } }'],
+             rb"Attaching \d+ probes?", calls_div=2, floor="floor2"),
     ]
 
 
@@ -247,7 +263,8 @@ class Bench:
         ready = re.compile(mode.ready)
         deadline = t0 + ATTACH_TIMEOUT
         while True:
-            if ready.search(read(err_p)) or (mode.kind == "bpftrace" and ready.search(read(out_p))):
+            if ready.search(read(err_p)) or (mode.kind.startswith("bpftrace")
+                                             and ready.search(read(out_p))):
                 r["attach_s"] = time.monotonic() - t0
                 break
             if p.poll() is not None:
@@ -261,12 +278,13 @@ class Bench:
                               f"{last_line(read(err_p))}")
                 return r
             time.sleep(0.001)
-        pre = 0
-        if mode.kind == "bpftrace":
+        pre = pre_calls = 0
+        if mode.kind.startswith("bpftrace"):
             # bpftrace prints "Attaching N probes..." before it attaches: send
             # single writes until one shows up in its output, then start the
             # load; those lines are subtracted from what it received.
             while True:
+                pre_calls += 1
                 if self.loadgen(comm, 1)[2] is not None or p.poll() is not None:
                     r["error"] = f"bpftrace failed before its first event: {last_line(read(err_p))}"
                     reap_sigint(p, 5)
@@ -350,6 +368,14 @@ class Bench:
             exits = re.search(rb"exits=(\d+)", read(out_p))
             if exits and int(exits.group(1)) != r.get("received"):
                 r["notes"].append(f"exits={int(exits.group(1))} != entries")
+        elif mode.kind == "bpftrace_agg":
+            m = re.search(rb"@calls: (\d+)", read(out_p))
+            if m:
+                r["received"] = int(m.group(1)) - pre_calls
+            else:
+                r["error"] = r["error"] or f"no @calls in bpftrace's output: {last_line(read(out_p))}"
+            lost = re.findall(rb"Lost (\d+) events", read(out_p) + err_text)
+            r["lost"] = sum(int(x) for x in lost)
         elif mode.kind == "bpftrace":
             r["received"] = count_lines(out_p, BT_LINE) - pre
             lost = re.findall(rb"Lost (\d+) events", read(out_p) + err_text)
@@ -364,13 +390,13 @@ class Bench:
     # ---- the two phases -------------------------------------------------
 
     def calls_for(self, m):
-        if m.kind == "bpftrace" and self.a.bpftrace_calls:
+        if m.kind.startswith("bpftrace") and self.a.bpftrace_calls:
             return self.a.bpftrace_calls
         return max(1000, self.a.calls // m.calls_div)
 
     def main_runs(self):
         ms = [m for m in modes(self.a.attach, self.a.baseline)
-              if not (m.kind == "bpftrace" and self.a.no_bpftrace)]
+              if not (m.kind.startswith("bpftrace") and self.a.no_bpftrace)]
         progress("warm-up: one short run of each row, discarded")
         for m in ms:
             self.run_one(m, max(1000, self.calls_for(m) // 10))

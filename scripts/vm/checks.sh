@@ -24,6 +24,8 @@
 #   VMTEST_EXIT             1: run --exit on each method: known results call
 #                           for call, and (but for auto) more blocked
 #                           readers than the return probes hold (default 1)
+#   VMTEST_TOP              1: run `probe top` on each method: the family's
+#                           known calls summed per syscall (default 1)
 #   VMTEST_EXIT_ROUNDS      times the --exit checks are repeated (default 1;
 #                           more to soak the kernel's return probes)
 #   VMTEST_CHECK_NO_TRACEFS 1: fail if tracefs is mounted before the first run (default 0)
@@ -41,6 +43,7 @@ VMTEST_SIGKILL=${VMTEST_SIGKILL:-1}
 VMTEST_NAMESPACES=${VMTEST_NAMESPACES:-1}
 VMTEST_EXIT=${VMTEST_EXIT:-1}
 VMTEST_EXIT_ROUNDS=${VMTEST_EXIT_ROUNDS:-1}
+VMTEST_TOP=${VMTEST_TOP:-1}
 VMTEST_CHECK_NO_TRACEFS=${VMTEST_CHECK_NO_TRACEFS:-0}
 ATTACH_TIMEOUT=${VMTEST_ATTACH_TIMEOUT:-30}
 EXIT_TIMEOUT=${VMTEST_EXIT_TIMEOUT:-60}
@@ -497,6 +500,67 @@ run_exit_missed() {
     rm -f "$log"
 }
 
+# `probe top` on METHOD: loadgen --family makes known calls of every
+# syscall of the family; the JSON rows of every interval, summed per
+# syscall, must give exactly its calls, bytes moved, bytes asked for and
+# errors (a loss only with its cause said, and then every count at most
+# loadgen's).
+run_top() {
+    m=$1
+    fail=
+    t0=$(now_cs)
+    say "start kernel=$KERNEL method=top-$m"
+    err=$VMTEST_TMP/top-$m.err
+    json=$VMTEST_TMP/top-$m.json
+    truth=$VMTEST_TMP/top-$m.truth
+    rm -rf "$err" "$json" "$truth" "$VMTEST_TMP/fam"
+    mkdir -p "$VMTEST_TMP/fam"
+    "$PROBE" top --attach "$m" --syscalls all --json -i 0.5 -c famload >"$json" 2>"$err" &
+    pid=$!
+    if wait_attached "$pid" "$err"; then
+        via=$(echo "$ATTACH_LINE" | sed -n 's/^probe: attached via \([A-Za-z0-9_-]*\).*/\1/p')
+        want_via=$m
+        [ "$m" = auto ] && want_via=$VMTEST_AUTO_EXPECT
+        [ "$via" = "$want_via" ] || fail="$fail attached-via:'$via'(want:$want_via)"
+        "$LOADGEN" --comm famload --family "$VMTEST_TMP/fam" >"$truth" || fail="$fail loadgen"
+        sleep 0.6
+    else
+        fail="$fail not-attached"
+    fi
+    stop_probe "$pid" INT
+    [ "$STOP_RC" -eq 0 ] || fail="$fail exit-code:$STOP_RC"
+    n=$(wc -l <"$truth")
+    last=$(tail -n 1 "$err")
+    received=$(echo "$last" | sed -n 's/^probe: received=\([0-9]*\) lost=[0-9]*$/\1/p')
+    lost=$(echo "$last" | sed -n 's/^probe: received=[0-9]* lost=\([0-9]*\)$/\1/p')
+    [ -n "$received" ] && [ $((received + lost)) = "$n" ] ||
+        fail="$fail last:'$last'(want:received+lost=$n)"
+    [ "$lost" = "$(explained_lost "$err")" ] || fail="$fail unexplained-loss"
+    # "SYSCALL calls bytes requested errors", from loadgen's lines and from
+    # the JSON rows.
+    awk '{ c[$2]++; q[$2] += $4; if ($5 < 0) e[$2]++; else b[$2] += $5 }
+         END { for (s in c) print s, c[s], b[s] + 0, q[s], e[s] + 0 }' "$truth" | sort >"$truth.sum"
+    sed 's/"errno":{[^}]*}//; s/[{}]//g' "$json" | awk -F, '
+        { s = ""; for (i = 1; i <= NF; i++) { split($i, kv, ":"); k = kv[1]; gsub(/"/, "", k)
+              v = kv[2]; gsub(/"/, "", v); f[k] = v }
+          s = f["syscall"]; c[s] += f["calls"]; b[s] += f["bytes"]; q[s] += f["bytes_requested"]
+          e[s] += f["errors"] }
+        END { for (s in c) print s, c[s], b[s], q[s], e[s] }' | sort >"$json.sum"
+    if [ "${lost:-x}" = 0 ]; then
+        cmp -s "$truth.sum" "$json.sum" || {
+            fail="$fail sums-differ"
+            diff "$truth.sum" "$json.sum" | out
+        }
+    else
+        [ "$(wc -l <"$json.sum")" -le "$(wc -l <"$truth.sum")" ] || fail="$fail extra-syscalls"
+    fi
+    kprobe_events_empty || fail="$fail kprobe_events-not-empty"
+    finish "top-$m" "$t0"
+    say "note kernel=$KERNEL method=top-$m calls=$n syscalls=$(wc -l <"$json.sum") intervals=$(sed -n 's/^probe: top: \([0-9]*\) intervals.*/\1/p' "$err")"
+    [ -n "$fail" ] && dump_failure "top-$m" "$err" "$json"
+    rm -rf "$json" "$json.sum" "$truth" "$truth.sum" "$VMTEST_TMP/fam"
+}
+
 # ---------------------------------------------------------------------------
 if [ -e /sys/bus/event_source/devices/kprobe/type ]; then
     say "env kernel=$KERNEL kprobe_pmu=yes type=$(cat /sys/bus/event_source/devices/kprobe/type)"
@@ -530,6 +594,11 @@ if [ "$VMTEST_EXIT" = 1 ]; then
         done
     done
     [ "$VMTEST_SIGKILL" = 1 ] && run_sigkill --exit
+fi
+if [ "$VMTEST_TOP" = 1 ]; then
+    for m in $VMTEST_METHODS; do
+        run_top "$m"
+    done
 fi
 if [ "$VMTEST_NAMESPACES" = 1 ]; then
     run_cgroup

@@ -159,7 +159,7 @@ usage: probe top [options]    which processes read and write, how much, how
                               slow: counted in the kernel, shown every -i s
 
 options:
-  -i SECS          the length of an interval (default: 2)
+  -i SECS          the length of an interval, up to 60 (default: 2)
   -d SECS          stop after SECS seconds (default: until q, Ctrl+C, SIGTERM)
   -n ROWS          rows shown (default: what fits the terminal; 20 when
                    stdout is not a terminal; every row with --json)
@@ -428,7 +428,14 @@ fn parse_top(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::TopHelp),
-            "-i" | "--interval" => o.interval = seconds("-i", &value("-i")?)?,
+            "-i" | "--interval" => {
+                o.interval = seconds("-i", &value("-i")?)?;
+                // The kernel's 32-bit histogram slots are read as
+                // differences: an interval must not let one wrap twice.
+                if o.interval > Duration::from_secs(60) {
+                    return usage("-i: an interval is at most 60 seconds");
+                }
+            }
             "-d" | "--duration" => o.duration = Some(seconds("-d", &value("-d")?)?),
             "-n" | "--rows" => {
                 let v = value("-n")?;

@@ -5,7 +5,17 @@ use crate::app::output::say;
 use crate::attach::Method;
 
 /// `--exit` and `top`: what became of the calls between their entry and exit.
-pub fn exit_losses(e: &ExitCounts, method: Option<Method>, return_maxactive: Option<u32>) {
+/// `unfinished`: what became of the calls still in flight at the stop
+/// (`written as unfinished`, `not counted (no result yet)`); `no_entry`:
+/// of the returns whose entry was not seen (`not reported`, `not
+/// counted`).
+pub fn exit_losses(
+    e: &ExitCounts,
+    method: Option<Method>,
+    return_maxactive: Option<u32>,
+    unfinished: &str,
+    no_entry: &str,
+) {
     if e.missed_returns > 0 {
         let limit = match return_maxactive {
             Some(n) => format!("at most {n} calls at once (maxactive)"),
@@ -35,14 +45,14 @@ pub fn exit_losses(e: &ExitCounts, method: Option<Method>, return_maxactive: Opt
     };
     if e.unfinished > 0 {
         say(&format!(
-            "{} still in flight at the stop: written as unfinished",
+            "{} still in flight at the stop: {unfinished}",
             calls_were(e.unfinished)
         ));
     }
     if e.no_entry > 0 {
         say(&format!(
             "{} returned with no entry seen (begun before the probe attached, or an entry \
-             the kernel skipped, counted above): not reported",
+             the kernel skipped, counted above): {no_entry}",
             match e.no_entry {
                 1 => "1 call".to_string(),
                 n => format!("{n} calls"),

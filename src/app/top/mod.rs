@@ -511,7 +511,13 @@ fn stop_hooks(r: &Running) -> Result<(ExitCounts, Option<u64>)> {
 /// The report on stderr: each cause of loss, then the count line (the
 /// streaming monitor's: calls counted, calls lost).
 pub fn report(s: &TopSummary) {
-    report::exit_losses(&s.exit, s.method, s.return_maxactive);
+    report::exit_losses(
+        &s.exit,
+        s.method,
+        s.return_maxactive,
+        "not counted (no result yet)",
+        "not counted",
+    );
     if let Some(n @ 1..) = s.recursion_misses {
         say(&format!(
             "lost {n} calls: the kernel skipped the probe on calls made while another \
@@ -523,15 +529,6 @@ pub fn report(s: &TopSummary) {
             "{} calls are counted in the (other) rows: the table was full (more keys than \
              --keys); try a larger --keys",
             s.in_other
-        ));
-    }
-    if s.exit.unfinished > 0 {
-        say(&format!(
-            "{} still in flight at the stop: not counted (no result yet)",
-            match s.exit.unfinished {
-                1 => "1 call was".to_string(),
-                n => format!("{n} calls were"),
-            }
         ));
     }
     say(&format!(
