@@ -101,9 +101,18 @@ impl Counts {
         }
     }
 
-    /// Nothing happened.
-    pub fn is_empty(&self) -> bool {
-        self.calls == 0 && self.errnos.is_empty()
+    /// No count moved at all (a row read while a call was being added to
+    /// it can show its calls and not yet its latency: that half is still
+    /// a change, shown now, the rest next time).
+    pub fn is_zero(&self) -> bool {
+        self.calls == 0
+            && self.bytes_req == 0
+            && self.bytes_xfer == 0
+            && self.errors == 0
+            && self.lat_ns == 0
+            && self.lat_hist.iter().all(|&n| n == 0)
+            && self.size_hist.iter().all(|&n| n == 0)
+            && self.errnos.is_empty()
     }
 
     /// Errors of the row whose errno the kernel could not file under it
@@ -259,8 +268,10 @@ pub struct Table<'a> {
     /// Every slot as the last read found it: a row whose words did not
     /// change had no call, and costs a comparison.
     prev: Vec<u64>,
-    /// The slot of each key seen (the rows of live keys).
+    /// The slot of each key seen (the rows of live keys), and the key of
+    /// each slot.
     slot_of: FastMap<TopKey, u32>,
+    slot_key: Vec<Option<TopKey>>,
     /// Slots whose key was removed from the index at the last interval:
     /// read once more (a call already past the index lookup may still add
     /// to them), then cleared and freed.
@@ -315,6 +326,7 @@ impl<'a> Table<'a> {
             slots,
             prev: vec![0; words * slots],
             slot_of: FastMap::default(),
+            slot_key: vec![None; slots],
             quarantine: Vec::new(),
             prev_errnos: FastMap::default(),
             comms: FastMap::default(),
@@ -378,7 +390,7 @@ impl<'a> Table<'a> {
             before.copy_from_slice(&cur);
             any_errors |= row.v.errors > 0;
             let delta = Counts::between(&row.v, Some(&prev.v));
-            if delta.is_empty() {
+            if delta.is_zero() {
                 continue;
             }
             let key = row.key;
@@ -387,9 +399,12 @@ impl<'a> Table<'a> {
             } else {
                 row.v.comm
             };
-            // A slot keeps its key until it is recycled (and its words
-            // zeroed): only a new one is indexed.
-            if prev.key != key {
+            // A slot keeps its key until it is recycled: only a new one
+            // is indexed. (Not by comparing with the last read: a slot
+            // read between the probe writing its key and its first count
+            // had the key already.)
+            if self.slot_key[slot] != Some(key) {
+                self.slot_key[slot] = Some(key);
                 self.slot_of.insert(key, slot as u32);
                 self.comms.insert(key, comm);
             }
@@ -412,6 +427,7 @@ impl<'a> Table<'a> {
                 .zero_words(at * 8, self.words * 8)
                 .ok_or_else(|| anyhow::anyhow!("top_rows is smaller than its size"))?;
             self.prev[at..at + self.words].fill(0);
+            self.slot_key[slot as usize] = None;
             free.push(&slot.to_ne_bytes())?;
         }
         Ok(())
@@ -472,7 +488,7 @@ impl<'a> Table<'a> {
             }
         }
         for (i, c) in other_changes.into_iter().enumerate() {
-            if !c.is_empty() {
+            if !c.is_zero() {
                 out.push(Row {
                     key: RowKey::Other(Syscall::ALL[i]),
                     comm: [0; COMM_LEN],
