@@ -796,13 +796,51 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        // What runs in the pane (a probe, if a check failed while it ran):
+        // the server's end hangs it up, and it is waited for, so that the
+        // next test finds nothing of it left.
+        let mut left = Vec::new();
+        if let Ok(out) = self
+            .command()
+            .args(["display-message", "-p", "-t", &self.session, "#{pane_pid}"])
+            .output()
+            && let Ok(pid) = String::from_utf8_lossy(&out.stdout).trim().parse::<u32>()
+        {
+            left = descendants(pid);
+        }
         let _ = self
             .command()
             .arg("kill-server")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while left
+            .iter()
+            .any(|p| Path::new(&format!("/proc/{p}")).exists())
+            && Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(50));
+        }
     }
+}
+
+/// `pid` and its descendants.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        let children =
+            fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        all.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+        i += 1;
+    }
+    all
 }
 
 /// A child killed (and reaped) when dropped.
@@ -1035,5 +1073,58 @@ fn a_call_still_in_flight_at_the_stop_is_reported_once() {
         done.stderr
     );
     assert_eq!(done.last_line(), "probe: received=0 lost=0");
+    assert_nothing_left();
+}
+
+#[test]
+fn an_error_s_errno_comes_in_its_call_s_row() {
+    require_root!();
+    let _turn = serial();
+    let dir = scratch_dir("top-errno");
+    let comm = unique_comm("en");
+    // Every process's read fails with EBADF, once. The table has room for
+    // every key: each row is COMM's, with its calls, its errors filed by
+    // errno in the same row (no errno ahead of its call, in a row of no
+    // call and no name; no error said unfiled when the errno table has
+    // room).
+    let probe = start_top(&dir, &["-c", &comm, "-i", "0.05", "--json"], "process");
+    let run = Command::new(LOADGEN)
+        .args(["--comm", &comm, "--short-procs", "2000"])
+        .status()
+        .unwrap();
+    assert!(run.success());
+    thread::sleep(Duration::from_millis(300));
+    let done = stop_top(probe);
+    let rows = json_rows(&done.stdout, false);
+    let bad: Vec<&Value> = rows
+        .iter()
+        .filter(|v| {
+            let filed: u64 = v["errno"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|n| n.as_u64().unwrap())
+                .sum();
+            v["comm"] != comm.as_str()
+                || num(v, "calls") == 0
+                || filed != num(v, "errors")
+                || v.get("errors_unfiled").is_some()
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {} rows with an errno apart from its call, e.g.\n{}",
+        bad.len(),
+        rows.len(),
+        bad.iter()
+            .take(4)
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let got = summed(&rows);
+    assert_eq!(got["read"].errors, 2000);
+    assert_eq!(got["read"].errno, BTreeMap::from([("EBADF".into(), 2000)]));
+    assert_eq!(done.last_line(), "probe: received=4000 lost=0");
     assert_nothing_left();
 }

@@ -16,15 +16,25 @@ pub fn exit_losses(
     unfinished: &str,
     no_entry: &str,
 ) {
-    if e.missed_returns > 0 {
+    if e.missed_returns > 0 && method == Some(Method::Tracepoint) {
+        // No maxactive here: an exit tracepoint runs for every return,
+        // unless the kernel skips the program, which it does while
+        // another BPF program (or this one, preempted) runs on that CPU.
+        say(&format!(
+            "lost {} events: their returns were never seen: the kernel skipped the exit hook \
+             (its recursion protection: another BPF program was running on that CPU); fewer \
+             BPF tools at once, or filter with -c or -p",
+            e.missed_returns
+        ));
+    } else if e.missed_returns > 0 {
         let limit = match return_maxactive {
             Some(n) => format!("at most {n} calls at once (maxactive)"),
             None => "only so many calls at once".to_string(),
         };
         let fix = if method == Some(Method::KprobeLegacy) {
-            "a larger --maxactive, or --attach tracepoint (its exits are never missed)"
+            "a larger --maxactive, or --attach tracepoint (no such limit)"
         } else {
-            "--attach tracepoint (its exits are never missed), or kprobe-legacy with --maxactive"
+            "--attach tracepoint (no such limit), or kprobe-legacy with --maxactive"
         };
         say(&format!(
             "lost {} events: their returns were never seen: each return probe follows {limit}, \

@@ -276,8 +276,11 @@ pub struct Table<'a> {
     /// read once more (a call already past the index lookup may still add
     /// to them), then cleared and freed.
     quarantine: Vec<u32>,
-    /// Each (row, errno) count at the last read.
+    /// Each (row, errno) count shown so far.
     prev_errnos: FastMap<TopErrKey, u64>,
+    /// Each row's errors filed under an errno so far (the sum of its
+    /// `prev_errnos`).
+    errnos_filed: FastMap<TopKey, u64>,
     /// Comm of each row (the key's, or its first caller's).
     comms: FastMap<TopKey, [u8; COMM_LEN]>,
     prev_other: Vec<TopValue>,
@@ -329,6 +332,7 @@ impl<'a> Table<'a> {
             slot_key: vec![None; slots],
             quarantine: Vec::new(),
             prev_errnos: FastMap::default(),
+            errnos_filed: FastMap::default(),
             comms: FastMap::default(),
             prev_other: vec![TopValue::default(); Syscall::ALL.len()],
             prev_other_errnos: vec![0; Syscall::ALL.len() * ERRNO_SLOTS],
@@ -417,6 +421,15 @@ impl<'a> Table<'a> {
         Ok(any_errors)
     }
 
+    /// The errors of `key`'s row as last read (0 for a row not seen).
+    fn row_errors(&self, key: &TopKey) -> u64 {
+        let Some(&slot) = self.slot_of.get(key) else {
+            return 0;
+        };
+        let at = slot as usize * self.words;
+        TopRow::from_words(&self.prev[at..at + self.words]).v.errors
+    }
+
     /// Clears the slots quarantined at the last interval (read once more
     /// just now) and gives them back to the probe.
     fn recycle(&mut self) -> Result<()> {
@@ -439,7 +452,9 @@ impl<'a> Table<'a> {
         let mut changed = Changes::default();
         let unfiled = self.read_rows(&mut changed)?;
         self.recycle()?;
-        let [error_buf, other_buf] = &mut self.buffers;
+        // Out of self while in use (an error drops them: made again).
+        let mut buffers = std::mem::take(&mut self.buffers);
+        let [error_buf, other_buf] = &mut buffers;
         // Errnos only move with errors: read when some row has any.
         let has_errors = unfiled || !self.prev_errnos.is_empty();
         if has_errors {
@@ -447,14 +462,28 @@ impl<'a> Table<'a> {
             let (keys, values) = error_buf;
             let n = errors.read_all(keys, values)?;
             let (ks, vs) = (errors.key_size(), errors.lookup_size());
+            // Read after the rows, this table can hold the errno of a call
+            // that returned in between, whose error the row read did not
+            // count yet: an errno is shown only once its row's errors
+            // count it (the row's errors shown, less the errnos shown, is
+            // what may still be filed); the rest waits for the next read.
             for i in 0..n {
                 let ek = TopErrKey::from_bytes(&keys[i * ks..(i + 1) * ks]);
                 let count = u64::from_bytes(&values[i * vs..(i + 1) * vs]);
-                let before = self.prev_errnos.insert(ek, count).unwrap_or(0);
-                if count > before {
-                    let comm = self.comms.get(&ek.key).copied().unwrap_or_default();
-                    *changed.row(ek.key, comm).errnos.entry(ek.err).or_default() += count - before;
+                let before = self.prev_errnos.get(&ek).copied().unwrap_or(0);
+                if count <= before {
+                    continue;
                 }
+                let errors = self.row_errors(&ek.key);
+                let filed = self.errnos_filed.entry(ek.key).or_default();
+                let fresh = (count - before).min(errors.saturating_sub(*filed));
+                if fresh == 0 {
+                    continue;
+                }
+                *filed += fresh;
+                self.prev_errnos.insert(ek, before + fresh);
+                let comm = self.comms.get(&ek.key).copied().unwrap_or_default();
+                *changed.row(ek.key, comm).errnos.entry(ek.err).or_default() += fresh;
             }
         }
         let mut out = changed.rows;
@@ -496,6 +525,7 @@ impl<'a> Table<'a> {
                 });
             }
         }
+        self.buffers = buffers;
         Ok(out)
     }
 
@@ -550,6 +580,9 @@ impl<'a> Table<'a> {
         for ek in errnos {
             self.prev_errnos.remove(&ek);
             let _ = errors.delete(ek.as_bytes());
+        }
+        for key in dead {
+            self.errnos_filed.remove(key);
         }
         for key in dead {
             if let Some(slot) = self.slot_of.remove(key)
