@@ -65,6 +65,8 @@ struct event {
 struct inflight {
 	struct event ev;	/* ret and lat_ns not set yet */
 	__u64 buf;
+	__u32 slots[SYSCALLS];	/* top: the thread's last row per syscall
+				 * (slot + 1; 0: none) */
 };
 
 /* Slots of the per-CPU exit_counts map (--exit). */
@@ -106,17 +108,18 @@ struct top_key {		/* 32 bytes; fields a --by leaves out are 0 */
 };
 
 struct top_value {		/* updated with atomic adds: CPUs share it */
-	__u64 calls;		/* calls that returned */
 	__u64 bytes_req;	/* bytes asked for */
 	__u64 bytes_xfer;	/* bytes moved: the sum of the returns >= 0 */
-	__u64 errors;		/* returns < 0 */
 	__u64 lat_ns;		/* the sum of the latencies */
 	char comm[COMM_LEN];	/* the first caller's, for the --by that
 				 * keep comm out of the key */
-	/* 32-bit slots, half the bytes to copy out each interval: the
-	 * monitor reads every row every interval (at most a minute) and
-	 * takes differences modulo 2^32, exact unless one slot of one row
-	 * gets 2^32 calls (70 s at 60 M calls/s) between two reads. */
+	/* Every call adds one to a latency slot and, if it succeeded, one to
+	 * a size slot: the calls and the errors are these sums (one atomic
+	 * add less per call than counting them apart).
+	 * 32-bit slots, half the bytes to read: the monitor reads every row
+	 * each interval (at most a minute) and takes differences modulo 2^32,
+	 * exact unless one slot of one row gets 2^32 calls between two reads
+	 * (70 M calls/s for a minute). */
 	__u32 lat_hist[LAT_SLOTS];
 	__u32 size_hist[SIZE_SLOTS]; /* successful calls only */
 };

@@ -171,18 +171,21 @@ static __always_inline void preview(struct event *ev, __u64 buf, __u64 len)
 		ev->flags |= EVENT_HAS_PREVIEW;
 }
 
-/* The event as far as the entry knows it. */
+/* The event as far as the entry knows it; `lean` (top): only what the
+ * counting needs, not the uid and CPU (two helper calls per call). */
 static __always_inline void fill(struct event *ev, __u64 pid_tgid,
 				 const char *comm, __u16 syscall, __u64 fd,
-				 __u64 count)
+				 __u64 count, int lean)
 {
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->count = count;
 	ev->fd = (__s32)fd;
 	ev->pid = (__u32)pid_tgid;
 	ev->tgid = pid_tgid >> 32;
-	ev->uid = (__u32)bpf_get_current_uid_gid();
-	ev->cpu = bpf_get_smp_processor_id();
+	if (!lean) {
+		ev->uid = (__u32)bpf_get_current_uid_gid();
+		ev->cpu = bpf_get_smp_processor_id();
+	}
 	ev->syscall = syscall;
 	ev->flags = 0;
 	__builtin_memcpy(ev->comm, comm, COMM_LEN);
@@ -191,7 +194,7 @@ static __always_inline void fill(struct event *ev, __u64 pid_tgid,
 /* --exit: the call into its thread's record, for the exit to complete. */
 static __always_inline void store(__u64 pid_tgid, const char *comm,
 				  __u16 syscall, __u64 fd, __u64 buf,
-				  __u64 count)
+				  __u64 count, int lean)
 {
 	__u32 tid = (__u32)pid_tgid;
 	struct inflight *f = bpf_map_lookup_elem(&inflight, &tid);
@@ -200,14 +203,14 @@ static __always_inline void store(__u64 pid_tgid, const char *comm,
 		 * pending is a call whose return was never seen. */
 		if (f->ev.flags & EVENT_PENDING)
 			bump(COUNT_MISSED_RETURN);
-		fill(&f->ev, pid_tgid, comm, syscall, fd, count);
+		fill(&f->ev, pid_tgid, comm, syscall, fd, count, lean);
 		f->buf = buf;
 		f->ev.flags = EVENT_PENDING;
 	} else {
 		/* The thread's first call since the probe attached (or since
 		 * its record was evicted or swept). */
 		struct inflight n = {};
-		fill(&n.ev, pid_tgid, comm, syscall, fd, count);
+		fill(&n.ev, pid_tgid, comm, syscall, fd, count, lean);
 		n.buf = buf;
 		n.ev.flags = EVENT_PENDING;
 		bpf_map_update_elem(&inflight, &tid, &n, BPF_NOEXIST);
@@ -225,11 +228,11 @@ static __always_inline int on_entry(void *ctx, __u16 syscall, __u64 fd,
 	if (!cfg)
 		return 0;
 	if (cfg->exit_mode) {
-		store(pid_tgid, comm, syscall, fd, buf, count);
+		store(pid_tgid, comm, syscall, fd, buf, count, cfg->top_by != 0);
 		return 0;
 	}
 	struct event ev = {};
-	fill(&ev, pid_tgid, comm, syscall, fd, count);
+	fill(&ev, pid_tgid, comm, syscall, fd, count, 0);
 	/* Reading user memory costs a fault-safe copy per call: only when the
 	 * user asked for details, and only for writes, whose buffer is filled
 	 * at entry (a read's is not filled until the call returns). */
@@ -279,18 +282,43 @@ static __always_inline __u32 clamp_slot(__u32 slot, __u32 last)
 	return slot;
 }
 
+/* Two keys are the same row. */
+static __always_inline int same_key(const struct top_key *a,
+				    const struct top_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
 /* The counts of `k`'s row, in a free slot at its first call; None when
- * no slot is free. */
+ * no slot is free. `cache` is the calling thread's last slot for this
+ * syscall (plus one; 0: none), in its in-flight record: a thread makes
+ * call after call of the same row, and an array lookup and a key compare
+ * cost less than the index's hash of a 32-byte key. A cached slot is good
+ * while its row's key is ours (a slot recycled for another key is not;
+ * a slot is only recycled once its process exited, and the key holds the
+ * pid, except --by syscall, whose rows are never recycled). */
 static __always_inline struct top_value *top_row(const struct top_key *k,
-						 const char *comm)
+						 const char *comm,
+						 __u32 *cache)
 {
 	struct top_row *r;
+	__u32 slot = *cache;
+	if (slot) {
+		slot -= 1;
+		r = bpf_map_lookup_elem(&top_rows, &slot);
+		if (r && same_key(&r->key, k))
+			return &r->v;
+	}
 	__u32 *at = bpf_map_lookup_elem(&top_index, k);
 	if (at) {
-		r = bpf_map_lookup_elem(&top_rows, at);
-		return r ? &r->v : 0;
+		slot = *at;
+		r = bpf_map_lookup_elem(&top_rows, &slot);
+		if (!r)
+			return 0;
+		*cache = slot + 1;
+		return &r->v;
 	}
-	__u32 slot;
 	if (bpf_map_pop_elem(&top_free, &slot))
 		return 0;
 	r = bpf_map_lookup_elem(&top_rows, &slot);
@@ -308,9 +336,12 @@ static __always_inline struct top_value *top_row(const struct top_key *k,
 		at = bpf_map_lookup_elem(&top_index, k);
 		if (!at)
 			return 0;
-		r = bpf_map_lookup_elem(&top_rows, at);
-		return r ? &r->v : 0;
+		slot = *at;
+		r = bpf_map_lookup_elem(&top_rows, &slot);
+		if (!r)
+			return 0;
 	}
+	*cache = slot + 1;
 	return &r->v;
 }
 
@@ -346,8 +377,12 @@ static __always_inline void count_errno(const struct top_key *k, __u32 err,
  * is shared by the CPUs (a per-CPU table would cost its size times the
  * CPUs). */
 static __always_inline void aggregate(const struct config *cfg,
-				      const struct event *ev)
+				      struct inflight *f)
 {
+	const struct event *ev = &f->ev;
+	__u32 s = ev->syscall;
+	if (s >= SYSCALLS)
+		return;
 	struct top_key k = {};
 	__u32 by = cfg->top_by;
 	if (by != TOP_BY_SYSCALL)
@@ -360,28 +395,28 @@ static __always_inline void aggregate(const struct config *cfg,
 		__builtin_memcpy(k.comm, ev->comm, COMM_LEN);
 	k.syscall = ev->syscall;
 	int in_other = 0;
-	struct top_value *v = top_row(&k, ev->comm);
+	struct top_value *v = top_row(&k, ev->comm, &f->slots[s]);
 	if (!v) {
-		__u32 s = ev->syscall;
 		v = bpf_map_lookup_elem(&top_other, &s);
 		if (!v)
 			return;
 		in_other = 1;
 	}
 	__s64 ret = ev->ret;
-	__sync_fetch_and_add(&v->calls, 1);
 	__sync_fetch_and_add(&v->bytes_req, ev->count);
 	__sync_fetch_and_add(&v->lat_ns, ev->lat_ns);
-	__u32 slot = clamp_slot(log2_slot(ev->lat_ns), LAT_SLOTS - 1);
-	__sync_fetch_and_add(&v->lat_hist[slot & 63], 1);
-	if (ret < 0) {
-		__sync_fetch_and_add(&v->errors, 1);
-		count_errno(&k, (__u32)-ret, in_other);
+	__u32 lat = clamp_slot(log2_slot(ev->lat_ns), LAT_SLOTS - 1);
+	if (ret >= 0) {
+		/* The success before the call (a reader between the two adds
+		 * sees errors = calls - successes too low, never too high). */
+		__sync_fetch_and_add(&v->bytes_xfer, ret);
+		__u32 size = clamp_slot(log2_slot(ret), SIZE_SLOTS - 1);
+		__sync_fetch_and_add(&v->size_hist[size & 31], 1);
+		__sync_fetch_and_add(&v->lat_hist[lat & 63], 1);
 		return;
 	}
-	__sync_fetch_and_add(&v->bytes_xfer, ret);
-	slot = clamp_slot(log2_slot(ret), SIZE_SLOTS - 1);
-	__sync_fetch_and_add(&v->size_hist[slot & 31], 1);
+	__sync_fetch_and_add(&v->lat_hist[lat & 63], 1);
+	count_errno(&k, (__u32)-ret, in_other);
 }
 
 static __always_inline int on_exit(void *ctx, __s64 ret)
@@ -405,7 +440,7 @@ static __always_inline int on_exit(void *ctx, __s64 ret)
 	__u32 zero = 0;
 	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
 	if (cfg && cfg->top_by) {
-		aggregate(cfg, ev);
+		aggregate(cfg, f);
 		return 0;
 	}
 	/* A write's buffer held its bytes all along; a read's holds them now,

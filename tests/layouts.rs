@@ -108,7 +108,8 @@ fn event_inflight_config_and_top_match_the_compiled_probe() {
             btf_struct(&object(file), "inflight"),
             Inflight,
             event as "ev",
-            buf
+            buf,
+            slots
         );
         same_layout!(
             btf_struct(&object(file), "config"),
@@ -138,10 +139,8 @@ fn event_inflight_config_and_top_match_the_compiled_probe() {
         same_layout!(
             btf_struct(&object(file), "top_value"),
             TopValue,
-            calls,
             bytes_req,
             bytes_xfer,
-            errors,
             lat_ns,
             comm,
             lat_hist,

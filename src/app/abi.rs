@@ -22,7 +22,7 @@ pub const COUNT_MISSED_RETURN: u32 = 2;
 pub const COUNT_NO_ENTRY: u32 = 3;
 pub const COUNT_INSERTED: u32 = 4;
 /// A whole `struct inflight`.
-pub const INFLIGHT_SIZE: usize = EVENT_SIZE + 8;
+pub const INFLIGHT_SIZE: usize = EVENT_SIZE + 8 + 4 * 10;
 
 /// A call of the read/write family (bpf/event.h SYSCALL_*, in order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -177,6 +177,8 @@ pub struct Inflight {
     pub event: Event,
     /// The user buffer's address, for the exit's read preview.
     pub buf: u64,
+    /// `probe top`: the thread's last row per syscall (slot + 1; 0 none).
+    pub slots: [u32; 10],
 }
 
 const _: () = {
@@ -184,6 +186,7 @@ const _: () = {
     assert!(size_of::<Inflight>() == INFLIGHT_SIZE);
     assert!(offset_of!(Inflight, event) == 0);
     assert!(offset_of!(Inflight, buf) == EVENT_SIZE);
+    assert!(offset_of!(Inflight, slots) == EVENT_SIZE + 8);
 };
 
 impl Inflight {
@@ -419,7 +422,7 @@ pub const SIZE_SLOTS: usize = 32;
 /// Slots per syscall of `top_errors_other`: errno 0..=542, then the rest.
 pub const ERRNO_SLOTS: usize = 544;
 pub const TOP_KEY_SIZE: usize = 32;
-pub const TOP_VALUE_SIZE: usize = 40 + COMM_LEN + 4 * (LAT_SLOTS + SIZE_SLOTS);
+pub const TOP_VALUE_SIZE: usize = 24 + COMM_LEN + 4 * (LAT_SLOTS + SIZE_SLOTS);
 pub const TOP_ERR_KEY_SIZE: usize = TOP_KEY_SIZE + 8;
 
 /// `struct top_key` of bpf/event.h: a row of `top_stats`. The fields a
@@ -435,14 +438,13 @@ pub struct TopKey {
     pub comm: [u8; COMM_LEN],
 }
 
-/// `struct top_value`: a row's counts since the probe attached.
+/// `struct top_value`: a row's counts since the probe attached. Its calls
+/// are the sum of `lat_hist`, its successful calls that of `size_hist`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopValue {
-    pub calls: u64,
     pub bytes_req: u64,
     pub bytes_xfer: u64,
-    pub errors: u64,
     pub lat_ns: u64,
     /// The comm of the row's first call (for the keys without comm).
     pub comm: [u8; COMM_LEN],
@@ -454,10 +456,8 @@ pub struct TopValue {
 impl Default for TopValue {
     fn default() -> TopValue {
         TopValue {
-            calls: 0,
             bytes_req: 0,
             bytes_xfer: 0,
-            errors: 0,
             lat_ns: 0,
             comm: [0; COMM_LEN],
             lat_hist: [0; LAT_SLOTS],
@@ -495,14 +495,12 @@ const _: () = {
     assert!(offset_of!(TopKey, syscall) == 12);
     assert!(offset_of!(TopKey, comm) == 16);
     assert!(size_of::<TopValue>() == TOP_VALUE_SIZE);
-    assert!(offset_of!(TopValue, calls) == 0);
-    assert!(offset_of!(TopValue, bytes_req) == 8);
-    assert!(offset_of!(TopValue, bytes_xfer) == 16);
-    assert!(offset_of!(TopValue, errors) == 24);
-    assert!(offset_of!(TopValue, lat_ns) == 32);
-    assert!(offset_of!(TopValue, comm) == 40);
-    assert!(offset_of!(TopValue, lat_hist) == 56);
-    assert!(offset_of!(TopValue, size_hist) == 56 + 4 * LAT_SLOTS);
+    assert!(offset_of!(TopValue, bytes_req) == 0);
+    assert!(offset_of!(TopValue, bytes_xfer) == 8);
+    assert!(offset_of!(TopValue, lat_ns) == 16);
+    assert!(offset_of!(TopValue, comm) == 24);
+    assert!(offset_of!(TopValue, lat_hist) == 40);
+    assert!(offset_of!(TopValue, size_hist) == 40 + 4 * LAT_SLOTS);
     assert!(size_of::<TopRow>() == TOP_ROW_SIZE);
     assert!(offset_of!(TopRow, v) == 0);
     assert!(offset_of!(TopRow, key) == TOP_VALUE_SIZE);

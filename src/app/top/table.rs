@@ -67,10 +67,8 @@ impl Counts {
         let zero = TopValue::default();
         let p = prev.unwrap_or(&zero);
         let mut d = Counts {
-            calls: cur.calls.wrapping_sub(p.calls),
             bytes_req: cur.bytes_req.wrapping_sub(p.bytes_req),
             bytes_xfer: cur.bytes_xfer.wrapping_sub(p.bytes_xfer),
-            errors: cur.errors.wrapping_sub(p.errors),
             lat_ns: cur.lat_ns.wrapping_sub(p.lat_ns),
             ..Counts::default()
         };
@@ -80,6 +78,9 @@ impl Counts {
         for (i, v) in d.size_hist.iter_mut().enumerate() {
             *v = cur.size_hist[i].wrapping_sub(p.size_hist[i]) as u64;
         }
+        // Each call is in one latency slot; its errors are settled by
+        // `Errors` (calls less successes, over the row's life).
+        d.calls = d.lat_hist.iter().sum();
         d
     }
 
@@ -125,6 +126,29 @@ impl Counts {
     /// The mean latency per call, ns.
     pub fn mean_lat_ns(&self) -> u64 {
         self.lat_ns.checked_div(self.calls).unwrap_or(0)
+    }
+}
+
+/// A row's errors over its life: its calls less its successes (the kernel
+/// counts no errors apart: each call is in one latency slot, each success
+/// also in one size slot, added first), and how many were shown.
+#[derive(Clone, Copy, Debug, Default)]
+struct Errors {
+    calls: u64,
+    successes: u64,
+    shown: u64,
+}
+
+impl Errors {
+    /// Sets `delta.errors`: the row's errors not shown yet. A row read
+    /// between a success's two adds shows one error too few, never one
+    /// too many: it comes with the next read.
+    fn settle(&mut self, delta: &mut Counts) {
+        self.calls += delta.calls;
+        self.successes += delta.size_hist.iter().sum::<u64>();
+        let errors = self.calls.saturating_sub(self.successes);
+        delta.errors = errors.saturating_sub(self.shown);
+        self.shown += delta.errors;
     }
 }
 
@@ -272,6 +296,11 @@ pub struct Table<'a> {
     /// each slot.
     slot_of: FastMap<TopKey, u32>,
     slot_key: Vec<Option<TopKey>>,
+    /// The errors each slot's row counted so far (its calls less its
+    /// successes, summed read after read: the 32-bit slots wrap).
+    slot_errors: Vec<Errors>,
+    /// The same for the other rows, by syscall.
+    other_errors: Vec<Errors>,
     /// Slots whose key was removed from the index at the last interval:
     /// read once more (a call already past the index lookup may still add
     /// to them), then cleared and freed.
@@ -330,6 +359,8 @@ impl<'a> Table<'a> {
             prev: vec![0; words * slots],
             slot_of: FastMap::default(),
             slot_key: vec![None; slots],
+            slot_errors: vec![Errors::default(); slots],
+            other_errors: vec![Errors::default(); Syscall::ALL.len()],
             quarantine: Vec::new(),
             prev_errnos: FastMap::default(),
             errnos_filed: FastMap::default(),
@@ -392,8 +423,9 @@ impl<'a> Table<'a> {
             let row = TopRow::from_words(&cur);
             let prev = TopRow::from_words(before);
             before.copy_from_slice(&cur);
-            any_errors |= row.v.errors > 0;
-            let delta = Counts::between(&row.v, Some(&prev.v));
+            let mut delta = Counts::between(&row.v, Some(&prev.v));
+            self.slot_errors[slot].settle(&mut delta);
+            any_errors |= self.slot_errors[slot].shown > 0;
             if delta.is_zero() {
                 continue;
             }
@@ -426,8 +458,7 @@ impl<'a> Table<'a> {
         let Some(&slot) = self.slot_of.get(key) else {
             return 0;
         };
-        let at = slot as usize * self.words;
-        TopRow::from_words(&self.prev[at..at + self.words]).v.errors
+        self.slot_errors[slot as usize].shown
     }
 
     /// Clears the slots quarantined at the last interval (read once more
@@ -441,6 +472,7 @@ impl<'a> Table<'a> {
                 .ok_or_else(|| anyhow::anyhow!("top_rows is smaller than its size"))?;
             self.prev[at..at + self.words].fill(0);
             self.slot_key[slot as usize] = None;
+            self.slot_errors[slot as usize] = Errors::default();
             free.push(&slot.to_ne_bytes())?;
         }
         Ok(())
@@ -493,12 +525,14 @@ impl<'a> Table<'a> {
         for (i, s) in Syscall::ALL.into_iter().enumerate() {
             other_map.lookup(&(s.index() as u32).to_ne_bytes(), &mut value)?;
             let v = TopValue::from_bytes(&value);
-            other_changes.push(Counts::between(&v, Some(&self.prev_other[i])));
+            let mut c = Counts::between(&v, Some(&self.prev_other[i]));
+            self.other_errors[i].settle(&mut c);
+            other_changes.push(c);
             self.prev_other[i] = v;
         }
         // The errnos of the other rows, and of the errors no row's errno
         // table had room for.
-        if has_errors || self.prev_other.iter().any(|o| o.errors > 0) {
+        if has_errors || self.other_errors.iter().any(|e| e.shown > 0) {
             let errors_other = self.loaded.map("top_errors_other")?;
             let (keys, values) = other_buf;
             let n = errors_other.read_all(keys, values)?;
@@ -672,30 +706,50 @@ mod tests {
     #[test]
     fn an_interval_is_the_difference_of_two_reads() {
         let mut a = TopValue {
-            calls: 10,
             bytes_xfer: 100,
-            errors: 2,
             ..TopValue::default()
         };
         a.lat_hist[3] = 10;
+        a.size_hist[2] = 8;
         // A 32-bit slot about to wrap between the two reads.
-        a.size_hist[5] = u32::MAX - 1;
+        a.lat_hist[7] = u32::MAX - 1;
         let mut b = a;
-        b.calls = 15;
-        b.errors = 3;
         b.lat_hist[3] = 12;
         b.lat_hist[20] = 3;
-        b.size_hist[5] = 2;
+        b.lat_hist[7] = 2;
+        b.size_hist[2] = 12;
         let d = Counts::between(&b, Some(&a));
-        assert_eq!((d.calls, d.bytes_xfer, d.errors), (5, 0, 1));
-        assert_eq!((d.lat_hist[3], d.lat_hist[20]), (2, 3));
-        assert_eq!(d.size_hist[5], 4);
+        assert_eq!((d.calls, d.bytes_xfer), (9, 0));
+        assert_eq!((d.lat_hist[3], d.lat_hist[20], d.lat_hist[7]), (2, 3, 4));
         let first = Counts::between(&a, None);
-        assert_eq!((first.calls, first.lat_hist[3]), (10, 10));
+        assert_eq!(first.calls, 10 + u32::MAX as u64 - 1);
         let mut sum = first;
         sum.add(&d);
-        assert_eq!(sum.calls, 15);
-        assert_eq!(sum.size_hist[5], u32::MAX as u64 + 3);
+        assert_eq!(sum.lat_hist[7], u32::MAX as u64 + 3);
+    }
+
+    #[test]
+    fn errors_are_calls_less_successes_never_shown_too_soon() {
+        let mut e = Errors::default();
+        // One failed call and one success read half-way (its size slot
+        // added, not yet its latency slot): one error, not zero or two.
+        let mut d = Counts {
+            calls: 1,
+            ..Counts::default()
+        };
+        d.size_hist[0] = 1;
+        e.settle(&mut d);
+        assert_eq!(d.errors, 0);
+        // The success's call arrives: the failure shows now.
+        let mut d = Counts {
+            calls: 1,
+            ..Counts::default()
+        };
+        e.settle(&mut d);
+        assert_eq!(d.errors, 1);
+        let mut d = Counts::default();
+        e.settle(&mut d);
+        assert_eq!((d.errors, e.shown), (0, 1));
     }
 
     #[test]
