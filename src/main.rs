@@ -162,9 +162,11 @@ fn report(s: &Summary, o: &Options) {
         );
     }
     if let Some(n @ 1..) = s.recursion_misses {
+        let filtered = o.pid.is_some() || o.comm.is_some() || o.cgroup.is_some();
         say(&format!(
             "lost {n} events: the kernel skipped the probe on calls made while another \
-             BPF program ran on the same CPU (its recursion protection)"
+             BPF program ran on the same CPU (its recursion protection){}",
+            probe::app::report::before_filters(filtered)
         ));
     }
     if let (Some(e), 2..) = (&s.exit, o.verbose) {

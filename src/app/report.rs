@@ -70,3 +70,14 @@ pub fn exit_losses(
         ));
     }
 }
+
+/// The kernel skips a program before it runs, so before its filters: with
+/// -c, -p or --cgroup, the calls it skipped may be other processes'. They
+/// are counted lost all the same (the count is an upper bound then).
+pub fn before_filters(filtered: bool) -> &'static str {
+    if filtered {
+        "; counted before the filters ran, so some may be calls of other processes"
+    } else {
+        ""
+    }
+}

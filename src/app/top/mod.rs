@@ -56,6 +56,8 @@ pub struct TopSummary {
     pub return_maxactive: Option<u32>,
     /// Rows of exited processes removed from the kernel's table.
     pub removed: usize,
+    /// -p, -c or --cgroup was given.
+    pub filtered: bool,
     /// CPU time spent reading, computing and showing the intervals (the
     /// monitor's whole per-interval cost), summed.
     pub interval_cpu: Duration,
@@ -123,6 +125,7 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
         method: Some(running.method),
         return_maxactive: running.return_maxactive,
         removed: table.removed(),
+        filtered: o.pid.is_some() || o.comm.is_some() || o.cgroup.is_some(),
         interval_cpu: cost.cpu,
         max_interval_cpu: cost.max_cpu,
         max_rows: cost.max_rows,
@@ -521,7 +524,8 @@ pub fn report(s: &TopSummary) {
     if let Some(n @ 1..) = s.recursion_misses {
         say(&format!(
             "lost {n} calls: the kernel skipped the probe on calls made while another \
-             BPF program ran on the same CPU (its recursion protection)"
+             BPF program ran on the same CPU (its recursion protection){}",
+            report::before_filters(s.filtered)
         ));
     }
     if s.in_other > 0 {
