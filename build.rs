@@ -20,7 +20,6 @@ const OBJECTS: &[(&str, &str, &[&str])] = &[
 ];
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=CLANG");
     println!("cargo:rerun-if-changed=bpf");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let clang = find_clang().unwrap_or_else(|| {
@@ -29,21 +28,45 @@ fn main() {
              install it with `sudo apt-get install clang`, or set CLANG=/path/to/clang",
         )
     });
+    // DWARF is for debuggers; the loader reads BTF (.BTF, .BTF.ext), which
+    // stays. Without llvm-strip the objects keep their DWARF: larger, the
+    // same to the loader.
+    let strip = find_tool("LLVM_STRIP", "llvm-strip");
     for (source, object, flags) in OBJECTS {
-        compile(&clang, Path::new(source), &out_dir.join(object), flags);
+        let object = out_dir.join(object);
+        compile(&clang, Path::new(source), &object, flags);
+        if let Some(strip) = &strip {
+            let stripped = Command::new(strip)
+                .arg("--strip-debug")
+                .arg(&object)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !stripped {
+                fail(&format!(
+                    "{strip} --strip-debug {} failed",
+                    object.display()
+                ));
+            }
+        }
     }
 }
 
-fn find_clang() -> Option<String> {
-    let mut candidates: Vec<String> = env::var("CLANG").ok().into_iter().collect();
-    candidates.push("clang".into());
-    candidates.extend((11..=20).rev().map(|v| format!("clang-{v}")));
+/// $VAR, NAME, or NAME-20 .. NAME-11: the first that runs.
+fn find_tool(var: &str, name: &str) -> Option<String> {
+    println!("cargo:rerun-if-env-changed={var}");
+    let mut candidates: Vec<String> = env::var(var).ok().into_iter().collect();
+    candidates.push(name.into());
+    candidates.extend((11..=20).rev().map(|v| format!("{name}-{v}")));
     candidates.into_iter().find(|c| {
         Command::new(c)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success())
     })
+}
+
+fn find_clang() -> Option<String> {
+    find_tool("CLANG", "clang")
 }
 
 fn compile(clang: &str, source: &Path, object: &Path, flags: &[&str]) {
