@@ -60,6 +60,9 @@ pub fn raise_memlock() {
 pub enum LoadError {
     /// No program of that name in the object.
     NoSuchProgram(String),
+    /// The program names a map this object does not have: its spec came
+    /// from another object.
+    ForeignSpec(String),
     /// The kernel said EPERM: not root (or CAP_BPF and CAP_PERFMON), a
     /// lockdown or LSM policy, or before 5.11 the memlock limit.
     NotPermitted {
@@ -83,6 +86,11 @@ impl fmt::Display for LoadError {
             LoadError::NoSuchProgram(name) => {
                 write!(f, "the BPF object has no program named {name}")
             }
+            LoadError::ForeignSpec(name) => write!(
+                f,
+                "BPF program {name} uses maps this object does not have: it was parsed from \
+                 another object"
+            ),
             LoadError::NotPermitted { program } => write!(
                 f,
                 "the kernel refused to load BPF program {program} (EPERM): run as root, \
@@ -564,7 +572,9 @@ impl Loaded {
     /// failure is it loaded again with a log, grown until the log fits.
     pub fn load_spec(&self, spec: &ProgramSpec) -> Result<Program, LoadError> {
         let fds: Vec<i32> = self.maps.iter().map(|m| m.as_raw_fd()).collect();
-        let insns = spec.insns_with_map_fds(&fds);
+        let insns = spec
+            .insns_with_map_fds(&fds)
+            .ok_or_else(|| LoadError::ForeignSpec(spec.name.clone()))?;
         let load = bpf::ProgLoad {
             name: &spec.name,
             prog_type: match spec.kind {

@@ -105,9 +105,12 @@ fn a_map_handle_refuses_a_buffer_of_the_wrong_size_before_the_kernel_sees_it() {
     };
     assert_eq!(
         wrong(config.update(&0u32.to_ne_bytes(), &[1, 2, 3])),
-        ("value", 56, 3)
+        ("value", probe::app::abi::CONFIG_SIZE, 3)
     );
-    assert_eq!(wrong(config.update(&[0u8; 8], &[0u8; 56])), ("key", 4, 8));
+    assert_eq!(
+        wrong(config.update(&[0u8; 8], &[0u8; probe::app::abi::CONFIG_SIZE])),
+        ("key", 4, 8)
+    );
     // A per-CPU map's lookup fills one 8-byte slot per possible CPU.
     let drops = loaded.map("drops").unwrap();
     assert_eq!(drops.lookup_size(), 8 * possible);
@@ -118,7 +121,9 @@ fn a_map_handle_refuses_a_buffer_of_the_wrong_size_before_the_kernel_sees_it() {
     );
     // None of those reached the kernel; the right sizes do.
     assert_eq!(told_since(start), Vec::<String>::new());
-    config.update(&0u32.to_ne_bytes(), &[0u8; 56]).unwrap();
+    config
+        .update(&0u32.to_ne_bytes(), &[0u8; probe::app::abi::CONFIG_SIZE])
+        .unwrap();
     assert_eq!(drops.sum_per_cpu_u64(&0u32.to_ne_bytes()).unwrap(), 0);
     assert!(matches!(loaded.map("nope"), Err(MapError::NoSuchMap(_))));
     assert!(matches!(
@@ -231,22 +236,30 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
     push(format!(
         "setrlimit(RLIMIT_MEMLOCK, {{rlim_cur=RLIM_INFINITY, rlim_max=RLIM_INFINITY}}) = {memlock}"
     ));
-    for (name, kind, value, entries) in [
-        ("events", "PERF_EVENT_ARRAY", 4, possible),
-        ("config_map", "ARRAY", 56, 1),
-        ("drops", "PERCPU_ARRAY", 8, 1),
-        ("cgroup_filter", "CGROUP_ARRAY", 4, 1),
-        // Without --exit the in-flight table is shrunk to one entry.
-        ("inflight", "LRU_HASH", 88, 1),
-        ("exit_counts", "PERCPU_ARRAY", 8, 5),
+    for (name, kind, key, value, entries, flags) in [
+        ("events", "PERF_EVENT_ARRAY", 4, 4, possible, 0),
+        ("config_map", "ARRAY", 4, 64, 1, 0),
+        ("drops", "PERCPU_ARRAY", 4, 8, 1, 0),
+        ("cgroup_filter", "CGROUP_ARRAY", 4, 4, 1, 0),
+        // Without --exit the in-flight table is shrunk to one entry, and
+        // top's tables too.
+        ("inflight", "LRU_HASH", 4, 128, 1, 0),
+        ("exit_counts", "PERCPU_ARRAY", 4, 8, 5, 0),
+        ("top_index", "HASH", 32, 4, 1, 0),
+        ("top_rows", "ARRAY", 4, 360, 1, 0x400),
+        ("top_free", "QUEUE", 0, 4, 1, 0),
+        ("top_other", "ARRAY", 4, 328, 10, 0),
+        ("top_errors", "HASH", 40, 8, 1, 0),
+        ("top_errors_othe", "ARRAY", 4, 8, 1, 0),
     ] {
         push(format!(
-            "bpf(BPF_MAP_CREATE, {{map_type=BPF_MAP_TYPE_{kind}, key_size=4, value_size={value}, \
-             max_entries={entries}, map_flags=0x0, map_name=\"{name}\"}}) = N<map:{name}>"
+            "bpf(BPF_MAP_CREATE, {{map_type=BPF_MAP_TYPE_{kind}, key_size={key}, \
+             value_size={value}, max_entries={entries}, map_flags={flags:#x}, \
+             map_name=\"{name}\"}}) = N<map:{name}>"
         ));
     }
     push(
-        "bpf(BPF_MAP_UPDATE_ELEM, {map_fd=N<map:config_map>, key=[0, 0, 0, 0], value=<56 bytes>, \
+        "bpf(BPF_MAP_UPDATE_ELEM, {map_fd=N<map:config_map>, key=[0, 0, 0, 0], value=<64 bytes>, \
          flags=BPF_ANY}) = 0"
             .into(),
     );
@@ -348,6 +361,12 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
         "cgroup_filter",
         "inflight",
         "exit_counts",
+        "top_index",
+        "top_rows",
+        "top_free",
+        "top_other",
+        "top_errors",
+        "top_errors_othe",
     ] {
         push(format!("close(N<map:{map}>) = 0"));
     }
@@ -424,7 +443,7 @@ fn load_says_what_the_verifier_made_of_each_program_and_unloads_them() {
     }
     assert_eq!(
         lines[spec.programs.len()],
-        "loaded 8 of 8 programs; all unloaded again"
+        "loaded 40 of 40 programs; all unloaded again"
     );
 
     let (code, out, _) = load(REJECTED, "rejected.bpf.o");

@@ -16,7 +16,7 @@ fn map_names(spec: &obj::ObjectSpec, p: &obj::ProgramSpec) -> Vec<String> {
 }
 
 #[test]
-fn the_probe_object_has_eight_programs_and_six_maps() {
+fn the_probe_object_has_forty_programs_and_twelve_maps() {
     let spec = obj::parse(PROBE).unwrap();
     assert_eq!(spec.license, "GPL");
     let programs: Vec<(&str, &str, ProgramKind)> = spec
@@ -30,52 +30,37 @@ fn the_probe_object_has_eight_programs_and_six_maps() {
         category: "syscalls".into(),
         name: n.into(),
     };
-    assert_eq!(
-        programs,
-        [
-            (
-                "kprobe_read",
-                "kprobe/__x64_sys_read",
-                kprobe("__x64_sys_read")
-            ),
-            (
-                "kprobe_write",
-                "kprobe/__x64_sys_write",
-                kprobe("__x64_sys_write")
-            ),
-            (
-                "tracepoint_read",
-                "tracepoint/syscalls/sys_enter_read",
-                tp("sys_enter_read")
-            ),
-            (
-                "tracepoint_write",
-                "tracepoint/syscalls/sys_enter_write",
-                tp("sys_enter_write")
-            ),
-            // --exit's return hooks.
-            (
-                "kretprobe_read",
-                "kretprobe/__x64_sys_read",
-                kret("__x64_sys_read")
-            ),
-            (
-                "kretprobe_write",
-                "kretprobe/__x64_sys_write",
-                kret("__x64_sys_write")
-            ),
-            (
-                "tracepoint_read_exit",
-                "tracepoint/syscalls/sys_exit_read",
-                tp("sys_exit_read")
-            ),
-            (
-                "tracepoint_write_exit",
-                "tracepoint/syscalls/sys_exit_write",
-                tp("sys_exit_write")
-            ),
-        ]
-    );
+    // Four per call of the read/write family, in bpf/probe.c's order:
+    // the entries (kprobe, tracepoint), then the returns (--exit, top).
+    let family = [
+        "read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2",
+        "pwritev2",
+    ];
+    let mut want: Vec<(String, String, ProgramKind)> = Vec::new();
+    for call in family {
+        let f = format!("__x64_sys_{call}");
+        want.push((format!("kprobe_{call}"), format!("kprobe/{f}"), kprobe(&f)));
+        want.push((
+            format!("tracepoint_{call}"),
+            format!("tracepoint/syscalls/sys_enter_{call}"),
+            tp(&format!("sys_enter_{call}")),
+        ));
+        want.push((
+            format!("kretprobe_{call}"),
+            format!("kretprobe/{f}"),
+            kret(&f),
+        ));
+        want.push((
+            format!("tracepoint_{call}_exit"),
+            format!("tracepoint/syscalls/sys_exit_{call}"),
+            tp(&format!("sys_exit_{call}")),
+        ));
+    }
+    let want: Vec<(&str, &str, ProgramKind)> = want
+        .iter()
+        .map(|(n, s, k)| (n.as_str(), s.as_str(), k.clone()))
+        .collect();
+    assert_eq!(programs, want);
     let maps: Vec<(&str, u32, u32, u32, u32, u32)> = spec
         .maps
         .iter()
@@ -117,6 +102,27 @@ fn the_probe_object_has_eight_programs_and_six_maps() {
             ),
             // Per-CPU counts of what became of stored entries.
             ("exit_counts", 6, 4, 8, 5, 0),
+            // probe top: key -> slot, the rows (mmapable), free slots.
+            ("top_index", 1, 32, 4, 10240, 0),
+            (
+                "top_rows",
+                2,
+                4,
+                probe::app::abi::TOP_ROW_SIZE as u32,
+                10240,
+                0x400
+            ),
+            ("top_free", 22, 0, 4, 10240, 0),
+            (
+                "top_other",
+                2,
+                4,
+                probe::app::abi::TOP_VALUE_SIZE as u32,
+                10,
+                0
+            ),
+            ("top_errors", 1, 40, 8, 10240, 0),
+            ("top_errors_other", 2, 4, 8, 5440, 0),
         ]
     );
 }
@@ -141,6 +147,8 @@ fn each_program_reaches_its_maps_through_ld_imm64() {
         "inflight",
         "inflight",
     ];
+    // An exit also counts for top: the row (cached slot, index, a free
+    // slot, the other row) and the errno.
     let exit = [
         "cgroup_filter",
         "config_map",
@@ -150,6 +158,20 @@ fn each_program_reaches_its_maps_through_ld_imm64() {
         "exit_counts",
         "exit_counts",
         "inflight",
+        "top_errors",
+        "top_errors",
+        "top_errors",
+        "top_errors_other",
+        "top_free",
+        "top_free",
+        "top_index",
+        "top_index",
+        "top_index",
+        "top_other",
+        "top_rows",
+        "top_rows",
+        "top_rows",
+        "top_rows",
     ];
     for p in &spec.programs {
         let expected: &[&str] =
@@ -174,8 +196,9 @@ fn each_program_reaches_its_maps_through_ld_imm64() {
             assert_eq!(insn.imm, 0, "clang leaves the immediate for the loader");
         }
         // The fds go into exactly those instructions, marked as map fds.
-        let fds = [100, 200, 300, 400, 500, 600];
-        let patched = p.insns_with_map_fds(&fds);
+        let fds: Vec<i32> = (1..=spec.maps.len() as i32).map(|i| i * 100).collect();
+        let patched = p.insns_with_map_fds(&fds).unwrap();
+        assert_eq!(p.insns_with_map_fds(&[]), None, "no fds");
         for (i, (before, after)) in p.insns.iter().zip(&patched).enumerate() {
             match p.map_refs.iter().find(|r| r.insn_index == i) {
                 Some(MapRef { map_index, .. }) => {

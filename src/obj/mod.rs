@@ -119,15 +119,16 @@ pub struct ProgramSpec {
 
 impl ProgramSpec {
     /// The instructions with every map reference pointing at its map's fd;
-    /// `map_fds` is indexed like `ObjectSpec::maps`.
-    pub fn insns_with_map_fds(&self, map_fds: &[i32]) -> Vec<Insn> {
+    /// `map_fds` is indexed like `ObjectSpec::maps`. None when a map has no
+    /// fd there (fds of another object's maps).
+    pub fn insns_with_map_fds(&self, map_fds: &[i32]) -> Option<Vec<Insn>> {
         let mut insns = self.insns.clone();
         for r in &self.map_refs {
-            let insn = &mut insns[r.insn_index];
+            let insn = insns.get_mut(r.insn_index)?;
             insn.set_src_reg(PSEUDO_MAP_FD);
-            insn.imm = map_fds[r.map_index];
+            insn.imm = *map_fds.get(r.map_index)?;
         }
-        insns
+        Some(insns)
     }
 }
 

@@ -26,7 +26,12 @@ pub fn parse_and_check(input: &[u8]) -> bool {
             assert!(r.insn_index < p.insns.len(), "relocation past the end");
         }
         let fds = vec![0; spec.maps.len()];
-        assert_eq!(p.insns_with_map_fds(&fds).len(), p.insns.len());
+        assert_eq!(
+            p.insns_with_map_fds(&fds).map(|i| i.len()),
+            Some(p.insns.len())
+        );
+        // No fds at all: refused when it names a map, not a panic.
+        assert_eq!(p.insns_with_map_fds(&[]).is_none(), !p.map_refs.is_empty());
     }
     for s in &spec.skipped {
         assert!(
