@@ -429,6 +429,52 @@ class Bench:
         return ms, rates, res
 
 
+def top_keys_runs(args, runs=3):
+    """probe top --by file with 10,000 live keys: the monitor's CPU per
+    interval (its own measure, on stderr), with the keys idle (opened and
+    written once) and with every key changing every interval."""
+    out = {}
+    for label, extra in (("10,000 keys, idle", []), ("10,000 keys, all changing", ["--every-ms", "100"])):
+        res = []
+        for run in range(runs):
+            progress(f"top keys: {label}, run {run + 1}/{runs}")
+            comm = f"bnkeys{os.getpid() % 1000}-{run}"[:15]
+            err_p = tempfile.mktemp(prefix="probe-topkeys.")
+            with open(err_p, "wb") as err_f, open(os.devnull, "wb") as null:
+                p = spawn(["taskset", "-c", str(args.monitor_cpu), PROBE, "top", "--by", "file",
+                           "-i", "0.5", "-d", "5", "-c", comm], stdout=null, stderr=err_f)
+                t_end = time.monotonic() + ATTACH_TIMEOUT
+                while b"probe: attached" not in read(err_p) and time.monotonic() < t_end:
+                    time.sleep(0.01)
+                g = spawn([LOADGEN, "--comm", comm, "--open-fds", "10000", "--hold-ms", "3500",
+                           *extra], stdout=null, stderr=null)
+                reap(g, 60)
+                rc, _ = reap(p, 60)
+            text = read(err_p).decode(errors="replace")
+            os.unlink(err_p)
+            m = re.search(r"top: (\d+) intervals, ([\d.]+) ms of CPU each \(median; mean [\d.]+, "
+                          r"at most ([\d.]+); at most (\d+) rows", text)
+            if rc != 0 or not m:
+                progress(f"  FAILED: {last_line(text.encode())}")
+                continue
+            res.append((int(m.group(1)), float(m.group(2)), float(m.group(3)), int(m.group(4))))
+        out[label] = res
+    return out
+
+
+def report_top_keys(res):
+    header = ["load", "runs", "intervals", "ms of CPU per interval (median interval, median of runs)",
+              "the most in one interval (max of runs)", "rows in the kernel's table"]
+    rows = []
+    for label, rs in res.items():
+        if not rs:
+            rows.append([label, 0, "–", "–", "–", "–"])
+            continue
+        rows.append([label, len(rs), sum(r[0] for r in rs), fmt(med([r[1] for r in rs]), ".2f"),
+                     fmt(max(r[2] for r in rs), ".2f"), max(r[3] for r in rs)])
+    return table(header, rows)
+
+
 def reap_sigint(p, timeout):
     try:
         p.send_signal(signal.SIGINT)
@@ -613,6 +659,8 @@ def main():
     ap.add_argument("--rate-secs", type=float, default=1.5, help="seconds of load per paced rate (default 1.5)")
     ap.add_argument("--no-paced", action="store_true", help="skip the paced runs")
     ap.add_argument("--no-bpftrace", action="store_true", help="skip the bpftrace row")
+    ap.add_argument("--no-top-keys", action="store_true",
+                    help="skip probe top's interval with 10,000 keys")
     ap.add_argument("--attach", default="tracepoint", help="probe --attach METHOD (default tracepoint, like the floor)")
     ap.add_argument("--load-cpu", type=int, default=0)
     ap.add_argument("--monitor-cpu", type=int, default=1)
@@ -659,6 +707,7 @@ def main():
     try:
         ms, results = b.main_runs()
         paced = None if args.no_paced else b.paced_runs()
+        top_keys = None if args.no_top_keys else top_keys_runs(args)
     finally:
         stop_all()
         if not args.keep:
@@ -692,6 +741,16 @@ def main():
 - Each cell: the rate loadgen achieved, and the events lost (probe's count) or missing.
 - Sustained: zero lost and missing, and the load reached ≥ 95% of the target rate
   (the monitor's in-kernel cost slows the load itself, so high rates may be unreachable).""")
+    if top_keys:
+        print("\n## probe top: one interval with 10,000 keys (--by file, -i 0.5)\n")
+        print(report_top_keys(top_keys))
+        print("""
+- loadgen --open-fds 10000 holds 10,000 fds of /dev/null and writes a byte to
+  each (idle: once; all changing: every 100 ms), so the table holds 10,000
+  (pid, fd) rows. The CPU time is the monitor's own measure of each interval
+  (CLOCK_THREAD_CPUTIME_ID around reading the table and showing the interval),
+  as its stderr line gives it; the first interval (10,000 new rows) and the
+  last (10,000 rows of the exited loadgen removed) are the most.""")
     return 1 if b.failed else 0
 
 

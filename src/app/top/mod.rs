@@ -58,11 +58,9 @@ pub struct TopSummary {
     pub removed: usize,
     /// -p, -c or --cgroup was given.
     pub filtered: bool,
-    /// CPU time spent reading, computing and showing the intervals (the
-    /// monitor's whole per-interval cost), summed.
-    pub interval_cpu: Duration,
-    /// The most any one interval cost.
-    pub max_interval_cpu: Duration,
+    /// CPU time spent reading, computing and showing each interval (the
+    /// monitor's whole per-interval cost).
+    pub interval_cpu: Vec<Duration>,
     /// The most rows the kernel's table held at the end of an interval.
     pub max_rows: usize,
 }
@@ -126,8 +124,7 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
         return_maxactive: running.return_maxactive,
         removed: table.removed(),
         filtered: o.pid.is_some() || o.comm.is_some() || o.cgroup.is_some(),
-        interval_cpu: cost.cpu,
-        max_interval_cpu: cost.max_cpu,
+        interval_cpu: cost.each,
         max_rows: cost.max_rows,
     }))
 }
@@ -402,15 +399,13 @@ fn thread_cpu() -> Duration {
 /// What the intervals cost the monitor.
 #[derive(Default)]
 struct Cost {
-    cpu: Duration,
-    max_cpu: Duration,
+    each: Vec<Duration>,
     max_rows: usize,
 }
 
 impl Cost {
     fn add(&mut self, cpu: Duration, rows: usize) {
-        self.cpu += cpu;
-        self.max_cpu = self.max_cpu.max(cpu);
+        self.each.push(cpu);
         self.max_rows = self.max_rows.max(rows);
     }
 }
@@ -535,12 +530,16 @@ pub fn report(s: &TopSummary) {
             s.in_other
         ));
     }
+    let mut cpu = s.interval_cpu.clone();
+    cpu.sort();
+    let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    let mean = cpu.iter().sum::<Duration>().as_secs_f64() * 1e3 / cpu.len().max(1) as f64;
     say(&format!(
-        "top: {} intervals, {:.2} ms of CPU each (mean; at most {:.2} ms; at most {} rows in \
-         the kernel's table); {} rows of exited processes removed from it",
+        "top: {} intervals, {:.2} ms of CPU each (median; mean {mean:.2}, at most {:.2}; at \
+         most {} rows in the kernel's table); {} rows of exited processes removed from it",
         s.intervals,
-        s.interval_cpu.as_secs_f64() * 1e3 / s.intervals.max(1) as f64,
-        s.max_interval_cpu.as_secs_f64() * 1e3,
+        ms(cpu.get(cpu.len() / 2)),
+        ms(cpu.last()),
         s.max_rows,
         s.removed
     ));
