@@ -283,7 +283,7 @@ impl Out {
     fn limit(&self, o: &TopOptions) -> usize {
         match (o.rows, self) {
             (Some(n), _) => n,
-            (None, Out::Screen { screen, .. }) => screen.size().0.saturating_sub(4).max(1),
+            (None, Out::Screen { screen, .. }) => screen.size().0.saturating_sub(6).max(1),
             (None, Out::Plain { json: true, .. }) => usize::MAX,
             (None, Out::Plain { .. }) => 20,
         }
