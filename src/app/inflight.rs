@@ -281,6 +281,16 @@ mod tests {
             .join()
             .unwrap();
         // A thread id is not reused this soon: pid_max is at least 32768.
-        assert_eq!(thread_now(child), ThreadNow::Gone);
+        // join() returns once the thread cleared its tid, a moment before
+        // the kernel releases it (/proc still shows it, as exiting).
+        let mut now = thread_now(child);
+        for _ in 0..200 {
+            if now == ThreadNow::Gone {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            now = thread_now(child);
+        }
+        assert_eq!(now, ThreadNow::Gone);
     }
 }
