@@ -42,6 +42,7 @@ pub mod app {
     pub mod inflight;
     pub mod inspect;
     pub mod load;
+    pub mod metrics;
     pub mod monitor;
     pub mod output;
     pub mod privileges;

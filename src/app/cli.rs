@@ -126,7 +126,21 @@ pub struct TopOptions {
     pub keys: u32,
     pub maxactive: Option<u32>,
     pub explain: bool,
+    /// `-q`: no tables on stdout (metrics only).
+    pub quiet: bool,
+    /// `--metrics-listen`: serve /metrics there.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `--metrics-file`: write the metrics there every interval.
+    pub metrics_file: Option<PathBuf>,
+    /// `--metrics-comms`: comm labels with series of their own.
+    pub metrics_comms: usize,
 }
+
+/// The port `--metrics-listen PORT` binds on loopback (ebpf_exporter's is
+/// 9435, node_exporter's 9100).
+pub const DEFAULT_METRICS_PORT: u16 = 9545;
+/// Comm labels with series of their own, by default.
+pub const DEFAULT_METRICS_COMMS: usize = 100;
 
 /// Rows the kernel's table holds by default.
 pub const DEFAULT_TOP_KEYS: u32 = 10240;
@@ -150,6 +164,10 @@ impl Default for TopOptions {
             keys: DEFAULT_TOP_KEYS,
             maxactive: None,
             explain: false,
+            quiet: false,
+            metrics_listen: None,
+            metrics_file: None,
+            metrics_comms: DEFAULT_METRICS_COMMS,
         }
     }
 }
@@ -175,6 +193,13 @@ options:
       --keys N     rows the kernel's table holds (default: 10240); calls of
                    keys beyond it are counted in an (other) row
       --attach METHOD, --maxactive N, --explain   as in streaming mode
+  -q, --quiet      no tables on stdout (with the metrics flags: an exporter)
+      --metrics-listen ADDR  serve Prometheus metrics at http://ADDR/metrics
+                   (ADDR: HOST:PORT, or a PORT on 127.0.0.1; 9545 is ours)
+      --metrics-file PATH  write them to PATH every interval, atomically, for
+                   node_exporter's textfile collector (PATH ending in .prom)
+      --metrics-comms N  process names with series of their own, the first N
+                   seen (default: 100); the rest count as comm=\"other\"
   -h, --help       this text
 
 -d and -n are not top(1)'s: -d is the run's duration (top(1)'s -d is the
@@ -473,6 +498,40 @@ fn parse_top(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError
             "--attach" => o.attach = attach_value(&value("--attach")?)?,
             "--maxactive" => o.maxactive = Some(maxactive_value(&value("--maxactive")?)?),
             "--explain" => o.explain = true,
+            "-q" | "--quiet" => o.quiet = true,
+            "--metrics-listen" => {
+                let v = value("--metrics-listen")?;
+                let v = v.to_string_lossy();
+                o.metrics_listen = Some(match (v.parse(), v.parse::<u16>()) {
+                    (Ok(addr), _) => addr,
+                    (_, Ok(port)) => std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                    _ => {
+                        return usage(format!(
+                            "--metrics-listen {v}: HOST:PORT (127.0.0.1:{DEFAULT_METRICS_PORT}, \
+                             [::1]:{DEFAULT_METRICS_PORT}) or a PORT"
+                        ));
+                    }
+                });
+            }
+            "--metrics-file" => {
+                let v = value("--metrics-file")?;
+                if v.is_empty() {
+                    return usage("--metrics-file needs a path");
+                }
+                o.metrics_file = Some(PathBuf::from(v));
+            }
+            "--metrics-comms" => {
+                let v = value("--metrics-comms")?;
+                let v = v.to_string_lossy();
+                match v.parse::<usize>() {
+                    Ok(n @ 1..=100_000) => o.metrics_comms = n,
+                    _ => {
+                        return usage(format!(
+                            "--metrics-comms {v}: a number of process names from 1 to 100000"
+                        ));
+                    }
+                }
+            }
             other => return usage(format!("top: unknown option {other}")),
         }
         if inline.is_some() {

@@ -213,6 +213,14 @@ pub fn calls_in_flight(
 /// and an LRU map with room to spare evicts nothing.
 pub const SWEEP_AFTER_INSERTS: u64 = 4096;
 
+/// Returns missed so far, as the probe found them (an entry that found
+/// its thread's record still pending); sweeps and the stop find more.
+pub fn missed_returns_so_far(loaded: &Loaded) -> Result<u64> {
+    Ok(loaded
+        .map("exit_counts")?
+        .sum_per_cpu_u64(&abi::COUNT_MISSED_RETURN.to_ne_bytes())?)
+}
+
 /// Records added to the table since the probe attached.
 pub fn inserted(loaded: &Loaded) -> Result<u64> {
     Ok(loaded

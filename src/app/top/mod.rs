@@ -28,6 +28,9 @@ use nix::sys::signal::Signal;
 use crate::app::abi::{ProbeConfig, Syscall};
 use crate::app::cli::TopOptions;
 use crate::app::inflight::{self, ExitCounts, Swept};
+use crate::app::metrics::listener::Listener;
+use crate::app::metrics::textfile::TextFile;
+use crate::app::metrics::{Lost, Published, Registry, exposition};
 use crate::app::output::say;
 use crate::app::{cgroup, monitor, privileges, report, signals};
 use crate::attach::{self, AttachOptions, Attachment, Method};
@@ -86,7 +89,7 @@ struct Running {
 
 /// The whole run. None when a signal came before anything was attached.
 pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
-    let Some(running) = start(o)? else {
+    let Some((running, mut metrics)) = start(o)? else {
         return Ok(None);
     };
     // An interval of 10,000 changed rows allocates a few MB and frees
@@ -100,7 +103,7 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     let mut out = Out::new(o)?;
     let keep_rows = o.cumulative || matches!(out, Out::Screen { .. });
     let mut table = Table::new(&running.loaded, o.by, keep_rows)?;
-    let watched = watch(&running, &mut table, &mut out, o);
+    let watched = watch(&running, &mut table, &mut out, &mut metrics, o);
     // Stopping comes first whatever happened: nothing stays attached.
     let stopped = stop_hooks(&running);
     let (intervals, mut last, mut cost) = watched?;
@@ -108,8 +111,21 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     let cpu = thread_cpu();
     let final_interval = table.interval(o.cumulative)?;
     let live_rows = final_interval.live_rows;
+    if let Some(m) = &mut metrics {
+        m.update(
+            &final_interval.rows,
+            Lost {
+                missed_return: exit.missed_returns,
+                evicted: exit.evicted,
+                recursion: recursion_misses.unwrap_or(0),
+            },
+        );
+    }
     out.show(final_interval, &mut last, o, "last interval")?;
     cost.add(thread_cpu().saturating_sub(cpu), live_rows);
+    if let Some(m) = metrics {
+        m.stop();
+    }
     let totals = table.totals();
     let total = table.run_total().clone();
     let in_other = table.other_calls();
@@ -142,7 +158,7 @@ fn interrupted() -> bool {
 }
 
 /// Step 1. None when a signal came before anything was attached.
-fn start(o: &TopOptions) -> Result<Option<Running>> {
+fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
     if interrupted() {
         return Ok(None);
     }
@@ -200,6 +216,9 @@ fn start(o: &TopOptions) -> Result<Option<Running>> {
         legacy_maxactive: o.maxactive,
     };
     let attachment = attach::attach_with_options(&loaded, o.attach, &options)?;
+    // Bound and first written with every privilege (a port below 1024, a
+    // directory of root's), then kept writable through the drop below.
+    let metrics = Metrics::start(o, attachment.method)?;
     let kprobe_events = attachment.kprobe_events();
     let shutdown_works = || {
         // A lookup stands for every map operation on fds we hold (the
@@ -208,6 +227,7 @@ fn start(o: &TopOptions) -> Result<Option<Running>> {
             && kprobe_events
                 .as_ref()
                 .is_none_or(|path| std::fs::OpenOptions::new().append(true).open(path).is_ok())
+            && metrics.as_ref().is_none_or(Metrics::file_writable)
     };
     // --by file reads other users' /proc/PID/fd links.
     let also = match o.by {
@@ -229,18 +249,108 @@ fn start(o: &TopOptions) -> Result<Option<Running>> {
         o.by.name(),
         o.interval.as_secs_f64()
     ));
-    Ok(Some(Running {
-        loaded,
-        method: attachment.method,
-        return_maxactive: attachment.return_maxactive,
-        attachment: Cell::new(Some(attachment)),
-        sweeps: Cell::new(Swept::default()),
-        inserted_at: Cell::new(0),
-    }))
+    Ok(Some((
+        Running {
+            loaded,
+            method: attachment.method,
+            return_maxactive: attachment.return_maxactive,
+            attachment: Cell::new(Some(attachment)),
+            sweeps: Cell::new(Swept::default()),
+            inserted_at: Cell::new(0),
+        },
+        metrics,
+    )))
 }
 
-/// Where the intervals go: a screen, plain tables, or JSON lines.
+/// `--metrics-listen` and `--metrics-file`: the run's totals, rendered at
+/// every interval for both.
+pub struct Metrics {
+    registry: Registry,
+    published: Published,
+    listener: Option<Listener>,
+    file: Option<TextFile>,
+    /// The file could not be written at the last interval (said once).
+    file_failing: bool,
+}
+
+impl Metrics {
+    /// None without the flags.
+    fn start(o: &TopOptions, method: Method) -> Result<Option<Metrics>> {
+        if o.metrics_listen.is_none() && o.metrics_file.is_none() {
+            return Ok(None);
+        }
+        let registry = Registry::new(o.metrics_comms, method.name());
+        let published = Published::default();
+        published.set(exposition::render(&registry));
+        let listener = match o.metrics_listen {
+            Some(addr) => {
+                let l = Listener::start(addr, published.clone())
+                    .with_context(|| format!("--metrics-listen {addr}: cannot listen there"))?;
+                if !addr.ip().is_loopback() {
+                    say(&format!(
+                        "metrics on http://{}/metrics are open to other machines: they show \
+                         the names of this machine's processes (bind 127.0.0.1 unless you mean it)",
+                        l.addr
+                    ));
+                }
+                say(&format!("serving metrics on http://{}/metrics", l.addr));
+                Some(l)
+            }
+            None => None,
+        };
+        let file = o
+            .metrics_file
+            .as_deref()
+            .map(|p| TextFile::create(p, &published.get()))
+            .transpose()?;
+        Ok(Some(Metrics {
+            registry,
+            published,
+            listener,
+            file,
+            file_failing: false,
+        }))
+    }
+
+    /// The file can still be written (for the privilege drop's check).
+    fn file_writable(&self) -> bool {
+        self.file
+            .as_ref()
+            .is_none_or(|f| f.write(&self.published.get()).is_ok())
+    }
+
+    /// An interval's rows into the totals, and out to both.
+    fn update(&mut self, rows: &[table::Row], lost: Lost) {
+        self.registry.add(rows);
+        self.registry.set_lost(lost);
+        let text = exposition::render(&self.registry);
+        if let Some(f) = &self.file {
+            match f.write(&text) {
+                Ok(()) => self.file_failing = false,
+                Err(e) if !self.file_failing => {
+                    self.file_failing = true;
+                    say(&format!(
+                        "cannot write the metrics to {} ({e}); trying again every interval",
+                        crate::app::output::format::path(f.path())
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+        self.published.set(text);
+    }
+
+    fn stop(self) {
+        if let Some(l) = self.listener {
+            l.stop();
+        }
+    }
+}
+
+/// Where the intervals go: a screen, plain tables, JSON lines, or (-q)
+/// nowhere.
 enum Out {
+    Quiet,
     Screen {
         screen: Screen,
         files: FileNames,
@@ -264,6 +374,9 @@ struct Shown {
 
 impl Out {
     fn new(o: &TopOptions) -> Result<Out> {
+        if o.quiet {
+            return Ok(Out::Quiet);
+        }
         if screen::stdout_is_terminal() && !o.json {
             signals::block_resize();
             let screen = Screen::open().context("cannot set up the terminal")?;
@@ -286,6 +399,7 @@ impl Out {
             (None, Out::Screen { screen, .. }) => screen.size().0.saturating_sub(6).max(1),
             (None, Out::Plain { json: true, .. }) => usize::MAX,
             (None, Out::Plain { .. }) => 20,
+            (None, Out::Quiet) => 0,
         }
     }
 
@@ -322,6 +436,7 @@ impl Out {
             title: &s.title,
         };
         match self {
+            Out::Quiet => {}
             Out::Screen { screen, files } => {
                 files.next_interval();
                 let mut lines = render::table(&view, files);
@@ -422,6 +537,7 @@ fn watch(
     r: &Running,
     table: &mut Table,
     out: &mut Out,
+    metrics: &mut Option<Metrics>,
     o: &TopOptions,
 ) -> Result<(u64, Shown, Cost)> {
     let started = Instant::now();
@@ -453,6 +569,16 @@ fn watch(
             let cpu = thread_cpu();
             let i = table.interval(o.cumulative)?;
             let live_rows = i.live_rows;
+            if let Some(m) = metrics {
+                let missed = inflight::missed_returns_so_far(&r.loaded).unwrap_or(0);
+                m.update(
+                    &i.rows,
+                    Lost {
+                        missed_return: missed + r.sweeps.get().missed,
+                        ..Lost::default()
+                    },
+                );
+            }
             out.show(i, &mut last, o, "")?;
             cost.add(thread_cpu().saturating_sub(cpu), live_rows);
             intervals += 1;

@@ -1,0 +1,161 @@
+//! `probe top`'s numbers for Prometheus: counters and histograms in the
+//! text exposition format (0.0.4), served over HTTP (listener.rs) and
+//! written for node_exporter's textfile collector (textfile.rs).
+//!
+//! Beside `top`, consuming what each of its intervals added (never the
+//! BPF maps): every interval's rows are added to monotonic totals here,
+//! by syscall and comm, and the text is rendered once per interval; a
+//! scrape sends the last rendering (so the values are as of the last
+//! interval, `-i`).
+//!
+//! Cardinality is bounded and sticky: the first `max_comms` comm labels
+//! keep their series for the life of the process; later ones, and the
+//! calls of keys the kernel's table had no room for, count under
+//! `comm="other"`. No series ever goes away, no counter ever goes down.
+
+pub mod exposition;
+pub mod listener;
+pub mod textfile;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use crate::app::abi::{LAT_SLOTS, Syscall};
+use crate::app::top::table::{Counts, Row, RowKey};
+
+/// The label of the calls whose comm has no series of its own.
+pub const OTHER: &str = "other";
+
+/// One series' totals: a syscall and a comm label.
+#[derive(Clone, Debug, Default)]
+pub struct Series {
+    pub calls: u64,
+    pub bytes: u64,
+    pub lat_ns: u64,
+    pub lat_hist: Vec<u64>,
+    pub errnos: BTreeMap<u32, u64>,
+}
+
+impl Series {
+    fn add(&mut self, c: &Counts) {
+        self.calls += c.calls;
+        self.bytes += c.bytes_xfer;
+        self.lat_ns += c.lat_ns;
+        if self.lat_hist.is_empty() {
+            self.lat_hist = vec![0; LAT_SLOTS];
+        }
+        for (a, b) in self.lat_hist.iter_mut().zip(&c.lat_hist) {
+            *a += b;
+        }
+        for (e, n) in &c.errnos {
+            *self.errnos.entry(*e).or_default() += n;
+        }
+        // Errors the kernel could not file by errno (its errno table was
+        // full): counted under errno="unknown" (0 here).
+        let unfiled = c.unfiled_errors();
+        if unfiled > 0 {
+            *self.errnos.entry(0).or_default() += unfiled;
+        }
+    }
+}
+
+/// Losses, by where they happened (`probe_events_lost_total{where}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lost {
+    /// Returns a return probe missed (its maxactive), or the kernel
+    /// skipped on an exit tracepoint.
+    pub missed_return: u64,
+    /// In-flight records the table evicted (known at the stop).
+    pub evicted: u64,
+    /// Calls the kernel's recursion protection skipped (known at the stop,
+    /// on 6.7+).
+    pub recursion: u64,
+}
+
+/// The run's totals, by (syscall, comm label).
+pub struct Registry {
+    max_comms: usize,
+    /// comm label -> has its own series (sticky).
+    comms: HashMap<String, ()>,
+    series: BTreeMap<(Syscall, String), Series>,
+    lost: Lost,
+    /// Calls counted in the kernel's other rows (its table was full).
+    overflow: u64,
+    version: &'static str,
+    attach: String,
+}
+
+impl Registry {
+    /// Totals with at most `max_comms` comm labels of their own.
+    pub fn new(max_comms: usize, attach: &str) -> Registry {
+        Registry {
+            max_comms,
+            comms: HashMap::new(),
+            series: BTreeMap::new(),
+            lost: Lost::default(),
+            overflow: 0,
+            version: env!("CARGO_PKG_VERSION"),
+            attach: attach.to_string(),
+        }
+    }
+
+    /// The label for `comm`: escaped as the README escapes comms, its own
+    /// if it is one of the first `max_comms`, else "other".
+    fn label(&mut self, comm: &[u8]) -> String {
+        let label = exposition::comm_label(comm);
+        if self.comms.contains_key(&label) {
+            return label;
+        }
+        if self.comms.len() < self.max_comms {
+            self.comms.insert(label.clone(), ());
+            return label;
+        }
+        OTHER.to_string()
+    }
+
+    /// Adds what one interval's rows counted.
+    pub fn add(&mut self, rows: &[Row]) {
+        for row in rows {
+            let label = match row.key {
+                RowKey::Key(_) => self.label(row.comm()),
+                RowKey::Other(_) => {
+                    self.overflow += row.counts.calls;
+                    OTHER.to_string()
+                }
+            };
+            self.series
+                .entry((row.key.syscall(), label))
+                .or_default()
+                .add(&row.counts);
+        }
+    }
+
+    /// The losses so far (each only grows: the largest seen is kept).
+    pub fn set_lost(&mut self, lost: Lost) {
+        self.lost.missed_return = self.lost.missed_return.max(lost.missed_return);
+        self.lost.evicted = self.lost.evicted.max(lost.evicted);
+        self.lost.recursion = self.lost.recursion.max(lost.recursion);
+    }
+
+    /// How many series (lines with a value) the exposition has.
+    pub fn series_count(&self) -> usize {
+        let per = |s: &Series| 3 + (LAT_SLOTS - 1 + 1 + 2) + s.errnos.len();
+        self.series.values().map(per).sum::<usize>() + 3 + 1 + 1
+    }
+}
+
+/// The last rendering, shared with the listener: a scrape copies an Arc.
+#[derive(Clone, Default)]
+pub struct Published(Arc<Mutex<Arc<Vec<u8>>>>);
+
+impl Published {
+    /// Replaces what scrapes get.
+    pub fn set(&self, text: Vec<u8>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(text);
+    }
+
+    /// What a scrape gets now.
+    pub fn get(&self) -> Arc<Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
