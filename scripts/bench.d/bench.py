@@ -475,6 +475,95 @@ def report_top_keys(res):
     return table(header, rows)
 
 
+def scrape(port, timeout=5):
+    """One GET /metrics: (seconds, body)."""
+    import http.client
+    t0 = time.monotonic()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request("GET", "/metrics")
+    body = c.getresponse().read()
+    c.close()
+    return time.monotonic() - t0, body
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_attached(err_p):
+    t_end = time.monotonic() + ATTACH_TIMEOUT
+    while b"probe: attached" not in read(err_p) and time.monotonic() < t_end:
+        time.sleep(0.01)
+
+
+def metrics_runs(args):
+    """probe top's metrics: scrape time and size with about 100 and
+    10,000 series, and the exporter's CPU per second at -i 1 under load,
+    against top without metrics."""
+    out = {"scrapes": [], "cpu": []}
+    for comms in (1, 112):
+        port = free_port()
+        err_p = tempfile.mktemp(prefix="probe-metrics.")
+        with open(err_p, "wb") as err_f:
+            p = spawn(["taskset", "-c", str(args.monitor_cpu), PROBE, "top", "-q", "-i", "1",
+                       "--keys", "20000", "--metrics-comms", "100000",
+                       "--metrics-listen", f"127.0.0.1:{port}"], stderr=err_f)
+            wait_attached(err_p)
+            progress(f"metrics: {comms} process names")
+            g = spawn([LOADGEN, "--comm", f"bm{os.getpid() % 100}-", "--short-procs", str(comms),
+                       "--distinct"], stdout=subprocess.DEVNULL)
+            reap(g, 60)
+            time.sleep(2.5)
+            times, body = [], b""
+            for _ in range(20):
+                t, body = scrape(port)
+                times.append(t)
+            reap_sigint(p, STOP_TIMEOUT)
+        os.unlink(err_p)
+        series = sum(1 for l in body.splitlines() if l and not l.startswith(b"#"))
+        out["scrapes"].append((series, len(body), med(times), max(times)))
+    for label, extra in (("top -i 1, no metrics", []),
+                         ("top -i 1 --metrics-listen, scraped every second",
+                          ["--metrics-listen", "PORT"])):
+        port = free_port()
+        extra = [f"127.0.0.1:{port}" if x == "PORT" else x for x in extra]
+        err_p = tempfile.mktemp(prefix="probe-metrics.")
+        comm = f"bmcpu{os.getpid() % 1000}"
+        with open(err_p, "wb") as err_f:
+            p = spawn(["taskset", "-c", str(args.monitor_cpu), PROBE, "top", "-q", "-i", "1",
+                       "-c", comm, *extra], stderr=err_f)
+            wait_attached(err_p)
+            progress(f"metrics: CPU, {label}")
+            cpu0, t0 = cpu_seconds(p.pid), time.monotonic()
+            g = spawn([LOADGEN, "--comm", comm, "--writes", str(args.calls * 4), "--cpu",
+                       str(args.load_cpu)], stdout=subprocess.DEVNULL)
+            while g.poll() is None:
+                if extra:
+                    try:
+                        scrape(port)
+                    except OSError:
+                        pass
+                time.sleep(1)
+            LIVE.pop(g.pid, None)
+            cpu1, t1 = cpu_seconds(p.pid), time.monotonic()
+            reap_sigint(p, STOP_TIMEOUT)
+        os.unlink(err_p)
+        if cpu0 is not None and cpu1 is not None:
+            out["cpu"].append((label, (cpu1 - cpu0) / (t1 - t0) * 100, t1 - t0))
+    return out
+
+
+def report_metrics(res):
+    rows = [[f"{series:,}", f"{size:,}", fmt(t * 1000, ".2f"), fmt(tmax * 1000, ".2f")]
+            for series, size, t, tmax in res["scrapes"]]
+    text = table(["series", "bytes", "scrape ms (median of 20)", "slowest ms"], rows)
+    rows = [[label, fmt(pct, ".3f") + " %", fmt(secs, ".1f")] for label, pct, secs in res["cpu"]]
+    return text + "\n\n" + table(["monitor", "CPU, % of one core", "seconds of load"], rows)
+
+
 def reap_sigint(p, timeout):
     try:
         p.send_signal(signal.SIGINT)
@@ -661,6 +750,8 @@ def main():
     ap.add_argument("--no-bpftrace", action="store_true", help="skip the bpftrace row")
     ap.add_argument("--no-top-keys", action="store_true",
                     help="skip probe top's interval with 10,000 keys")
+    ap.add_argument("--no-metrics", action="store_true",
+                    help="skip the metrics' scrape and CPU measures")
     ap.add_argument("--attach", default="tracepoint", help="probe --attach METHOD (default tracepoint, like the floor)")
     ap.add_argument("--load-cpu", type=int, default=0)
     ap.add_argument("--monitor-cpu", type=int, default=1)
@@ -708,6 +799,7 @@ def main():
         ms, results = b.main_runs()
         paced = None if args.no_paced else b.paced_runs()
         top_keys = None if args.no_top_keys else top_keys_runs(args)
+        metrics = None if args.no_metrics else metrics_runs(args)
     finally:
         stop_all()
         if not args.keep:
@@ -751,6 +843,17 @@ def main():
   (CLOCK_THREAD_CPUTIME_ID around reading the table and showing the interval),
   as its stderr line gives it; the first interval (10,000 new rows) and the
   last (10,000 rows of the exited loadgen removed) are the most.""")
+    if metrics:
+        print("\n## probe top's metrics (--metrics-listen)\n")
+        print(report_metrics(metrics))
+        print("""
+- Scrapes: probe top -q -i 1 with every process name its own series; the
+  names of 1 and 112 short-lived processes (loadgen --short-procs --distinct)
+  and whatever else ran on the machine; 20 GETs of /metrics from Python's
+  http.client on 127.0.0.1, each a new connection.
+- CPU: the monitor's user+system time over the load (loadgen writing at full
+  speed, --calls x 4 writes), per second of it, with and without the
+  listener and one scrape a second.""")
     return 1 if b.failed else 0
 
 

@@ -11,7 +11,7 @@
 //! loadgen --comm NAME --blocked-readers N [--release-after MS]
 //! loadgen --comm NAME --short-threads N
 //! loadgen --comm NAME --family DIR
-//! loadgen --comm NAME --short-procs N
+//! loadgen --comm NAME --short-procs N [--distinct]
 //! loadgen --comm NAME --open-fds N [--hold-ms MS [--every-ms E]]
 //!
 //! `--returns DIR` makes calls whose results are known (see calls.rs) and
@@ -33,6 +33,8 @@
 //! `--short-procs N` forks N processes one after the other, each making
 //! one 1-byte write to /dev/null and one read of fd -1 (EBADF) and exiting:
 //! N pids that each made two calls and are gone (`probe top`'s table).
+//! With `--distinct` child i names itself NAMEi (cut to 15 bytes) first:
+//! N process names (the metrics' series).
 //!
 //! `--open-fds N` opens /dev/null N times (raising RLIMIT_NOFILE), writes
 //! one byte to each fd, then holds them open for MS ms (default 0): N
@@ -79,6 +81,7 @@ struct Args {
     open_fds: usize,
     hold_ms: u64,
     every_ms: Option<u64>,
+    distinct: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -101,6 +104,7 @@ fn parse() -> Result<Args, String> {
         open_fds: 0,
         hold_ms: 0,
         every_ms: None,
+        distinct: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -111,6 +115,10 @@ fn parse() -> Result<Args, String> {
             }
             "--wait-signal" => {
                 a.wait_signal = true;
+                continue;
+            }
+            "--distinct" => {
+                a.distinct = true;
                 continue;
             }
             _ => {}
@@ -217,19 +225,22 @@ fn pipe_ring(threads: usize, rounds: u64) {
 }
 
 /// `--short-procs`: see the top of this file.
-fn short_procs(comm: &str, n: usize) {
+fn short_procs(comm: &str, n: usize, distinct: bool) {
     let sink = File::options()
         .write(true)
         .open("/dev/null")
         .expect("/dev/null");
     let fd = sink.as_raw_fd();
     set_comm(comm);
-    for _ in 0..n {
+    for i in 0..n {
         // SAFETY: the child makes two system calls and _exits, touching
         // nothing a fork could have left inconsistent.
         unsafe {
             match libc::fork() {
                 0 => {
+                    if distinct {
+                        set_comm(&format!("{comm}{i}"));
+                    }
                     libc::write(fd, b"p".as_ptr() as *const _, 1);
                     let mut b = [0u8; 1];
                     libc::read(-1, b.as_mut_ptr() as *mut _, 1);
@@ -341,7 +352,7 @@ fn main() {
         return;
     }
     if args.short_procs > 0 {
-        short_procs(&args.comm, args.short_procs);
+        short_procs(&args.comm, args.short_procs, args.distinct);
         return;
     }
     if args.open_fds > 0 {
