@@ -538,6 +538,17 @@ fn parse_top(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError
             return usage(format!("{flag} takes no value"));
         }
     }
+    if (o.metrics_listen.is_some() || o.metrics_file.is_some())
+        && matches!(o.by, TopBy::Syscall | TopBy::File)
+    {
+        // Their rows carry their first caller's comm only: the metrics'
+        // comm label would be wrong for every later caller.
+        return usage(format!(
+            "--by {}: the metrics count by process name: use --by process (the default) or \
+             thread with --metrics-listen and --metrics-file",
+            o.by.name()
+        ));
+    }
     if o.maxactive.is_some() && o.attach != Some(Method::KprobeLegacy) && o.attach.is_some() {
         return usage("--maxactive applies to kprobe-legacy's return probes only");
     }

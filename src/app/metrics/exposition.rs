@@ -81,7 +81,7 @@ pub fn render(r: &Registry) -> Vec<u8> {
         &mut out,
         "probe_errors_total",
         "counter",
-        "Calls that returned an error, by errno (unknown: not filed, the errno table was full).",
+        "Calls that returned an error, by errno (under comm=\"other\" when the kernel's errno table was full).",
     );
     each(&mut out, &|out, sc, comm, s| {
         for (e, n) in &s.errnos {

@@ -220,6 +220,13 @@ fn respond(head: &[u8], published: &Published) -> Option<(Vec<u8>, Arc<Vec<u8>>,
         // Bare newlines, as some clients send.
         head.windows(2).position(|w| w == b"\n\n")
     })?;
+    if end + 4 > MAX_HEAD {
+        return Some((
+            status(431, "Request Header Fields Too Large", &[]),
+            Arc::new(Vec::new()),
+            0,
+        ));
+    }
     let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(end);
     let line = String::from_utf8_lossy(&head[..line_end]);
     let mut parts = line.trim_end_matches('\r').split(' ');

@@ -47,14 +47,12 @@ impl Series {
         for (a, b) in self.lat_hist.iter_mut().zip(&c.lat_hist) {
             *a += b;
         }
+        // Every error's errno is filed once: under its row, or (its row's
+        // errno table full, or its row an other row) under its syscall's
+        // other row, whose errnos come with the other rows. A row's errors
+        // its table could not file are not counted again here.
         for (e, n) in &c.errnos {
             *self.errnos.entry(*e).or_default() += n;
-        }
-        // Errors the kernel could not file by errno (its errno table was
-        // full): counted under errno="unknown" (0 here).
-        let unfiled = c.unfiled_errors();
-        if unfiled > 0 {
-            *self.errnos.entry(0).or_default() += unfiled;
         }
     }
 }

@@ -113,7 +113,7 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     let live_rows = final_interval.live_rows;
     if let Some(m) = &mut metrics {
         m.update(
-            &final_interval.rows,
+            final_interval.deltas(),
             Lost {
                 missed_return: exit.missed_returns,
                 evicted: exit.evicted,
@@ -572,7 +572,7 @@ fn watch(
             if let Some(m) = metrics {
                 let missed = inflight::missed_returns_so_far(&r.loaded).unwrap_or(0);
                 m.update(
-                    &i.rows,
+                    i.deltas(),
                     Lost {
                         missed_return: missed + r.sweeps.get().missed,
                         ..Lost::default()

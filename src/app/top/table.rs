@@ -199,6 +199,22 @@ pub struct Interval {
     pub removed: usize,
     /// Rows in the kernel's table after the interval.
     pub live_rows: usize,
+    /// With --cumulative: what each row added this interval (`rows` are
+    /// then the totals).
+    pub changed: Vec<Row>,
+    /// `rows` are the totals (--cumulative).
+    pub cumulative: bool,
+}
+
+impl Interval {
+    /// What each row added this interval, whatever `rows` show.
+    pub fn deltas(&self) -> &[Row] {
+        if self.cumulative {
+            &self.changed
+        } else {
+            &self.rows
+        }
+    }
 }
 
 /// Rows kept for the run's totals before the ones of exited processes
@@ -582,7 +598,10 @@ impl<'a> Table<'a> {
                 self.run_other_calls += row.counts.calls;
             }
         }
-        if !cumulative {
+        out.cumulative = cumulative;
+        if cumulative {
+            out.changed = changes;
+        } else {
             out.rows = changes;
         }
         self.run_total.add(&out.total);
