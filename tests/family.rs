@@ -184,31 +184,34 @@ fn with_exit_every_call_of_the_family_is_reported_with_its_count_and_result() {
     assert_no_program_left();
 }
 
-#[test]
-fn by_default_only_read_and_write_are_followed() {
-    require_root!();
-    let _turn = serial();
-    let dir = scratch_dir("familydef");
-    let comm = unique_comm("fd");
-    let mut probe = Probe::start(&dir, &["-c", &comm, "--log", "d.log"]);
+/// Runs the family's load under a probe started with `args` (entry
+/// events, the log in LOG), and checks that exactly the calls of
+/// `followed` were reported, call for call (syscall, fd, count), and
+/// nothing else. Returns those calls and how the probe ended.
+fn entries_of(tag: &str, args: &[&str], followed: &[&str]) -> (Vec<Made>, Finished) {
+    let dir = scratch_dir(tag);
+    let comm = unique_comm(&tag[..2]);
+    let mut all = vec!["-c", &comm, "--log", "entries.log"];
+    all.extend_from_slice(args);
+    let mut probe = Probe::start(&dir, &all);
     probe.wait_attached();
     let made = family_load(&comm, &dir);
     thread::sleep(Duration::from_millis(200));
     let done = probe.stop(libc::SIGINT);
     assert_eq!(exit_code(&done.status), 0, "{:?}", done.stderr);
 
-    let want: Vec<&Made> = made
-        .iter()
-        .filter(|c| c.syscall == "read" || c.syscall == "write")
+    let want: Vec<Made> = made
+        .into_iter()
+        .filter(|c| followed.contains(&c.syscall.as_str()))
         .collect();
-    assert_eq!(want.len(), 10, "loadgen's reads and writes");
+    assert_eq!(want.len(), 10, "loadgen's calls of {followed:?}");
     assert_eq!(
         done.last_line(),
         format!("probe: received={} lost=0", want.len()),
         "{:?}",
         done.stderr
     );
-    let got: Vec<_> = log_lines(&dir, "d.log")
+    let got: Vec<_> = log_lines(&dir, "entries.log")
         .iter()
         .map(|line| {
             (
@@ -220,7 +223,15 @@ fn by_default_only_read_and_write_are_followed() {
         .collect();
     let want_entries: Vec<_> = want.iter().map(|c| c.entry()).collect();
     assert_eq!(got, want_entries);
-    assert_eq!(done.stdout, hellos(want.into_iter()));
+    (want, done)
+}
+
+#[test]
+fn by_default_only_read_and_write_are_followed() {
+    require_root!();
+    let _turn = serial();
+    let (want, done) = entries_of("familydef", &[], &["read", "write"]);
+    assert_eq!(done.stdout, hellos(want.iter()));
     assert_no_program_left();
 }
 
@@ -228,49 +239,12 @@ fn by_default_only_read_and_write_are_followed() {
 fn syscalls_pread64_and_writev_follow_exactly_those() {
     require_root!();
     let _turn = serial();
-    let dir = scratch_dir("familysome");
-    let comm = unique_comm("fs");
-    let mut probe = Probe::start(
-        &dir,
-        &[
-            "--syscalls",
-            "pread64,writev",
-            "-c",
-            &comm,
-            "--log",
-            "s.log",
-        ],
+    let (want, done) = entries_of(
+        "familysome",
+        &["--syscalls", "pread64,writev"],
+        &["pread64", "writev"],
     );
-    probe.wait_attached();
-    let made = family_load(&comm, &dir);
-    thread::sleep(Duration::from_millis(200));
-    let done = probe.stop(libc::SIGINT);
-    assert_eq!(exit_code(&done.status), 0, "{:?}", done.stderr);
-
-    let want: Vec<&Made> = made
-        .iter()
-        .filter(|c| c.syscall == "pread64" || c.syscall == "writev")
-        .collect();
-    assert_eq!(want.len(), 10, "loadgen's pread64s and writevs");
-    assert_eq!(
-        done.last_line(),
-        format!("probe: received={} lost=0", want.len()),
-        "{:?}",
-        done.stderr
-    );
-    let got: Vec<_> = log_lines(&dir, "s.log")
-        .iter()
-        .map(|line| {
-            (
-                field(line, "syscall").to_string(),
-                field(line, "fd").parse().unwrap(),
-                field(line, "count").parse().unwrap(),
-            )
-        })
-        .collect();
-    let want_entries: Vec<_> = want.iter().map(|c| c.entry()).collect();
-    assert_eq!(got, want_entries);
-    let hello = hellos(want.into_iter());
+    let hello = hellos(want.iter());
     assert!(hello.contains("hello sys_pread64 was called\n"));
     assert!(hello.contains("hello sys_writev was called\n"));
     assert_eq!(done.stdout, hello);

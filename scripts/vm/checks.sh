@@ -370,6 +370,23 @@ explained_lost() {
     sed -n 's/^probe: lost \([0-9]*\) events:.*/\1/p' "$1" | awk '{ n += $1 } END { print n + 0 }'
 }
 
+# check_via METHOD: the method ATTACH_LINE names is METHOD's (auto's:
+# VMTEST_AUTO_EXPECT); else a reason in $fail.
+check_via() {
+    _via=$(echo "$ATTACH_LINE" | sed -n 's/^probe: attached via \([A-Za-z0-9_-]*\).*/\1/p')
+    _want=$1
+    [ "$1" = auto ] && _want=$VMTEST_AUTO_EXPECT
+    [ "$_via" = "$_want" ] || fail="$fail attached-via:'$_via'(want:$_want)"
+}
+
+# last_counts ERRFILE: sets last (its last line), and received and lost
+# from it (empty unless it is exactly `probe: received=N lost=M`).
+last_counts() {
+    last=$(tail -n 1 "$1")
+    received=$(echo "$last" | sed -n 's/^probe: received=\([0-9]*\) lost=[0-9]*$/\1/p')
+    lost=$(echo "$last" | sed -n 's/^probe: received=[0-9]* lost=\([0-9]*\)$/\1/p')
+}
+
 # accounted RECEIVED LOST N ERRFILE: every one of the N calls made was
 # received or lost. The kernel's recursion protection skips a program
 # before its filters run, so the calls it skipped may be any process's:
@@ -400,10 +417,7 @@ run_exit() {
     "$PROBE" --exit --attach "$m" -c exload -q --log "$log" 2>"$err" &
     pid=$!
     if wait_attached "$pid" "$err"; then
-        via=$(echo "$ATTACH_LINE" | sed -n 's/^probe: attached via \([A-Za-z0-9_-]*\).*/\1/p')
-        want_via=$m
-        [ "$m" = auto ] && want_via=$VMTEST_AUTO_EXPECT
-        [ "$via" = "$want_via" ] || fail="$fail attached-via:'$via'(want:$want_via)"
+        check_via "$m"
         "$LOADGEN" --comm exload --returns "$VMTEST_TMP" >"$truth" || fail="$fail loadgen"
     else
         fail="$fail not-attached"
@@ -411,9 +425,7 @@ run_exit() {
     stop_probe "$pid" INT
     [ "$STOP_RC" -eq 0 ] || fail="$fail exit-code:$STOP_RC"
     n=$(grep -vc '^blocked_read_ns' "$truth")
-    last=$(tail -n 1 "$err")
-    received=$(echo "$last" | sed -n 's/^probe: received=\([0-9]*\) lost=[0-9]*$/\1/p')
-    lost=$(echo "$last" | sed -n 's/^probe: received=[0-9]* lost=\([0-9]*\)$/\1/p')
+    last_counts "$err"
     # Every call received or lost; a loss only with its cause said (the
     # kernel's recursion protection can skip a call on any kernel: counted).
     accounted "$received" "$lost" "$n" "$err" ||
@@ -480,9 +492,7 @@ run_exit_missed() {
     [ "$STOP_RC" -eq 0 ] || fail="$fail exit-code:$STOP_RC"
     n=$(grep -vc '^blocked_read_ns' "$truth")
     [ "$n" = 48 ] || fail="$fail loadgen-calls:$n"
-    last=$(tail -n 1 "$err")
-    received=$(echo "$last" | sed -n 's/^probe: received=\([0-9]*\) lost=[0-9]*$/\1/p')
-    lost=$(echo "$last" | sed -n 's/^probe: received=[0-9]* lost=\([0-9]*\)$/\1/p')
+    last_counts "$err"
     missed=$(sed -n 's/^probe: lost \([0-9]*\) events: their returns were never seen.*/\1/p' "$err")
     missed=${missed:-0}
     accounted "$received" "$lost" "$n" "$err" ||
@@ -528,10 +538,7 @@ run_top() {
     "$PROBE" top --attach "$m" --syscalls all --json -i 0.5 -c famload >"$json" 2>"$err" &
     pid=$!
     if wait_attached "$pid" "$err"; then
-        via=$(echo "$ATTACH_LINE" | sed -n 's/^probe: attached via \([A-Za-z0-9_-]*\).*/\1/p')
-        want_via=$m
-        [ "$m" = auto ] && want_via=$VMTEST_AUTO_EXPECT
-        [ "$via" = "$want_via" ] || fail="$fail attached-via:'$via'(want:$want_via)"
+        check_via "$m"
         "$LOADGEN" --comm famload --family "$VMTEST_TMP/fam" >"$truth" || fail="$fail loadgen"
         sleep 0.6
     else
@@ -540,9 +547,7 @@ run_top() {
     stop_probe "$pid" INT
     [ "$STOP_RC" -eq 0 ] || fail="$fail exit-code:$STOP_RC"
     n=$(wc -l <"$truth")
-    last=$(tail -n 1 "$err")
-    received=$(echo "$last" | sed -n 's/^probe: received=\([0-9]*\) lost=[0-9]*$/\1/p')
-    lost=$(echo "$last" | sed -n 's/^probe: received=[0-9]* lost=\([0-9]*\)$/\1/p')
+    last_counts "$err"
     accounted "$received" "$lost" "$n" "$err" ||
         fail="$fail last:'$last'(want:received+lost=$n)"
     [ "$lost" = "$(explained_lost "$err")" ] || fail="$fail unexplained-loss"

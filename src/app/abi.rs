@@ -24,6 +24,13 @@ pub const COUNT_INSERTED: u32 = 4;
 /// A whole `struct inflight`.
 pub const INFLIGHT_SIZE: usize = EVENT_SIZE + 8 + 4 * 10;
 
+/// A comm as the kernel keeps it (NUL-padded), up to its NUL: raw bytes,
+/// which any process may set.
+pub fn until_nul(comm: &[u8; COMM_LEN]) -> &[u8] {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+    &comm[..end]
+}
+
 /// A call of the read/write family (bpf/event.h SYSCALL_*, in order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Syscall {
@@ -277,8 +284,7 @@ impl Event {
 
     /// The comm up to its NUL: raw bytes, which any process may set.
     pub fn comm(&self) -> &[u8] {
-        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-        &self.comm[..end]
+        until_nul(&self.comm)
     }
 
     /// The first bytes written, or read once a read returned, when the
@@ -548,16 +554,14 @@ impl Pod for TopErrKey {}
 impl TopKey {
     /// The comm up to its NUL.
     pub fn comm(&self) -> &[u8] {
-        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-        &self.comm[..end]
+        until_nul(&self.comm)
     }
 }
 
 impl TopValue {
     /// The comm up to its NUL.
     pub fn comm(&self) -> &[u8] {
-        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-        &self.comm[..end]
+        until_nul(&self.comm)
     }
 }
 

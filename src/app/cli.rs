@@ -248,20 +248,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     while let Some(arg) = args.next() {
         let bytes = arg.as_bytes();
         // --flag=value, and -xVALUE for the short flags that take a value.
-        let (flag, mut inline): (String, Option<OsString>) = match bytes
-            .iter()
-            .position(|&b| b == b'=')
-        {
-            Some(i) if bytes.starts_with(b"--") => (
-                String::from_utf8_lossy(&bytes[..i]).into_owned(),
-                Some(std::ffi::OsStr::from_bytes(&bytes[i + 1..]).to_owned()),
-            ),
-            _ if bytes.len() > 2 && bytes[0] == b'-' && matches!(bytes[1], b'p' | b'c' | b'd') => (
-                String::from_utf8_lossy(&bytes[..2]).into_owned(),
-                Some(std::ffi::OsStr::from_bytes(&bytes[2..]).to_owned()),
-            ),
-            _ => (String::from_utf8_lossy(bytes).into_owned(), None),
-        };
+        let (flag, mut inline) = split_flag(bytes, b"pcd");
         let mut value = |name: &str| -> Result<OsString, UsageError> {
             match inline.take().or_else(|| args.next()) {
                 Some(v) => Ok(v),
@@ -271,96 +258,30 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--version" => return Ok(Command::Version),
-            "--attach" => {
-                let v = value("--attach")?;
-                let v = v.to_string_lossy();
-                o.attach = match v.as_ref() {
-                    "auto" => None,
-                    m => match Method::parse(m) {
-                        Some(m) => Some(m),
-                        None => {
-                            return usage(format!(
-                                "--attach {m}: unknown method (auto, kprobe, kprobe-legacy, tracepoint)"
-                            ));
-                        }
-                    },
-                };
-            }
-            "-p" | "--pid" => {
-                let v = value("--pid")?;
-                let v = v.to_string_lossy();
-                match v.parse::<u32>() {
-                    Ok(p) if p > 0 => o.pid = Some(p),
-                    _ => {
-                        return usage(format!(
-                            "--pid {v}: not a process id (a whole number above 0)"
-                        ));
-                    }
-                }
-            }
-            "-c" | "--comm" => {
-                let v = value("--comm")?;
-                let v = v.as_bytes();
-                if v.is_empty() || v.len() >= COMM_LEN || v.contains(&0) {
-                    return usage(format!(
-                        "--comm {}: a process name is 1 to {} bytes (the kernel keeps no more)",
-                        String::from_utf8_lossy(v),
-                        COMM_LEN - 1
-                    ));
-                }
-                o.comm = Some(v.to_vec());
-            }
-            "--cgroup" => {
-                let v = value("--cgroup")?;
-                if v.is_empty() {
-                    return usage("--cgroup needs a path");
-                }
-                o.cgroup = Some(PathBuf::from(v));
-            }
+            "--attach" => o.attach = attach_value(&value("--attach")?)?,
+            "-p" | "--pid" => o.pid = Some(pid_value(&value("--pid")?)?),
+            "-c" | "--comm" => o.comm = Some(comm_value(&value("--comm")?)?),
+            "--cgroup" => o.cgroup = Some(path_value("--cgroup", value("--cgroup")?)?),
             "-v" | "--verbose" => o.verbose += 1,
             "-vv" => o.verbose += 2,
             "-q" | "--quiet" => o.quiet = true,
             "--explain" => o.explain = true,
             "--exit" => o.exit = true,
-            "--maxactive" => {
-                let v = value("--maxactive")?;
-                let v = v.to_string_lossy();
-                match v.parse::<u32>() {
-                    Ok(n @ 1..=4096) => o.maxactive = Some(n),
-                    _ => {
-                        return usage(format!(
-                            "--maxactive {v}: a whole number from 1 to 4096 (the kernel's limit)"
-                        ));
-                    }
-                }
-            }
+            "--maxactive" => o.maxactive = Some(maxactive_value(&value("--maxactive")?)?),
             "--syscalls" => {
                 let v = value("--syscalls")?;
                 o.syscalls = parse_syscalls(&v.to_string_lossy())?;
             }
             "--json" => o.json = true,
             "--log" => {
-                let v = value("--log")?;
-                if v.is_empty() {
-                    return usage("--log needs a path");
-                }
+                o.log = Some(path_value("--log", value("--log")?)?);
                 log_flag = Some("--log");
-                o.log = Some(PathBuf::from(v));
             }
             "--no-log" => {
                 log_flag.get_or_insert("--no-log");
                 o.log = None;
             }
-            "-d" | "--duration" => {
-                let v = value("--duration")?;
-                let v = v.to_string_lossy();
-                match v.parse::<f64>() {
-                    Ok(s) if s > 0.0 && s.is_finite() && s < 1e9 => {
-                        o.duration = Some(Duration::from_secs_f64(s))
-                    }
-                    _ => return usage(format!("--duration {v}: not a number of seconds above 0")),
-                }
-            }
+            "-d" | "--duration" => o.duration = Some(seconds("--duration", &value("--duration")?)?),
             "--pages" => {
                 let v = value("--pages")?;
                 let v = v.to_string_lossy();
@@ -472,13 +393,7 @@ fn parse_top(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError
             }
             "-p" | "--pid" => o.pid = Some(pid_value(&value("--pid")?)?),
             "-c" | "--comm" => o.comm = Some(comm_value(&value("--comm")?)?),
-            "--cgroup" => {
-                let v = value("--cgroup")?;
-                if v.is_empty() {
-                    return usage("--cgroup needs a path");
-                }
-                o.cgroup = Some(PathBuf::from(v));
-            }
+            "--cgroup" => o.cgroup = Some(path_value("--cgroup", value("--cgroup")?)?),
             "--json" => o.json = true,
             "--by" => o.by = one_of("--by", &value("--by")?, &TopBy::ALL, TopBy::name)?,
             "--sort" => o.sort = one_of("--sort", &value("--sort")?, &Sort::ALL, Sort::name)?,
@@ -514,11 +429,7 @@ fn parse_top(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError
                 });
             }
             "--metrics-file" => {
-                let v = value("--metrics-file")?;
-                if v.is_empty() {
-                    return usage("--metrics-file needs a path");
-                }
-                o.metrics_file = Some(PathBuf::from(v));
+                o.metrics_file = Some(path_value("--metrics-file", value("--metrics-file")?)?);
             }
             "--metrics-comms" => {
                 let v = value("--metrics-comms")?;
@@ -553,6 +464,14 @@ fn parse_top(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError
         return usage("--maxactive applies to kprobe-legacy's return probes only");
     }
     Ok(Command::Top(o))
+}
+
+/// A path flag's value: any bytes but none.
+fn path_value(flag: &str, v: OsString) -> Result<PathBuf, UsageError> {
+    if v.is_empty() {
+        return usage(format!("{flag} needs a path"));
+    }
+    Ok(PathBuf::from(v))
 }
 
 fn attach_value(v: &OsString) -> Result<Option<Method>, UsageError> {

@@ -30,7 +30,7 @@ use std::io::ErrorKind;
 
 use anyhow::Result;
 
-use crate::app::abi::{self, Event, Inflight, Syscall};
+use crate::app::abi::{self, Event, Inflight};
 use crate::identity;
 use crate::loader::Loaded;
 use crate::sys;
@@ -103,16 +103,12 @@ fn parse_syscall_file(text: &str) -> ThreadNow {
     }
 }
 
-fn syscall_nr(s: Syscall) -> i64 {
-    s.number()
-}
-
 /// True when the call of `record` is over: its thread exited, or is
 /// blocked in another system call or outside any.
 fn returned(record: &Event) -> bool {
     match thread_now(record.pid) {
         ThreadNow::Gone => true,
-        ThreadNow::Blocked(nr) => nr != syscall_nr(record.syscall()),
+        ThreadNow::Blocked(nr) => nr != record.syscall().number(),
         ThreadNow::Unknown => false,
     }
 }
@@ -206,6 +202,45 @@ pub fn calls_in_flight(
         swept: swept.removed,
     };
     Ok((exit, events))
+}
+
+/// The sweeps of a run: when the last one was, and what they found.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sweeps {
+    /// The table's insert count at the last sweep.
+    inserted_at: u64,
+    /// Records of exited threads removed, and how many were pending.
+    pub swept: Swept,
+    /// A sweep failed (said once; the stop still counts what is left).
+    failed: bool,
+}
+
+impl Sweeps {
+    /// Sweeps the table of dead threads' records once
+    /// `SWEEP_AFTER_INSERTS` new records have come since the last sweep.
+    /// A failure is said once, and no sweep is tried after it.
+    pub fn sweep_if_due(&mut self, loaded: &Loaded) {
+        if self.failed {
+            return;
+        }
+        let result = inserted(loaded).and_then(|inserted| {
+            if inserted < self.inserted_at + SWEEP_AFTER_INSERTS {
+                return Ok(());
+            }
+            let swept = sweep(loaded)?;
+            self.swept.removed += swept.removed;
+            self.swept.missed += swept.missed;
+            self.inserted_at = inserted;
+            Ok(())
+        });
+        if let Err(e) = result {
+            crate::app::output::say(&format!(
+                "cannot sweep the table of calls in flight ({e:#}); calls of threads that \
+                 exited may be evicted from it and counted lost"
+            ));
+            self.failed = true;
+        }
+    }
 }
 
 /// After this many new records (threads' first calls), the monitor sweeps

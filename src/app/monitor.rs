@@ -183,22 +183,11 @@ struct Running {
     /// written after everything else.
     unfinished: Option<Sender<Vec<Event>>>,
     /// `--exit`: the sweeps of dead threads' records so far.
-    sweeps: Cell<Sweeps>,
-}
-
-/// `--exit`: what the sweeps of the in-flight table found (inflight.rs).
-#[derive(Clone, Copy, Default)]
-struct Sweeps {
-    /// The table's insert count at the last sweep.
-    inserted_at: u64,
-    /// Records of exited threads removed, and how many were pending.
-    swept: inflight::Swept,
-    /// A sweep failed (said once; the stop still counts what is left).
-    failed: bool,
+    sweeps: Cell<inflight::Sweeps>,
 }
 
 /// How often `wait` looks whether a sweep is due.
-const SWEEP_CHECK_EVERY: Duration = Duration::from_secs(1);
+pub const SWEEP_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 pub fn run(o: &Options) -> Result<Summary> {
     let Some(running) = start(o)? else {
@@ -210,7 +199,7 @@ pub fn run(o: &Options) -> Result<Summary> {
 
 /// True (said on stderr) when a signal came: start-up stops before
 /// anything is attached.
-fn interrupted() -> bool {
+pub fn interrupted() -> bool {
     let sig = signals::wait(Duration::ZERO);
     if let Some(sig) = sig {
         output::say(&format!(
@@ -234,22 +223,8 @@ fn start(o: &Options) -> Result<Option<Running>> {
     // The kernel's view of the monitor: its tgid, and where -p looks.
     let self_tgid = identity::kernel_tgid()?;
     let pid_ns = pid_filter_namespace(o)?;
-    let object = if pid_ns.is_some() {
-        crate::app::PROBE_PIDNS_OBJECT
-    } else {
-        crate::app::PROBE_OBJECT
-    };
     let cgroup = o.cgroup.as_deref().map(cgroup::open).transpose()?;
-    let spec = obj::parse(object).context("the embedded BPF object is broken")?;
-    // Nothing of our own object may be left out without a word.
-    if let Some(s) = spec.skipped.first() {
-        return Err(anyhow!(
-            "the embedded BPF object is broken: {} {} was skipped: {}",
-            s.kind.label(),
-            s.name,
-            s.reason
-        ));
-    }
+    let spec = probe_spec(pid_ns)?;
     debug(
         o,
         &format!(
@@ -385,7 +360,7 @@ fn start(o: &Options) -> Result<Option<Running>> {
         buffer,
         capabilities_kept,
         unfinished: o.exit.then_some(unfinished),
-        sweeps: Cell::new(Sweeps::default()),
+        sweeps: Cell::new(inflight::Sweeps::default()),
     }))
 }
 
@@ -455,13 +430,6 @@ fn create_maps(
         o,
         &format!("maps created; perf event array sized for {possible} CPUs"),
     );
-    if let Some(dir) = &cgroup {
-        let fd = dir.as_raw_fd() as u32;
-        loaded
-            .map("cgroup_filter")?
-            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes())
-            .context("cannot store the --cgroup directory in the probe's map")?;
-    }
     let config = ProbeConfig {
         verbose: o.verbose,
         filter_tgid: o.pid,
@@ -472,11 +440,49 @@ fn create_maps(
         exit_mode: o.exit,
         top_by: None,
     };
+    configure(&loaded, cgroup.as_ref(), &config)?;
+    Ok(loaded)
+}
+
+/// The embedded probe, parsed: the build that matches -p in `pid_ns`
+/// when there is one. Nothing of it may be left out without a word.
+pub fn probe_spec(pid_ns: Option<PidNs>) -> Result<obj::ObjectSpec> {
+    let object = if pid_ns.is_some() {
+        crate::app::PROBE_PIDNS_OBJECT
+    } else {
+        crate::app::PROBE_OBJECT
+    };
+    let spec = obj::parse(object).context("the embedded BPF object is broken")?;
+    if let Some(s) = spec.skipped.first() {
+        return Err(anyhow!(
+            "the embedded BPF object is broken: {} {} was skipped: {}",
+            s.kind.label(),
+            s.name,
+            s.reason
+        ));
+    }
+    Ok(spec)
+}
+
+/// Tells the probe what to do: the --cgroup directory into its cgroup
+/// array, `config` into its config map.
+pub fn configure(
+    loaded: &Loaded,
+    cgroup: Option<&std::os::fd::OwnedFd>,
+    config: &ProbeConfig,
+) -> Result<()> {
+    if let Some(dir) = cgroup {
+        let fd = dir.as_raw_fd() as u32;
+        loaded
+            .map("cgroup_filter")?
+            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes())
+            .context("cannot store the --cgroup directory in the probe's map")?;
+    }
     loaded
         .map("config_map")?
         .update(&0u32.to_ne_bytes(), &config.to_bytes())
         .context("cannot write the probe's configuration map")?;
-    Ok(loaded)
+    Ok(())
 }
 
 /// One ring per online CPU, each registered in the perf event array at
@@ -614,36 +620,11 @@ fn wait(r: &Running, o: &Options) {
         notices.check(r);
         if o.exit && sweep_checked.elapsed() >= SWEEP_CHECK_EVERY {
             sweep_checked = Instant::now();
-            sweep_if_due(r);
+            let mut sweeps = r.sweeps.get();
+            sweeps.sweep_if_due(&r.loaded);
+            r.sweeps.set(sweeps);
         }
     }
-}
-
-/// `--exit`: sweeps the in-flight table of dead threads' records once
-/// `SWEEP_AFTER_INSERTS` new records have come since the last sweep.
-fn sweep_if_due(r: &Running) {
-    let mut sweeps = r.sweeps.get();
-    if sweeps.failed {
-        return;
-    }
-    let result = inflight::inserted(&r.loaded).and_then(|inserted| {
-        if inserted < sweeps.inserted_at + inflight::SWEEP_AFTER_INSERTS {
-            return Ok(());
-        }
-        let swept = inflight::sweep(&r.loaded)?;
-        sweeps.swept.removed += swept.removed;
-        sweeps.swept.missed += swept.missed;
-        sweeps.inserted_at = inserted;
-        Ok(())
-    });
-    if let Err(e) = result {
-        output::say(&format!(
-            "cannot sweep the table of calls in flight ({e:#}); calls of threads that exited \
-             may be evicted from it and counted lost"
-        ));
-        sweeps.failed = true;
-    }
-    r.sweeps.set(sweeps);
 }
 
 /// Step 3: detach, drain, let the outputs finish, count.

@@ -322,9 +322,18 @@ pub fn map_create(def: &MapDef) -> io::Result<Fd> {
 /// size (times the possible CPUs, each rounded up to 8, for a per-CPU
 /// map): the kernel reads that many, whatever the slices say.
 pub unsafe fn map_update(map: BorrowedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+    // SAFETY: passed on: the caller vouches for both sizes.
+    unsafe { update_elem(map, Some(key), value) }
+}
+
+/// BPF_MAP_UPDATE_ELEM with a key, or none (a queue's push).
+///
+/// # Safety
+/// As for `map_update`.
+unsafe fn update_elem(map: BorrowedFd, key: Option<&[u8]>, value: &[u8]) -> io::Result<()> {
     let mut attr = MapElemAttr {
         map_fd: map.as_raw_fd() as u32,
-        key: key.as_ptr() as u64,
+        key: key.map_or(0, |k| k.as_ptr() as u64),
         value: value.as_ptr() as u64,
         ..Default::default()
     };
@@ -334,7 +343,7 @@ pub unsafe fn map_update(map: BorrowedFd, key: &[u8], value: &[u8]) -> io::Resul
             format!(
                 "bpf(BPF_MAP_UPDATE_ELEM, {{map_fd={}, key={}, value={}, flags=BPF_ANY}})",
                 explain::borrowed(map),
-                shown_bytes(key),
+                key.map_or("NULL".into(), shown_bytes),
                 shown_bytes(value)
             )
         },
@@ -378,24 +387,8 @@ pub unsafe fn map_lookup(map: BorrowedFd, key: &[u8], value: &mut [u8]) -> io::R
 /// `value` must hold the map's value size in bytes: the kernel reads that
 /// many.
 pub unsafe fn map_push(map: BorrowedFd, value: &[u8]) -> io::Result<()> {
-    let mut attr = MapElemAttr {
-        map_fd: map.as_raw_fd() as u32,
-        key: 0,
-        value: value.as_ptr() as u64,
-        ..Default::default()
-    };
-    let r = bpf(BPF_MAP_UPDATE_ELEM, &mut attr);
-    explain::tell(
-        || {
-            format!(
-                "bpf(BPF_MAP_UPDATE_ELEM, {{map_fd={}, key=NULL, value={}, flags=BPF_ANY}})",
-                explain::borrowed(map),
-                shown_bytes(value)
-            )
-        },
-        || explain::result(&r),
-    );
-    r.map(drop)
+    // SAFETY: passed on: the caller vouches for the value's size.
+    unsafe { update_elem(map, None, value) }
 }
 
 /// Removes the element at `key`. ENOENT: there was none.

@@ -17,11 +17,14 @@ pub mod exposition;
 pub mod listener;
 pub mod textfile;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use crate::app::abi::{LAT_SLOTS, Syscall};
+use crate::app::abi::{COMM_LEN, LAT_SLOTS, Syscall, until_nul};
 use crate::app::top::table::{Counts, Row, RowKey};
+
+/// Raw comms whose label is remembered, at most.
+const LABEL_CACHE: usize = 65536;
 
 /// The label of the calls whose comm has no series of its own.
 pub const OTHER: &str = "other";
@@ -73,8 +76,11 @@ pub struct Lost {
 /// The run's totals, by (syscall, comm label).
 pub struct Registry {
     max_comms: usize,
-    /// comm label -> has its own series (sticky).
-    comms: HashMap<String, ()>,
+    /// comm labels with a series of their own (sticky).
+    comms: HashSet<String>,
+    /// Each comm seen, as the kernel keeps it, and its label (its own or
+    /// "other"): decided once, escaped once.
+    labels: HashMap<[u8; COMM_LEN], String>,
     series: BTreeMap<(Syscall, String), Series>,
     lost: Lost,
     /// Calls counted in the kernel's other rows (its table was full).
@@ -88,7 +94,8 @@ impl Registry {
     pub fn new(max_comms: usize, attach: &str) -> Registry {
         Registry {
             max_comms,
-            comms: HashMap::new(),
+            comms: HashSet::new(),
+            labels: HashMap::new(),
             series: BTreeMap::new(),
             lost: Lost::default(),
             overflow: 0,
@@ -99,23 +106,30 @@ impl Registry {
 
     /// The label for `comm`: escaped as the README escapes comms, its own
     /// if it is one of the first `max_comms`, else "other".
-    fn label(&mut self, comm: &[u8]) -> String {
-        let label = exposition::comm_label(comm);
-        if self.comms.contains_key(&label) {
-            return label;
+    fn label(&mut self, comm: &[u8; COMM_LEN]) -> String {
+        if let Some(label) = self.labels.get(comm) {
+            return label.clone();
         }
-        if self.comms.len() < self.max_comms {
-            self.comms.insert(label.clone(), ());
-            return label;
+        let own = exposition::comm_label(until_nul(comm));
+        let label = if self.comms.contains(&own) || self.comms.len() < self.max_comms {
+            self.comms.insert(own.clone());
+            own
+        } else {
+            OTHER.to_string()
+        };
+        // Only a cache: what is sticky is `comms`. Kept bounded.
+        if self.labels.len() >= LABEL_CACHE {
+            self.labels.clear();
         }
-        OTHER.to_string()
+        self.labels.insert(*comm, label.clone());
+        label
     }
 
     /// Adds what one interval's rows counted.
     pub fn add(&mut self, rows: &[Row]) {
         for row in rows {
             let label = match row.key {
-                RowKey::Key(_) => self.label(row.comm()),
+                RowKey::Key(_) => self.label(&row.comm),
                 RowKey::Other(_) => {
                     self.overflow += row.counts.calls;
                     OTHER.to_string()
@@ -133,12 +147,6 @@ impl Registry {
         self.lost.missed_return = self.lost.missed_return.max(lost.missed_return);
         self.lost.evicted = self.lost.evicted.max(lost.evicted);
         self.lost.recursion = self.lost.recursion.max(lost.recursion);
-    }
-
-    /// How many series (lines with a value) the exposition has.
-    pub fn series_count(&self) -> usize {
-        let per = |s: &Series| 3 + (LAT_SLOTS - 1 + 1 + 2) + s.errnos.len();
-        self.series.values().map(per).sum::<usize>() + 3 + 1 + 1
     }
 }
 

@@ -19,7 +19,6 @@ pub mod table;
 
 use std::cell::Cell;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
@@ -27,7 +26,7 @@ use nix::sys::signal::Signal;
 
 use crate::app::abi::{ProbeConfig, Syscall};
 use crate::app::cli::TopOptions;
-use crate::app::inflight::{self, ExitCounts, Swept};
+use crate::app::inflight::{self, ExitCounts, Sweeps};
 use crate::app::metrics::listener::Listener;
 use crate::app::metrics::textfile::TextFile;
 use crate::app::metrics::{Lost, Published, Registry, exposition};
@@ -36,7 +35,7 @@ use crate::app::{cgroup, monitor, privileges, report, signals};
 use crate::attach::{self, AttachOptions, Attachment, Method};
 use crate::loader::Loaded;
 use crate::obj::ProgramSpec;
-use crate::{cpus, identity, obj};
+use crate::{cpus, identity};
 
 use files::FileNames;
 use render::View;
@@ -83,8 +82,7 @@ struct Running {
     attachment: Cell<Option<Attachment>>,
     method: Method,
     return_maxactive: Option<u32>,
-    sweeps: Cell<Swept>,
-    inserted_at: Cell<u64>,
+    sweeps: Cell<Sweeps>,
 }
 
 /// The whole run. None when a signal came before anything was attached.
@@ -145,32 +143,15 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     }))
 }
 
-/// True (said on stderr) when a signal came: start-up stops before
-/// anything is attached.
-fn interrupted() -> bool {
-    let sig = signals::wait(Duration::ZERO);
-    if let Some(sig) = sig {
-        say(&format!(
-            "{sig} before attaching: stopped, nothing was monitored"
-        ));
-    }
-    sig.is_some()
-}
-
 /// Step 1. None when a signal came before anything was attached.
 fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
-    if interrupted() {
+    if monitor::interrupted() {
         return Ok(None);
     }
     let self_tgid = identity::kernel_tgid()?;
     let pid_ns = monitor::pid_namespace_for(o.pid)?;
-    let object = if pid_ns.is_some() {
-        crate::app::PROBE_PIDNS_OBJECT
-    } else {
-        crate::app::PROBE_OBJECT
-    };
     let cgroup = o.cgroup.as_deref().map(cgroup::open).transpose()?;
-    let mut spec = obj::parse(object).context("the embedded BPF object is broken")?;
+    let mut spec = monitor::probe_spec(pid_ns)?;
     // The probe's table has room for --keys rows (and as many errnos);
     // the ring's map is not used: no event is sent.
     for (name, entries) in [
@@ -184,13 +165,6 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
         }
     }
     let loaded = Loaded::create_maps(spec, cpus::possible_count()?)?;
-    if let Some(dir) = &cgroup {
-        let fd = dir.as_raw_fd() as u32;
-        loaded
-            .map("cgroup_filter")?
-            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes())
-            .context("cannot store the --cgroup directory in the probe's map")?;
-    }
     table::free_all_slots(&loaded).context("cannot fill the probe's table of free rows")?;
     let config = ProbeConfig {
         verbose: 0,
@@ -202,11 +176,8 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
         exit_mode: true,
         top_by: Some(o.by),
     };
-    loaded
-        .map("config_map")?
-        .update(&0u32.to_ne_bytes(), &config.to_bytes())
-        .context("cannot write the probe's configuration map")?;
-    if interrupted() {
+    monitor::configure(&loaded, cgroup.as_ref(), &config)?;
+    if monitor::interrupted() {
         return Ok(None);
     }
     let wanted =
@@ -255,8 +226,7 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
             method: attachment.method,
             return_maxactive: attachment.return_maxactive,
             attachment: Cell::new(Some(attachment)),
-            sweeps: Cell::new(Swept::default()),
-            inserted_at: Cell::new(0),
+            sweeps: Cell::new(Sweeps::default()),
         },
         metrics,
     )))
@@ -527,8 +497,6 @@ impl Cost {
 
 /// How often the loop looks at signals, keys and the clock.
 const TICK: Duration = Duration::from_millis(50);
-/// How often the in-flight table's dead threads are looked for.
-const SWEEP_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Step 2: an interval every `-i` until `-d`, a signal, or `q`. Returns
 /// how many intervals were shown, the last (for the final one's length),
@@ -574,7 +542,7 @@ fn watch(
                 m.update(
                     i.deltas(),
                     Lost {
-                        missed_return: missed + r.sweeps.get().missed,
+                        missed_return: missed + r.sweeps.get().swept.missed,
                         ..Lost::default()
                     },
                 );
@@ -588,34 +556,12 @@ fn watch(
                 next = Instant::now() + o.interval;
             }
         }
-        if sweep_checked.elapsed() >= SWEEP_CHECK_EVERY {
+        if sweep_checked.elapsed() >= monitor::SWEEP_CHECK_EVERY {
             sweep_checked = Instant::now();
-            sweep_if_due(r);
-        }
-    }
-}
-
-/// The in-flight table's records of exited threads, removed every
-/// `SWEEP_AFTER_INSERTS` new threads (as the streaming monitor does).
-fn sweep_if_due(r: &Running) {
-    let Ok(inserted) = inflight::inserted(&r.loaded) else {
-        return;
-    };
-    if inserted < r.inserted_at.get() + inflight::SWEEP_AFTER_INSERTS {
-        return;
-    }
-    match inflight::sweep(&r.loaded) {
-        Ok(s) => {
             let mut sweeps = r.sweeps.get();
-            sweeps.removed += s.removed;
-            sweeps.missed += s.missed;
+            sweeps.sweep_if_due(&r.loaded);
             r.sweeps.set(sweeps);
-            r.inserted_at.set(inserted);
         }
-        Err(e) => say(&format!(
-            "cannot sweep the table of calls in flight ({e:#}); calls of threads that exited \
-             may be evicted from it and counted lost"
-        )),
     }
 }
 
@@ -628,7 +574,7 @@ fn stop_hooks(r: &Running) -> Result<(ExitCounts, Option<u64>)> {
     attachment.disable_entries();
     let unseen = inflight::returned_unseen(&r.loaded);
     let detached = attachment.detach();
-    let (exit, _unfinished) = inflight::calls_in_flight(&r.loaded, &unseen?, r.sweeps.get())?;
+    let (exit, _unfinished) = inflight::calls_in_flight(&r.loaded, &unseen?, r.sweeps.get().swept)?;
     Ok((exit, detached.recursion_misses))
 }
 

@@ -163,8 +163,7 @@ pub enum RowKey {
 impl Row {
     /// The comm up to its NUL.
     pub fn comm(&self) -> &[u8] {
-        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-        &self.comm[..end]
+        crate::app::abi::until_nul(&self.comm)
     }
 }
 
