@@ -3,9 +3,10 @@
 //! by one comm in the kernel, sending nothing to user space. Stops on
 //! SIGINT/SIGTERM and prints `count=N`. With `--exits`, the floor of two
 //! hooks per call (`--exit`'s shape): the same on the sys_exit tracepoints
-//! too, and `exits=N` after.
+//! too, and `exits=N` after. With `--clock` too, each hook also reads the
+//! clock (the least a per-call latency costs).
 //!
-//! cargo run --release --example count_floor -- [--exits] COMM
+//! cargo run --release --example count_floor -- [--exits [--clock]] COMM
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{SigSet, Signal};
@@ -24,10 +25,13 @@ fn main() {
 
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (exits, comm) = match args.as_slice() {
-        [flag, comm] if flag == "--exits" => (true, comm.clone()),
-        [comm] => (false, comm.clone()),
-        _ => bail!("usage: count_floor [--exits] COMM"),
+    let (exits, clock, comm) = match args.as_slice() {
+        [flag, clock, comm] if flag == "--exits" && clock == "--clock" => {
+            (true, true, comm.clone())
+        }
+        [flag, comm] if flag == "--exits" => (true, false, comm.clone()),
+        [comm] => (false, false, comm.clone()),
+        _ => bail!("usage: count_floor [--exits [--clock]] COMM"),
     };
     let mut stop = SigSet::empty();
     stop.add(Signal::SIGINT);
@@ -36,9 +40,11 @@ fn run() -> Result<()> {
     loader::raise_memlock();
     let possible = cpus::possible_count()?;
     let loaded = Loaded::create_maps(obj::parse(FLOOR_OBJECT)?, possible)?;
-    let mut filter = [0u8; 16];
+    // struct filter: comm[16], then the clock switch (a u64).
+    let mut filter = [0u8; 24];
     let n = comm.len().min(15);
     filter[..n].copy_from_slice(&comm.as_bytes()[..n]);
+    filter[16..].copy_from_slice(&u64::from(clock).to_ne_bytes());
     loaded
         .map("floor_filter")?
         .update(&0u32.to_ne_bytes(), &filter)

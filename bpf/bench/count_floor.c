@@ -3,17 +3,21 @@
  * probe. It filters on comm like the probe and counts into a per-CPU map,
  * sending nothing to user space. Its overhead is the hook's own cost. The
  * exit programs make the two-hook floor of --exit (count_floor --exits):
- * the same filter and count on sys_exit_*, slot 1. */
+ * the same filter and count on sys_exit_*, slot 1. With `clock` set
+ * (count_floor --exits --clock), each hook also reads the clock, summed in
+ * slot 2 so the read is kept: the least a per-call latency costs (two
+ * bpf_ktime_get_ns per call), the floor of `probe top`'s pairing. */
 #include "../bpf_defs.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 struct filter {
 	char comm[16];
+	__u64 clock;
 };
 
 BPF_MAP(floor_filter, BPF_MAP_TYPE_ARRAY, __u32, struct filter, 1);
-BPF_MAP(floor_counts, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, 2);
+BPF_MAP(floor_counts, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, 3);
 
 static __always_inline int count(__u32 slot)
 {
@@ -30,6 +34,12 @@ static __always_inline int count(__u32 slot)
 	__u64 *n = bpf_map_lookup_elem(&floor_counts, &slot);
 	if (n)
 		*n += 1;
+	if (f->clock) {
+		__u32 two = 2;
+		__u64 *t = bpf_map_lookup_elem(&floor_counts, &two);
+		if (t)
+			*t += bpf_ktime_get_ns();
+	}
 	return 0;
 }
 

@@ -169,6 +169,11 @@ def modes(attach, baseline=None):
              lambda c, d: [PROBE, *pa, "-c", c, "--json", "--no-log"], rb"probe: attached"),
         Mode("floor2", "count_floor --exits (in-kernel count, entry + exit hooks)", "floor",
              lambda c, d: [FLOOR, "--exits", c], rb"count_floor: attached", floor="floor2"),
+        # The two-hook floor plus a clock read at each hook: the least any
+        # per-call latency costs (top's and --exit's pairing on top of it).
+        Mode("floor2clk", "count_floor --exits --clock (two hooks + a clock read each)", "floor",
+             lambda c, d: [FLOOR, "--exits", "--clock", c], rb"count_floor: attached",
+             floor="floor2"),
         Mode("exitq", "probe --exit -q --no-log", "probe",
              lambda c, d: [PROBE, *pa, "--exit", "-c", c, "-q", "--no-log"], rb"probe: attached",
              floor="floor2"),
