@@ -137,7 +137,7 @@ struct top_err_key {		/* a row's errors by errno */
 	__u32 pad;
 };
 
-struct config {			/* 64 bytes, slot 0 of the config map */
+struct config {			/* 72 bytes, slot 0 of the config map */
 	__u32 verbose;		/* >= 1: copy a preview of written bytes */
 	__u32 filter_tgid;	/* 0: any process; else the process id, as
 				 * seen from pidns_* in the probe_pidns build */
@@ -150,6 +150,11 @@ struct config {			/* 64 bytes, slot 0 of the config map */
 	__u64 pidns_ino;	/* st_ino of /proc/self/ns/pid), probe_pidns */
 	__u32 top_by;		/* 0: stream events; else TOP_BY_*: count
 				 * each call into top_stats (exit_mode 1) */
+	__u32 syscalls;		/* raw tracepoints: bit SYSCALL_* set for
+				 * each call of --syscalls */
+	__u32 compat_status_off; /* raw tracepoints: where the current
+				  * task's thread_info.status is, from the
+				  * task_struct (TS_COMPAT: an ia32 call) */
 	__u32 pad;
 };
 

@@ -15,6 +15,10 @@
  * pwrite64, readv, writev, preadv, pwritev, preadv2, pwritev2); only those
  * of --syscalls are loaded and attached.
  *
+ * The raw tracepoint method (raw_enter, raw_exit) is one program per end
+ * for every syscall of the machine: it filters on the syscall number
+ * first, then on config.syscalls, then leaves out ia32 calls.
+ *
  * Built twice: probe.bpf.o, and probe_pidns.bpf.o with PIDNS_FILTER, which
  * matches -p against the process id in the monitor's pid namespace (a
  * helper of Linux 5.7+, so kept out of the build every kernel loads, and
@@ -75,6 +79,17 @@ BPF_MAP(top_errors_other, BPF_MAP_TYPE_ARRAY, __u32, __u64,
 #define PT_REGS_DX 96
 #define PT_REGS_SI 104
 #define PT_REGS_DI 112
+#define PT_REGS_ORIG_AX 120
+
+/* thread_info.status: a 32-bit (ia32) system call is running. */
+#define TS_COMPAT 0x0002
+
+/* A raw tracepoint's context: the tracepoint's arguments as they are. For
+ * sys_enter: the user's registers (struct pt_regs *) and the syscall
+ * number; for sys_exit: the registers and the return value. */
+struct bpf_raw_tracepoint_args {
+	__u64 args[2];
+};
 
 /* A tracepoint's context: struct trace_event_raw_sys_enter for read/write,
  * as events/syscalls/sys_enter_write/format lays it out. */
@@ -533,6 +548,72 @@ FAMILY(preadv, SYSCALL_PREADV)
 FAMILY(pwritev, SYSCALL_PWRITEV)
 FAMILY(preadv2, SYSCALL_PREADV2)
 FAMILY(pwritev2, SYSCALL_PWRITEV2)
+
+/* The family's number for x86-64 syscall `nr`, SYSCALLS for any other. */
+static __always_inline __u32 family_of(__u64 nr)
+{
+	if (nr <= 1)
+		return nr == 0 ? SYSCALL_READ : SYSCALL_WRITE;
+	if (nr >= 17 && nr <= 20)
+		return SYSCALL_PREAD64 + (nr - 17);
+	if (nr == 295 || nr == 296)
+		return SYSCALL_PREADV + (nr - 295);
+	if (nr == 327 || nr == 328)
+		return SYSCALL_PREADV2 + (nr - 327);
+	return SYSCALLS;
+}
+
+/* The current call is an ia32 one (its number is of the 32-bit table):
+ * thread_info, first in task_struct, says so while the call runs. */
+static __always_inline int ia32_call(const struct config *cfg)
+{
+	__u32 status = 0;
+	const char *task = (const char *)bpf_get_current_task();
+	bpf_probe_read_kernel(&status, sizeof(status),
+			      task + cfg->compat_status_off);
+	return status & TS_COMPAT;
+}
+
+/* A call of --syscalls of the family, not an ia32 one: its number in the
+ * family, else SYSCALLS. The number test comes first: this runs for every
+ * syscall of the machine. */
+static __always_inline __u32 wanted_call(__u64 nr)
+{
+	__u32 s = family_of(nr);
+	if (s >= SYSCALLS)
+		return SYSCALLS;
+	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
+	if (!cfg || !(cfg->syscalls & (1U << s)) || ia32_call(cfg))
+		return SYSCALLS;
+	return s;
+}
+
+SEC("raw_tracepoint/sys_enter")
+int raw_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 s = wanted_call(ctx->args[1]);
+	if (s >= SYSCALLS)
+		return 0;
+	/* fd, buf and count are di, si and dx: dx first, 24 bytes, one read. */
+	__u64 regs[3] = {};
+	bpf_probe_read_kernel(regs, sizeof(regs),
+			      (const char *)ctx->args[0] + PT_REGS_DX);
+	return family_entry(ctx, s, regs[2], regs[1], regs[0]);
+}
+
+SEC("raw_tracepoint/sys_exit")
+int raw_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	/* The number is not an argument here: it is the registers' orig_ax
+	 * (a read on every syscall's exit; the tracepoint has it so too). */
+	__u64 nr = ~0ULL;
+	bpf_probe_read_kernel(&nr, sizeof(nr),
+			      (const char *)ctx->args[0] + PT_REGS_ORIG_AX);
+	if (wanted_call(nr) >= SYSCALLS)
+		return 0;
+	return on_exit(ctx, (__s64)ctx->args[1]);
+}
 
 /* Never called: it puts struct event, struct inflight and struct config in
  * the object's BTF, where tests/layouts.rs checks them against

@@ -39,6 +39,7 @@ pub mod app {
     pub mod batch;
     pub mod cgroup;
     pub mod cli;
+    pub mod compat;
     pub mod inflight;
     pub mod inspect;
     pub mod load;

@@ -198,8 +198,10 @@ impl Program {
     /// Calls on which the kernel skipped this program because another BPF
     /// program was running on that CPU (recursion protection). None where
     /// the kernel cannot say: before 5.12 there is no such count, and
-    /// kprobe and perf-tracepoint programs are counted only since 6.7 (on
-    /// 5.12-6.6 their count stays 0).
+    /// kprobe, perf-tracepoint and raw-tracepoint programs are counted only
+    /// since 6.7 (on 5.12-6.6 their count stays 0). A raw tracepoint
+    /// program is skipped only when it would run inside itself on that CPU
+    /// (not when another program runs, unlike kprobes and tracepoints).
     pub fn recursion_misses(&self) -> Option<u64> {
         let (info, len) = self.info().ok()?;
         let counted = len >= bpf::PROG_INFO_RECURSION_MISSES_END
@@ -208,6 +210,7 @@ impl Program {
                 ProgramKind::Kprobe { .. }
                     | ProgramKind::Kretprobe { .. }
                     | ProgramKind::Tracepoint { .. }
+                    | ProgramKind::RawTracepoint { .. }
             ) || kernel_at_least(6, 7));
         counted.then_some(info.recursion_misses)
     }
@@ -582,6 +585,7 @@ impl Loaded {
                     bpf::BPF_PROG_TYPE_KPROBE
                 }
                 ProgramKind::Tracepoint { .. } => bpf::BPF_PROG_TYPE_TRACEPOINT,
+                ProgramKind::RawTracepoint { .. } => bpf::BPF_PROG_TYPE_RAW_TRACEPOINT,
             },
             insns: &insns,
             license: &self.license,

@@ -336,8 +336,8 @@ fn every_other_program_kind_is_named() {
         ("an_fexit", "fexit/do_unlinkat", kind("fexit")),
         (
             "a_raw_tracepoint",
-            "raw_tracepoint/sys_enter",
-            kind("raw_tracepoint"),
+            "raw_tracepoint.w/sys_enter",
+            kind("raw_tracepoint.w"),
         ),
         ("a_tp_btf", "tp_btf/sched_switch", kind("tp_btf")),
         ("an_lsm", "lsm/file_open", kind("lsm")),

@@ -124,6 +124,8 @@ fn event_inflight_config_and_top_match_the_compiled_probe() {
             pidns_dev,
             pidns_ino,
             top_by,
+            syscalls,
+            compat_status_off,
             pad
         );
         same_layout!(

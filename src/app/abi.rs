@@ -7,7 +7,7 @@ pub const PREVIEW_LEN: usize = 8;
 pub const EVENT_SIZE: usize = 80;
 /// The part an entry sends: the event without ret and lat_ns.
 pub const ENTRY_EVENT_SIZE: usize = 64;
-pub const CONFIG_SIZE: usize = 64;
+pub const CONFIG_SIZE: usize = 72;
 
 pub const EVENT_HAS_PREVIEW: u16 = 1;
 pub const EVENT_COMPLETED: u16 = 2;
@@ -107,8 +107,24 @@ impl Syscall {
             ProgramKind::Tracepoint { name, .. } => name
                 .strip_prefix("sys_enter_")
                 .or_else(|| name.strip_prefix("sys_exit_"))?,
+            // One program for every call (config.syscalls says which).
+            ProgramKind::RawTracepoint { .. } => return None,
         };
         Syscall::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// A program of the probe is needed for `syscalls`: its call's, or a
+    /// raw tracepoint program (which serves every call of the family).
+    pub fn needed(kind: &crate::obj::ProgramKind, syscalls: &[Syscall]) -> bool {
+        match kind {
+            crate::obj::ProgramKind::RawTracepoint { .. } => !syscalls.is_empty(),
+            _ => Syscall::of_program(kind).is_some_and(|s| syscalls.contains(&s)),
+        }
+    }
+
+    /// The calls of `syscalls` as config.syscalls has them: bit `index`.
+    pub fn mask(syscalls: &[Syscall]) -> u32 {
+        syscalls.iter().fold(0, |m, s| m | 1 << s.index())
     }
 
     /// It fills the caller's memory (a read of some kind), rather than
@@ -318,6 +334,8 @@ pub struct RawConfig {
     pub pidns_dev: u64,
     pub pidns_ino: u64,
     pub top_by: u32,
+    pub syscalls: u32,
+    pub compat_status_off: u32,
     pub pad: u32,
 }
 
@@ -333,6 +351,8 @@ const _: () = {
     assert!(offset_of!(RawConfig, pidns_dev) == 40);
     assert!(offset_of!(RawConfig, pidns_ino) == 48);
     assert!(offset_of!(RawConfig, top_by) == 56);
+    assert!(offset_of!(RawConfig, syscalls) == 60);
+    assert!(offset_of!(RawConfig, compat_status_off) == 64);
 };
 
 /// A pid namespace, as `bpf_get_ns_current_pid_tgid` names it: the
@@ -362,6 +382,12 @@ pub struct ProbeConfig {
     /// `probe top`: the exit hooks count completed calls into the
     /// top_stats table by this key instead of sending them.
     pub top_by: Option<TopBy>,
+    /// The calls of --syscalls (the raw tracepoint programs serve every
+    /// call and filter on these; the others are attached per call).
+    pub syscalls: Vec<Syscall>,
+    /// Where thread_info.status is in the task_struct of this kernel
+    /// (`compat::status_offset`), for the raw tracepoint programs.
+    pub compat_status_off: u32,
 }
 
 impl ProbeConfig {
@@ -375,6 +401,8 @@ impl ProbeConfig {
             top_by: self.top_by.map_or(0, |b| b as u32),
             pidns_dev: self.pid_ns.map_or(0, |n| n.dev),
             pidns_ino: self.pid_ns.map_or(0, |n| n.ino),
+            syscalls: Syscall::mask(&self.syscalls),
+            compat_status_off: self.compat_status_off,
             ..RawConfig::default()
         };
         if let Some(comm) = &self.filter_comm {

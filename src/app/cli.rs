@@ -29,7 +29,8 @@ usage: probe [options]        monitor every read(2) and write(2) on this machine
                               kernel, say what the verifier made of each, unload
 
 options:
-  --attach METHOD  auto (default), kprobe, kprobe-legacy or tracepoint
+  --attach METHOD  auto (default), kprobe, kprobe-legacy, tracepoint or
+                   raw-tracepoint
   -p, --pid PID    only this process (its tgid), filtered in the kernel
   -c, --comm NAME  only processes whose name is exactly NAME (1-15 bytes)
       --cgroup PATH  only tasks in this cgroup v2 directory and below it
@@ -481,7 +482,7 @@ fn attach_value(v: &OsString) -> Result<Option<Method>, UsageError> {
         m => match Method::parse(m) {
             Some(m) => Ok(Some(m)),
             None => usage(format!(
-                "--attach {m}: unknown method (auto, kprobe, kprobe-legacy, tracepoint)"
+                "--attach {m}: unknown method (auto, kprobe, kprobe-legacy, tracepoint, raw-tracepoint)"
             )),
         },
     }

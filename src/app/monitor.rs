@@ -255,8 +255,7 @@ fn start(o: &Options) -> Result<Option<Running>> {
     // The calls of --syscalls; without --exit, their entry hooks only:
     // one hook per call.
     let wanted = |p: &ProgramSpec| {
-        Syscall::of_program(&p.kind).is_some_and(|s| o.syscalls.contains(&s))
-            && (o.exit || !attach::is_return_hook(&p.kind))
+        Syscall::needed(&p.kind, &o.syscalls) && (o.exit || !attach::is_return_hook(&p.kind))
     };
     let options = AttachOptions {
         only: Some(&wanted),
@@ -439,9 +438,21 @@ fn create_maps(
         filter_cgroup: cgroup.is_some(),
         exit_mode: o.exit,
         top_by: None,
+        syscalls: o.syscalls.clone(),
+        compat_status_off: compat_status_off(o.attach),
     };
     configure(&loaded, cgroup.as_ref(), &config)?;
     Ok(loaded)
+}
+
+/// Where thread_info.status is, for the raw tracepoint programs: looked
+/// up only when they may be attached (reading the kernel's BTF takes a few
+/// ms).
+pub fn compat_status_off(method: Option<attach::Method>) -> u32 {
+    match method {
+        None | Some(attach::Method::RawTracepoint) => crate::app::compat::status_offset().offset,
+        Some(_) => 0,
+    }
 }
 
 /// The embedded probe, parsed: the build that matches -p in `pid_ns`
@@ -628,7 +639,7 @@ fn wait(r: &Running, o: &Options) {
 }
 
 /// Step 3: detach, drain, let the outputs finish, count.
-fn stop(r: Running) -> Result<Summary> {
+fn stop(mut r: Running) -> Result<Summary> {
     // Detach first, so that the last drain sees every event there will be:
     // with --exit, the entry hooks first, and before the return hooks go,
     // a look at which calls left in flight have in fact returned unseen.

@@ -1,6 +1,8 @@
-//! Attaching loaded programs, one file per method: `kprobe` (perf PMU),
+//! Attaching loaded programs, one file per method: `raw_tracepoint`
+//! (`sys_enter`/`sys_exit`, BPF_RAW_TRACEPOINT_OPEN), `kprobe` (perf PMU),
 //! `kprobe_legacy` (tracefs kprobe_events) and `tracepoint`
-//! (syscalls:sys_enter_*). `auto` tries them in that order.
+//! (syscalls:sys_enter_*). `auto` tries them in that order (`Method::ALL`
+//! says why).
 //!
 //! Each program is loaded once, and only when a method that uses it is
 //! tried: `kprobe-legacy` reuses what `kprobe` loaded. Failures are typed,
@@ -21,6 +23,7 @@
 
 mod kprobe;
 pub mod kprobe_legacy;
+mod raw_tracepoint;
 pub mod tracefs;
 mod tracepoint;
 
@@ -43,11 +46,19 @@ pub enum Method {
     KprobeLegacy,
     /// The syscall tracepoints `syscalls:sys_enter_*`.
     Tracepoint,
+    /// The raw tracepoints `sys_enter`/`sys_exit`, one program for every
+    /// syscall, filtering on the number.
+    RawTracepoint,
 }
 
 impl Method {
     /// Every method, in the order `auto` tries them.
-    pub const ALL: [Method; 3] = [Method::Kprobe, Method::KprobeLegacy, Method::Tracepoint];
+    pub const ALL: [Method; 4] = [
+        Method::Kprobe,
+        Method::KprobeLegacy,
+        Method::Tracepoint,
+        Method::RawTracepoint,
+    ];
 
     /// Its name, as `--attach` takes it.
     pub fn name(self) -> &'static str {
@@ -55,6 +66,7 @@ impl Method {
             Method::Kprobe => "kprobe",
             Method::KprobeLegacy => "kprobe-legacy",
             Method::Tracepoint => "tracepoint",
+            Method::RawTracepoint => "raw-tracepoint",
         }
     }
 
@@ -71,6 +83,7 @@ impl Method {
                 Method::Kprobe | Method::KprobeLegacy,
                 ProgramKind::Kprobe { .. } | ProgramKind::Kretprobe { .. }
             ) | (Method::Tracepoint, ProgramKind::Tracepoint { .. })
+                | (Method::RawTracepoint, ProgramKind::RawTracepoint { .. })
         )
     }
 }
@@ -80,7 +93,9 @@ impl Method {
 pub fn is_return_hook(kind: &ProgramKind) -> bool {
     match kind {
         ProgramKind::Kretprobe { .. } => true,
-        ProgramKind::Tracepoint { name, .. } => name.starts_with("sys_exit"),
+        ProgramKind::Tracepoint { name, .. } | ProgramKind::RawTracepoint { name } => {
+            name.starts_with("sys_exit")
+        }
         ProgramKind::Kprobe { .. } => false,
     }
 }
@@ -156,10 +171,13 @@ impl fmt::Display for AttachError {
 
 impl std::error::Error for AttachError {}
 
-/// One attached program. Fields drop in order: the perf event (which
-/// detaches the program), then the kprobe_events entry, then the program.
+/// One attached program. Fields drop in order: the perf event or raw
+/// tracepoint link (which detaches the program), then the kprobe_events
+/// entry, then the program.
 struct Link {
-    event: Fd,
+    /// A perf event (disabled to stop the program), or the fd of a raw
+    /// tracepoint link (closed to stop it: None once closed).
+    event: Option<Fd>,
     _legacy: Option<kprobe_legacy::LegacyKprobe>,
     program: Arc<Program>,
     /// It runs when a call returns (see `is_return_hook`).
@@ -210,9 +228,25 @@ impl Attachment {
     /// Disables the entry hooks only: no call begins to be followed after
     /// this returns, and the calls already begun still have their return
     /// hooks. `detach` does the rest.
-    pub fn disable_entries(&self) {
-        for link in self.links.iter().filter(|l| !l.on_return) {
-            let _ = perf::disable(link.event.as_fd());
+    pub fn disable_entries(&mut self) {
+        self.disable(false);
+    }
+
+    /// Stops the programs of the entry or the return hooks: a perf event
+    /// is disabled (its program runs no more once that returns); a raw
+    /// tracepoint link is closed, and a grace period waited for, since
+    /// closing does not wait for the runs already under way.
+    fn disable(&mut self, on_return: bool) {
+        let mut closed = false;
+        for link in self.links.iter_mut().filter(|l| l.on_return == on_return) {
+            if self.method == Method::RawTracepoint {
+                closed |= link.event.take().is_some();
+            } else if let Some(event) = &link.event {
+                let _ = perf::disable(event.as_fd());
+            }
+        }
+        if closed {
+            crate::sys::wait_for_running_programs();
         }
     }
 
@@ -222,11 +256,9 @@ impl Attachment {
     /// Reads what the kernel counted, then closes everything. The
     /// recursion misses are those of the entry hooks: a skipped return
     /// hook leaves its call in flight, counted there.
-    pub fn detach(self) -> DetachReport {
+    pub fn detach(mut self) -> DetachReport {
         for on_return in [false, true] {
-            for link in self.links.iter().filter(|l| l.on_return == on_return) {
-                let _ = perf::disable(link.event.as_fd());
-            }
+            self.disable(on_return);
         }
         let recursion_misses = self
             .links
@@ -350,6 +382,7 @@ fn attach_with(
     let maxactive = options
         .legacy_maxactive
         .unwrap_or(kprobe_legacy::DEFAULT_MAXACTIVE);
+    // (Raw tracepoints and the kprobe PMU need no tracefs.)
     if matches!(method, Method::KprobeLegacy | Method::Tracepoint) {
         let t = tracefs::find_or_mount()?;
         if t.mounted_by_us {
@@ -395,10 +428,13 @@ fn attach_with(
             (ProgramKind::Tracepoint { category, name }, Method::Tracepoint, Some(root)) => {
                 (tracepoint::attach(prog, root, category, name)?, None)
             }
+            (ProgramKind::RawTracepoint { name }, Method::RawTracepoint, _) => {
+                (raw_tracepoint::attach(prog, name)?, None)
+            }
             _ => unreachable!("programs were filtered by method.wants"),
         };
         attachment.links.push(Link {
-            event,
+            event: Some(event),
             _legacy: legacy,
             on_return: is_return_hook(program.kind()),
             program,

@@ -9,6 +9,7 @@
 //! listed in `ObjectSpec::skipped`, never dropped silently. What it could
 //! only load wrongly (CO-RE relocations, externs) is refused.
 
+pub mod btf;
 mod btf_ext;
 mod insn;
 mod link;
@@ -38,6 +39,13 @@ pub enum ProgramKind {
         /// Its name (`sys_enter_read`).
         name: String,
     },
+    /// `raw_tracepoint/NAME` (or `raw_tp/NAME`): the tracepoint's own
+    /// arguments, unformatted (`sys_enter`: the user's registers and the
+    /// syscall number).
+    RawTracepoint {
+        /// The tracepoint's name, without category (`sys_enter`).
+        name: String,
+    },
 }
 
 impl ProgramKind {
@@ -47,6 +55,7 @@ impl ProgramKind {
             ProgramKind::Kprobe { .. } => "kprobe",
             ProgramKind::Kretprobe { .. } => "kretprobe",
             ProgramKind::Tracepoint { .. } => "tracepoint",
+            ProgramKind::RawTracepoint { .. } => "raw_tracepoint",
         }
     }
 }

@@ -126,6 +126,23 @@ fn supported_kind(section: &str) -> Option<Result<ProgramKind, String>> {
             ProgramKind::Kprobe { function }
         }));
     }
+    if section == "raw_tracepoint" || section == "raw_tp" {
+        return Some(Err(
+            "names no tracepoint to attach to (raw_tracepoint/NAME)".into()
+        ));
+    }
+    if let Some(name) = ["raw_tracepoint", "raw_tp"]
+        .iter()
+        .find_map(|kind| section.strip_prefix(kind)?.strip_prefix('/'))
+    {
+        return Some(if name.is_empty() || name.contains('/') {
+            Err("not of the form raw_tracepoint/NAME".into())
+        } else {
+            Ok(ProgramKind::RawTracepoint {
+                name: name.to_string(),
+            })
+        });
+    }
     let rest = match section {
         "tracepoint" | "tp" => "",
         _ => section
@@ -265,6 +282,27 @@ mod tests {
             reason("tp/syscalls"),
             "not of the form tracepoint/CATEGORY/NAME"
         );
+        assert_eq!(
+            reason("raw_tp"),
+            "names no tracepoint to attach to (raw_tracepoint/NAME)"
+        );
+        assert_eq!(
+            reason("raw_tracepoint/a/b"),
+            "not of the form raw_tracepoint/NAME"
+        );
+        assert_eq!(
+            reason("raw_tp.w/sys_enter"),
+            "program kind raw_tp.w not supported"
+        );
+        for name in ["raw_tracepoint/sys_enter", "raw_tp/sys_enter"] {
+            assert!(
+                matches!(
+                    classify(Some(name), PROGBITS, CODE, 8),
+                    Class::Programs(Ok(ProgramKind::RawTracepoint { ref name })) if name == "sys_enter"
+                ),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@ const BPF_MAP_LOOKUP_BATCH: libc::c_int = 24;
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_int = 17;
 
 // Program and map types used here: `enum bpf_prog_type` and
 // `enum bpf_map_type` of include/uapi/linux/bpf.h, the kernel's ABI.
@@ -152,6 +153,16 @@ struct TestRunAttr {
     ctx_out: u64,
     flags: u32,
     cpu: u32,
+}
+
+/// The `raw_tracepoint` member of union bpf_attr (4.17+); 6.10 added a
+/// cookie after it, which zero bytes beyond these leave unset.
+#[repr(C)]
+#[derive(Default)]
+struct RawTracepointAttr {
+    name: u64,
+    prog_fd: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -602,6 +613,29 @@ pub fn prog_test_run(prog: BorrowedFd) -> io::Result<u32> {
             Ok(v) => format!("0 (retval={v})"),
             Err(_) => explain::result(&r),
         },
+    );
+    r
+}
+
+/// Hangs a raw tracepoint program on the tracepoint `name` (`sys_enter`):
+/// it runs from then on, on every CPU, until the returned fd is closed.
+pub fn raw_tracepoint_open(name: &CStr, prog: BorrowedFd) -> io::Result<Fd> {
+    let mut attr = RawTracepointAttr {
+        name: name.as_ptr() as u64,
+        prog_fd: prog.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    let r = new_fd(bpf(BPF_RAW_TRACEPOINT_OPEN, &mut attr), || {
+        format!("raw_tp:{}", name.to_string_lossy())
+    });
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_RAW_TRACEPOINT_OPEN, {{name={name:?}, prog_fd={}}})",
+                explain::borrowed(prog)
+            )
+        },
+        || Fd::told(&r),
     );
     r
 }

@@ -35,6 +35,25 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Returns once every CPU has passed through a quiescent state: a BPF
+/// program running when this was called has finished (raw tracepoint
+/// programs run inside an RCU read-side section, and closing their link
+/// does not wait for them). MEMBARRIER_CMD_GLOBAL is a synchronize_rcu()
+/// in the kernel (4.16+); it is refused on nohz_full machines, where a
+/// pause of 50 ms (many grace periods) stands in for it.
+pub fn wait_for_running_programs() {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes two integers and touches no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0) };
+    explain::tell(
+        || "membarrier(MEMBARRIER_CMD_GLOBAL, 0)".into(),
+        || explain::result(&check(r)),
+    );
+    if r != 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Changes the calling thread's nice value by `by`, within -20..=19, and
 /// so its share of a busy CPU (threads it makes later inherit it). Raising
 /// it needs no privilege; lowering it needs CAP_SYS_NICE. Best effort:

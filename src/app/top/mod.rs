@@ -175,13 +175,14 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
         filter_cgroup: cgroup.is_some(),
         exit_mode: true,
         top_by: Some(o.by),
+        syscalls: o.syscalls.clone(),
+        compat_status_off: monitor::compat_status_off(o.attach),
     };
     monitor::configure(&loaded, cgroup.as_ref(), &config)?;
     if monitor::interrupted() {
         return Ok(None);
     }
-    let wanted =
-        |p: &ProgramSpec| Syscall::of_program(&p.kind).is_some_and(|s| o.syscalls.contains(&s));
+    let wanted = |p: &ProgramSpec| Syscall::needed(&p.kind, &o.syscalls);
     let options = AttachOptions {
         only: Some(&wanted),
         legacy_maxactive: o.maxactive,
@@ -568,7 +569,7 @@ fn watch(
 /// Step 3: entries off, then (after a look at which calls returned
 /// unseen) the returns; what is still in flight is counted, not shown.
 fn stop_hooks(r: &Running) -> Result<(ExitCounts, Option<u64>)> {
-    let Some(attachment) = r.attachment.take() else {
+    let Some(mut attachment) = r.attachment.take() else {
         return Err(anyhow!("the hooks were already detached"));
     };
     attachment.disable_entries();

@@ -1,0 +1,50 @@
+//! ia32 system calls on a 64-bit kernel. A 32-bit program's calls have
+//! their own numbers (ia32 3 is `read`, 4 `write`; ia32 0, 1, 17-20 are
+//! other calls entirely), and the raw `sys_enter`/`sys_exit` tracepoints
+//! pass them with no word of which table they come from. The kernel knows:
+//! while a 32-bit call runs, TS_COMPAT is set in the task's
+//! `thread_info.status` (what in_ia32_syscall() tests, and what the
+//! `syscalls:*` tracepoints skip compat calls by). The raw tracepoint
+//! programs read that word, at an offset in task_struct that differs
+//! between kernels: this finds it.
+
+use crate::loader;
+use crate::obj::btf::Btf;
+
+/// Where the running kernel describes its types.
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Where `thread_info.status` is from the start of the task_struct, and
+/// how that was found (for -v).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusOffset {
+    pub offset: u32,
+    pub source: String,
+}
+
+/// From the kernel's BTF (`PROBE_BTF` names another file, as the tests do
+/// to play a kernel without BTF); without BTF, from the kernel version:
+/// x86-64's thread_info is the first member of task_struct (since 4.9,
+/// THREAD_INFO_IN_TASK) and is { flags; status } before 5.11 and { flags;
+/// syscall_work; status; ... } since.
+pub fn status_offset() -> StatusOffset {
+    let path = std::env::var("PROBE_BTF").unwrap_or_else(|_| VMLINUX_BTF.into());
+    let from_btf = std::fs::read(&path).map_err(|e| e.to_string()).and_then(|data| {
+        let btf = Btf::parse(&data)?;
+        btf.member_offset("task_struct", &["thread_info", "status"])
+            .ok_or_else(|| "no task_struct.thread_info.status in it".to_string())
+    });
+    match from_btf {
+        Ok(offset) => StatusOffset {
+            offset,
+            source: format!("from {path}"),
+        },
+        Err(why) => {
+            let offset = if loader::kernel_at_least(5, 11) { 16 } else { 8 };
+            StatusOffset {
+                offset,
+                source: format!("for this kernel version ({path}: {why})"),
+            }
+        }
+    }
+}
