@@ -133,6 +133,14 @@ fn hellos<'a>(calls: impl Iterator<Item = &'a Made>) -> String {
 fn with_exit_every_call_of_the_family_is_reported_with_its_count_and_result() {
     require_root!();
     let _turn = serial();
+    // The tracepoints per call, and the raw tracepoints (one program for
+    // every syscall, which must tell the calls apart by number).
+    for method in ["tracepoint", "raw-tracepoint"] {
+        every_call_with_exit(method);
+    }
+}
+
+fn every_call_with_exit(method: &str) {
     let dir = scratch_dir("family");
     let comm = unique_comm("fa");
     let mut probe = Probe::start(
@@ -142,7 +150,7 @@ fn with_exit_every_call_of_the_family_is_reported_with_its_count_and_result() {
             "--syscalls",
             "all",
             "--attach",
-            "tracepoint",
+            method,
             "-c",
             &comm,
             "--log",
@@ -230,9 +238,11 @@ fn entries_of(tag: &str, args: &[&str], followed: &[&str]) -> (Vec<Made>, Finish
 fn by_default_only_read_and_write_are_followed() {
     require_root!();
     let _turn = serial();
-    let (want, done) = entries_of("familydef", &[], &["read", "write"]);
-    assert_eq!(done.stdout, hellos(want.iter()));
-    assert_no_program_left();
+    for method in ["tracepoint", "raw-tracepoint"] {
+        let (want, done) = entries_of("familydef", &["--attach", method], &["read", "write"]);
+        assert_eq!(done.stdout, hellos(want.iter()));
+        assert_no_program_left();
+    }
 }
 
 #[test]
@@ -241,7 +251,7 @@ fn syscalls_pread64_and_writev_follow_exactly_those() {
     let _turn = serial();
     let (want, done) = entries_of(
         "familysome",
-        &["--syscalls", "pread64,writev"],
+        &["--syscalls", "pread64,writev", "--attach", "raw-tracepoint"],
         &["pread64", "writev"],
     );
     let hello = hellos(want.iter());

@@ -283,11 +283,26 @@ fn stop_top(probe: Probe) -> Finished {
 fn a_known_workload_is_counted_exactly_per_process_and_syscall() {
     require_root!();
     let _turn = serial();
+    for method in ["tracepoint", "raw-tracepoint"] {
+        known_workload(method);
+    }
+}
+
+fn known_workload(method: &str) {
     let dir = scratch_dir("top-known");
     let (a, b, c) = (unique_comm("ka"), unique_comm("kb"), unique_comm("kc"));
     let probe = start_top(
         &dir,
-        &["--syscalls", "all", "--json", "--hist", "-i", "0.5"],
+        &[
+            "--attach",
+            method,
+            "--syscalls",
+            "all",
+            "--json",
+            "--hist",
+            "-i",
+            "0.5",
+        ],
         "process",
     );
     let mut runs: BTreeMap<String, Run> = BTreeMap::new();

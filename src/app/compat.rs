@@ -29,18 +29,24 @@ pub struct StatusOffset {
 /// syscall_work; status; ... } since.
 pub fn status_offset() -> StatusOffset {
     let path = std::env::var("PROBE_BTF").unwrap_or_else(|_| VMLINUX_BTF.into());
-    let from_btf = std::fs::read(&path).map_err(|e| e.to_string()).and_then(|data| {
-        let btf = Btf::parse(&data)?;
-        btf.member_offset("task_struct", &["thread_info", "status"])
-            .ok_or_else(|| "no task_struct.thread_info.status in it".to_string())
-    });
+    let from_btf = std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|data| {
+            let btf = Btf::parse(&data)?;
+            btf.member_offset("task_struct", &["thread_info", "status"])
+                .ok_or_else(|| "no task_struct.thread_info.status in it".to_string())
+        });
     match from_btf {
         Ok(offset) => StatusOffset {
             offset,
             source: format!("from {path}"),
         },
         Err(why) => {
-            let offset = if loader::kernel_at_least(5, 11) { 16 } else { 8 };
+            let offset = if loader::kernel_at_least(5, 11) {
+                16
+            } else {
+                8
+            };
             StatusOffset {
                 offset,
                 source: format!("for this kernel version ({path}: {why})"),

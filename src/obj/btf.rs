@@ -94,7 +94,9 @@ impl<'a> Btf<'a> {
                 .checked_add(off)
                 .and_then(|start| Some((start, start.checked_add(len)?)))
                 .and_then(|(start, end)| data.get(start..end))
-                .ok_or_else(|| format!("the {what} section ({len} bytes at {off}) is outside the blob"))
+                .ok_or_else(|| {
+                    format!("the {what} section ({len} bytes at {off}) is outside the blob")
+                })
         };
         if hdr_len < HEADER_LEN {
             return Err(format!("header length {hdr_len}, under {HEADER_LEN}"));

@@ -128,7 +128,7 @@ fn supported_kind(section: &str) -> Option<Result<ProgramKind, String>> {
     }
     if section == "raw_tracepoint" || section == "raw_tp" {
         return Some(Err(
-            "names no tracepoint to attach to (raw_tracepoint/NAME)".into()
+            "names no tracepoint to attach to (raw_tracepoint/NAME)".into(),
         ));
     }
     if let Some(name) = ["raw_tracepoint", "raw_tp"]

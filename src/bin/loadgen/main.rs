@@ -13,6 +13,20 @@
 //! loadgen --comm NAME --family DIR
 //! loadgen --comm NAME --short-procs N [--distinct]
 //! loadgen --comm NAME --open-fds N [--hold-ms MS [--every-ms E]]
+//! loadgen --comm NAME --ia32 N
+//! loadgen [--comm NAME] --getppid N [--cpu C] [--report]
+//!
+//! `--ia32 N` makes N rounds of 32-bit system calls from this 64-bit
+//! program (`int $0x80`: the kernel runs them from its ia32 table, as for
+//! a 32-bit program) whose ia32 numbers are those of the read/write
+//! family on x86-64: 0 restart_syscall, 3 read, 4 write (of fd -1), 17
+//! break, 18 oldstat, 19 lseek, 20 getpid, 295 openat, 296 mkdirat, 327
+//! signalfd4, 328 eventfd2 (its fd closed again, ia32 6). Every one fails
+//! or does nothing; none is a read or a write of x86-64's. Prints
+//! `ia32_calls=C`.
+//!
+//! `--getppid N` makes N getppid calls (no read, no write: what a probe
+//! costs the calls it does not follow), timed like the writes.
 //!
 //! `--returns DIR` makes calls whose results are known (see calls.rs) and
 //! prints each as its caller saw it, `TID read|write FD COUNT RET`, then
@@ -82,6 +96,8 @@ struct Args {
     hold_ms: u64,
     every_ms: Option<u64>,
     distinct: bool,
+    ia32: u64,
+    getppid: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -105,6 +121,8 @@ fn parse() -> Result<Args, String> {
         hold_ms: 0,
         every_ms: None,
         distinct: false,
+        ia32: 0,
+        getppid: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -142,6 +160,8 @@ fn parse() -> Result<Args, String> {
             "--open-fds" => a.open_fds = v.parse().map_err(|_| bad.clone())?,
             "--hold-ms" => a.hold_ms = v.parse().map_err(|_| bad.clone())?,
             "--every-ms" => a.every_ms = Some(v.parse().map_err(|_| bad.clone())?),
+            "--ia32" => a.ia32 = v.parse().map_err(|_| bad.clone())?,
+            "--getppid" => a.getppid = v.parse().map_err(|_| bad.clone())?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -295,6 +315,60 @@ fn open_fds(comm: &str, n: usize, hold_ms: u64, every_ms: Option<u64>) {
     println!("writes={writes}");
 }
 
+/// One 32-bit system call through `int $0x80`, arguments in ebx, ecx, edx
+/// (ebx is LLVM's own: swapped in and out around the call).
+fn int80(nr: u32, a: u32, b: u32, c: u32) -> i32 {
+    let ret: i32;
+    // SAFETY: the calls made here take no pointer the kernel writes
+    // through (0 or -1 arguments); int 0x80 clobbers only eax, and r8-r11
+    // are zeroed or kept by the kernel's compat entry.
+    unsafe {
+        std::arch::asm!(
+            "xchg {a:e}, ebx",
+            "int 0x80",
+            "xchg {a:e}, ebx",
+            a = inout(reg) a => _,
+            inlateout("eax") nr => ret,
+            in("ecx") b,
+            in("edx") c,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+        );
+    }
+    ret
+}
+
+/// `--ia32`: see the top of this file.
+fn ia32_calls(comm: &str, rounds: u64) {
+    const NONE: u32 = u32::MAX; // -1
+    set_comm(comm);
+    let mut calls = 0u64;
+    for _ in 0..rounds {
+        for (nr, a, b, c) in [
+            (0, 0, 0, 0),
+            (3, NONE, 0, 1),
+            (4, NONE, 0, 1),
+            (17, 0, 0, 0),
+            (18, 0, 0, 0),
+            (19, NONE, 0, 0),
+            (20, 0, 0, 0),
+            (295, NONE, 0, 0),
+            (296, NONE, 0, 0),
+            (327, NONE, 0, 0),
+        ] {
+            int80(nr, a, b, c);
+            calls += 1;
+        }
+        let fd = int80(328, 0, 0, 0);
+        calls += 1;
+        if fd >= 0 {
+            int80(6, fd as u32, 0, 0);
+            calls += 1;
+        }
+    }
+    set_comm("loadgen-done");
+    println!("ia32_calls={calls}");
+}
+
 fn main() {
     let args = match parse() {
         Ok(a) => a,
@@ -351,6 +425,10 @@ fn main() {
         print!("{out}");
         return;
     }
+    if args.ia32 > 0 {
+        ia32_calls(&args.comm, args.ia32);
+        return;
+    }
     if args.short_procs > 0 {
         short_procs(&args.comm, args.short_procs, args.distinct);
         return;
@@ -394,7 +472,7 @@ fn main() {
     let source = File::open("/dev/zero").expect("/dev/zero");
     let (out_fd, in_fd) = (sink.as_raw_fd(), source.as_raw_fd());
     let mut byte = [b'x'];
-    let total = args.writes + args.reads;
+    let total = args.writes + args.reads + args.getppid;
     // Paced runs check the clock every 64 calls; that costs no syscall.
     let interval = args.rate.map(|r| Duration::from_secs_f64(64.0 / r));
 
@@ -406,7 +484,9 @@ fn main() {
     for i in 0..total {
         // SAFETY: one byte to or from a valid buffer and open fd.
         unsafe {
-            if i < args.writes {
+            if args.getppid > 0 {
+                libc::getppid();
+            } else if i < args.writes {
                 libc::write(out_fd, byte.as_ptr() as *const _, 1);
             } else {
                 libc::read(in_fd, byte.as_mut_ptr() as *mut _, 1);
