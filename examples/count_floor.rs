@@ -4,9 +4,10 @@
 //! SIGINT/SIGTERM and prints `count=N`. With `--exits`, the floor of two
 //! hooks per call (`--exit`'s shape): the same on the sys_exit tracepoints
 //! too, and `exits=N` after. With `--clock` too, each hook also reads the
-//! clock (the least a per-call latency costs).
+//! clock (the least a per-call latency costs). With `--raw`, the same on
+//! the raw tracepoints `sys_enter`/`sys_exit` instead.
 //!
-//! cargo run --release --example count_floor -- [--exits [--clock]] COMM
+//! cargo run --release --example count_floor -- [--raw] [--exits [--clock]] COMM
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{SigSet, Signal};
@@ -25,14 +26,19 @@ fn main() {
 
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (exits, clock, comm) = match args.as_slice() {
-        [flag, clock, comm] if flag == "--exits" && clock == "--clock" => {
-            (true, true, comm.clone())
-        }
-        [flag, comm] if flag == "--exits" => (true, false, comm.clone()),
-        [comm] => (false, false, comm.clone()),
-        _ => bail!("usage: count_floor [--exits [--clock]] COMM"),
+    let usage = "usage: count_floor [--raw] [--exits [--clock]] COMM";
+    let Some((comm, flags)) = args.split_last() else {
+        bail!(usage)
     };
+    let has = |f: &str| flags.iter().any(|a| a == f);
+    let (raw, exits, clock) = (has("--raw"), has("--exits"), has("--clock"));
+    if flags
+        .iter()
+        .any(|f| !["--raw", "--exits", "--clock"].contains(&f.as_str()))
+        || (clock && !exits)
+    {
+        bail!(usage)
+    }
     let mut stop = SigSet::empty();
     stop.add(Signal::SIGINT);
     stop.add(Signal::SIGTERM);
@@ -49,12 +55,17 @@ fn run() -> Result<()> {
         .map("floor_filter")?
         .update(&0u32.to_ne_bytes(), &filter)
         .context("writing the filter")?;
-    let entries_only = |p: &obj::ProgramSpec| !p.section.contains("/sys_exit_");
+    let entries_only = |p: &obj::ProgramSpec| !attach::is_return_hook(&p.kind);
     let options = AttachOptions {
         only: (!exits).then_some(&entries_only as &dyn Fn(&obj::ProgramSpec) -> bool),
         ..AttachOptions::default()
     };
-    let attachment = attach::attach_with_options(&loaded, Some(Method::Tracepoint), &options)?;
+    let method = if raw {
+        Method::RawTracepoint
+    } else {
+        Method::Tracepoint
+    };
+    let attachment = attach::attach_with_options(&loaded, Some(method), &options)?;
     eprintln!("count_floor: attached via {}", attachment.method);
     stop.wait()?;
     attachment.detach();

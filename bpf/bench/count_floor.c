@@ -43,6 +43,31 @@ static __always_inline int count(__u32 slot)
 	return 0;
 }
 
+/* The same on the raw tracepoints (count_floor --raw), which run for
+ * every syscall: the number first (x86-64 read 0, write 1). */
+struct raw_args {
+	__u64 args[2];
+};
+
+SEC("raw_tracepoint/sys_enter")
+int floor_raw_enter(struct raw_args *ctx)
+{
+	if (ctx->args[1] > 1)
+		return 0;
+	return count(0);
+}
+
+SEC("raw_tracepoint/sys_exit")
+int floor_raw_exit(struct raw_args *ctx)
+{
+	/* The number is the registers' orig_ax (struct pt_regs, byte 120). */
+	__u64 nr = ~0ULL;
+	bpf_probe_read_kernel(&nr, sizeof(nr), (const char *)ctx->args[0] + 120);
+	if (nr > 1)
+		return 0;
+	return count(1);
+}
+
 SEC("tracepoint/syscalls/sys_enter_write")
 int floor_write(void *ctx)
 {

@@ -142,47 +142,81 @@ class Mode:
     """One kind of row: how to start the monitor, know it is ready, and read
     its event counts when it stopped."""
 
-    def __init__(self, key, label, kind, argv=None, ready=None, calls_div=1, floor="floor"):
+    def __init__(self, key, label, kind, argv=None, ready=None, calls_div=1, floor="floor",
+                 load="write"):
         self.key, self.label, self.kind = key, label, kind
         self.argv, self.ready, self.calls_div = argv, ready, calls_div
         # The floor row whose overhead this one's is compared with: one
         # hook per call, or two (entry and exit) for --exit's rows.
         self.floor = floor
+        # What loadgen does: one-byte writes, or getppid calls (which no
+        # probe follows: what it costs the calls it does not follow).
+        self.load = load
 
 
-def modes(attach, baseline=None):
+def method_modes(attach, suffix, floor_flags):
+    """The floors and the probe's modes on one attach method; keys end in
+    `suffix` ("" for the first method)."""
+    pa = ["--attach", attach]
+    k = lambda key: key + suffix
+    on = f" [{attach}]" if suffix else ""
+    return [
+        Mode(k("floor"), f"count_floor (in-kernel count){on}", "floor",
+             lambda c, d: [FLOOR, *floor_flags, c], rb"count_floor: attached", floor=k("floor")),
+        Mode(k("q"), f"probe -q --no-log{on}", "probe",
+             lambda c, d: [PROBE, *pa, "-c", c, "-q", "--no-log"], rb"probe: attached",
+             floor=k("floor")),
+        Mode(k("log"), f"probe (stdout + syscalls.log to files){on}", "probe",
+             lambda c, d: [PROBE, *pa, "-c", c, "--log", os.path.join(d, "syscalls.log")],
+             rb"probe: attached", floor=k("floor")),
+        Mode(k("json"), f"probe --json --no-log (to file){on}", "probe",
+             lambda c, d: [PROBE, *pa, "-c", c, "--json", "--no-log"], rb"probe: attached",
+             floor=k("floor")),
+        Mode(k("floor2"), f"count_floor --exits (in-kernel count, entry + exit hooks){on}", "floor",
+             lambda c, d: [FLOOR, *floor_flags, "--exits", c], rb"count_floor: attached",
+             floor=k("floor2")),
+        # The two-hook floor plus a clock read at each hook: the least any
+        # per-call latency costs (top's and --exit's pairing on top of it).
+        Mode(k("floor2clk"), f"count_floor --exits --clock (two hooks + a clock read each){on}",
+             "floor", lambda c, d: [FLOOR, *floor_flags, "--exits", "--clock", c],
+             rb"count_floor: attached", floor=k("floor2")),
+        Mode(k("exitq"), f"probe --exit -q --no-log{on}", "probe",
+             lambda c, d: [PROBE, *pa, "--exit", "-c", c, "-q", "--no-log"], rb"probe: attached",
+             floor=k("floor2")),
+        Mode(k("exitlog"), f"probe --exit (stdout + syscalls.log to files){on}", "probe",
+             lambda c, d: [PROBE, *pa, "--exit", "-c", c, "--log", os.path.join(d, "syscalls.log")],
+             rb"probe: attached", floor=k("floor2")),
+        Mode(k("top"), f"probe top (per process: counted in the kernel, shown every 2 s){on}",
+             "probe", lambda c, d: [PROBE, "top", *pa, "-c", c], rb"probe: attached",
+             floor=k("floor2")),
+    ]
+
+
+def getppid_modes():
+    """A getppid loop alone and under `probe -q --no-log` on each
+    tracepoint method: any syscall tracepoint puts every syscall on the
+    kernel's slow path; the raw one runs its program for each as well."""
+    return [Mode("ppid_bare", "getppid loop alone", "bare", load="getppid")] + [
+        Mode(f"ppid_{m}", f"getppid loop under probe -q --no-log --attach {m}", "probe",
+             (lambda m: lambda c, d: [PROBE, "--attach", m, "-c", c, "-q", "--no-log"])(m),
+             rb"probe: attached", floor="floor", load="getppid")
+        for m in ("tracepoint", "raw-tracepoint")
+    ]
+
+
+def modes(attach, baseline=None, methods=()):
     pa = ["--attach", attach]
     base = ([Mode("base", f"baseline probe {os.path.basename(baseline)} (stdout + log to files)",
                   "probe",
                   lambda c, d: [baseline, *pa, "-c", c, "--log", os.path.join(d, "syscalls.log")],
                   rb"probe: attached")] if baseline else [])
-    return base + [
-        Mode("bare", "load alone", "bare"),
-        Mode("floor", "count_floor (in-kernel count)", "floor",
-             lambda c, d: [FLOOR, c], rb"count_floor: attached"),
-        Mode("q", "probe -q --no-log", "probe",
-             lambda c, d: [PROBE, *pa, "-c", c, "-q", "--no-log"], rb"probe: attached"),
-        Mode("log", "probe (stdout + syscalls.log to files)", "probe",
-             lambda c, d: [PROBE, *pa, "-c", c, "--log", os.path.join(d, "syscalls.log")],
-             rb"probe: attached"),
-        Mode("json", "probe --json --no-log (to file)", "probe",
-             lambda c, d: [PROBE, *pa, "-c", c, "--json", "--no-log"], rb"probe: attached"),
-        Mode("floor2", "count_floor --exits (in-kernel count, entry + exit hooks)", "floor",
-             lambda c, d: [FLOOR, "--exits", c], rb"count_floor: attached", floor="floor2"),
-        # The two-hook floor plus a clock read at each hook: the least any
-        # per-call latency costs (top's and --exit's pairing on top of it).
-        Mode("floor2clk", "count_floor --exits --clock (two hooks + a clock read each)", "floor",
-             lambda c, d: [FLOOR, "--exits", "--clock", c], rb"count_floor: attached",
-             floor="floor2"),
-        Mode("exitq", "probe --exit -q --no-log", "probe",
-             lambda c, d: [PROBE, *pa, "--exit", "-c", c, "-q", "--no-log"], rb"probe: attached",
-             floor="floor2"),
-        Mode("exitlog", "probe --exit (stdout + syscalls.log to files)", "probe",
-             lambda c, d: [PROBE, *pa, "--exit", "-c", c, "--log", os.path.join(d, "syscalls.log")],
-             rb"probe: attached", floor="floor2"),
-        Mode("top", "probe top (per process: counted in the kernel, shown every 2 s)", "probe",
-             lambda c, d: [PROBE, "top", *pa, "-c", c], rb"probe: attached",
-             floor="floor2"),
+    extra = []
+    for m in methods:
+        if m != attach:
+            extra += method_modes(m, "_" + m.split("-")[0], ["--raw"] if m == "raw-tracepoint" else [])
+    return base + [Mode("bare", "load alone", "bare")] + method_modes(
+        attach, "", ["--raw"] if attach == "raw-tracepoint" else []) + extra + (
+        getppid_modes() if methods else []) + [
         Mode("bpftrace", "bpftrace printf per event", "bpftrace",
              lambda c, d: ["bpftrace", "-e",
                            f'tracepoint:syscalls:sys_enter_write /comm == "{c}"/ '
@@ -223,9 +257,10 @@ class Bench:
         self.seq += 1
         return f"bn{key[:4]}{os.getpid() % 1000}-{self.seq}"[:15]
 
-    def loadgen(self, comm, calls, rate=None):
+    def loadgen(self, comm, calls, rate=None, load="write"):
         """Runs the load; returns (ns_per_call, ns_total, error)."""
-        argv = [LOADGEN, "--comm", comm, "--writes", str(calls),
+        what = "--writes" if load == "write" else "--getppid"
+        argv = [LOADGEN, "--comm", comm, what, str(calls),
                 "--cpu", str(self.a.load_cpu), "--report"]
         if rate:
             argv += ["--rate", str(rate)]
@@ -248,7 +283,7 @@ class Bench:
         r = {"calls": calls, "error": None, "notes": []}
         comm = self.comm(mode.key)
         if mode.kind == "bare":
-            r["ns_call"], r["ns"], r["error"] = self.loadgen(comm, calls, rate)
+            r["ns_call"], r["ns"], r["error"] = self.loadgen(comm, calls, rate, mode.load)
             return r
         d = tempfile.mkdtemp(dir=self.tmp)
         out_p, err_p = os.path.join(d, "stdout"), os.path.join(d, "stderr")
@@ -308,7 +343,7 @@ class Bench:
             pre = count_lines(out_p, BT_LINE)
         cpu0 = cpu_seconds(p.pid)
 
-        r["ns_call"], r["ns"], err = self.loadgen(comm, calls, rate)
+        r["ns_call"], r["ns"], err = self.loadgen(comm, calls, rate, mode.load)
         if err:
             r["error"] = err
 
@@ -335,7 +370,9 @@ class Bench:
             r["error"] = r["error"] or f"{mode.kind} exited rc={rc}: {last_line(read(err_p))}"
 
         err_text = read(err_p)
-        r["generated"] = calls
+        # A getppid load makes no call a probe follows.
+        r["generated"] = calls if mode.load == "write" else 0
+        key = mode.key.removesuffix("_raw")
         if mode.kind == "probe":
             m = re.search(rb"probe: received=(\d+) lost=(\d+)\s*$", err_text)
             if m:
@@ -355,12 +392,12 @@ class Bench:
             for l in text.splitlines():
                 if l.strip() and not re.match(r"probe: (attached|received=|lost \d+ events)", l):
                     r["notes"].append("stderr: " + re.sub(r"\d+", "N", l)[:100])
-            if mode.key in ("log", "base", "exitlog"):
+            if key in ("log", "base", "exitlog"):
                 self.check_lines(r, out_p, "stdout lines")
                 self.check_lines(r, os.path.join(d, "syscalls.log"), "log lines", b"ts=")
-            elif mode.key == "json":
+            elif key == "json":
                 self.check_lines(r, out_p, "json lines")
-            elif mode.key in ("q", "exitq"):
+            elif key in ("q", "exitq"):
                 n = count_lines(out_p)
                 if n:
                     r["notes"].append(f"-q printed {n} lines")
@@ -400,7 +437,8 @@ class Bench:
         return max(1000, self.a.calls // m.calls_div)
 
     def main_runs(self):
-        ms = [m for m in modes(self.a.attach, self.a.baseline)
+        methods = [] if self.a.no_raw else ["tracepoint", "raw-tracepoint"]
+        ms = [m for m in modes(self.a.attach, self.a.baseline, methods)
               if not (m.kind.startswith("bpftrace") and self.a.no_bpftrace)]
         progress("warm-up: one short run of each row, discarded")
         for m in ms:
@@ -597,12 +635,33 @@ def table(header, rows):
     return "\n".join(out)
 
 
+def report_unrelated(ms, results):
+    """What a probe costs the syscalls it does not follow, against the
+    perf-tracepoint floor's overhead per write."""
+    ns = {k: med([r["ns_call"] for r in rs if not r["error"] and r.get("ns_call") is not None])
+          for k, rs in results.items()}
+    need = ("ppid_bare", "ppid_tracepoint", "ppid_raw-tracepoint", "floor", "bare")
+    if any(ns.get(k) is None for k in need):
+        return None
+    tp = ns["ppid_tracepoint"] - ns["ppid_bare"]
+    raw = ns["ppid_raw-tracepoint"] - ns["ppid_bare"]
+    floor = ns["floor"] - ns["bare"]
+    return "\n".join([
+        f"- getppid alone {ns['ppid_bare']:.1f} ns; under the perf tracepoints +{tp:.1f} ns; "
+        f"under the raw tracepoints +{raw:.1f} ns.",
+        f"- raw − perf: {raw - tp:+.1f} ns per unrelated syscall = "
+        f"**{(raw - tp) / floor:.0%}** of the perf-tracepoint floor's overhead per write "
+        f"(+{floor:.1f} ns; the target is ≤ 25%).",
+    ])
+
+
 def report_main(ms, results, args):
     ok = {k: [r for r in rs if not r["error"] and r.get("ns_call") is not None]
           for k, rs in results.items()}
     ns = {k: med([r["ns_call"] for r in rs]) for k, rs in ok.items()}
     bare = ns.get("bare")
-    floor_ov = {k: ns[k] - bare for k in ("floor", "floor2")
+    bare_of = {"write": bare, "getppid": ns.get("ppid_bare")}
+    floor_ov = {k: ns[k] - bare for k in ("floor", "floor2", "floor_raw", "floor2_raw")
                 if ns.get(k) is not None and bare is not None}
     rows = []
     for m in ms:
@@ -610,7 +669,8 @@ def report_main(ms, results, args):
         v = ns[m.key]
         spread = (f"{min(r['ns_call'] for r in good):.0f}–{max(r['ns_call'] for r in good):.0f}"
                   if good else "–")
-        ov = v - bare if v is not None and bare is not None and m.kind != "bare" else None
+        base = bare_of[m.load]
+        ov = v - base if v is not None and base is not None and m.kind != "bare" else None
         f_ov = floor_ov.get(m.floor)
         mult = (ov / f_ov if ov is not None and f_ov and f_ov > 0 else None)
         done = [r for r in rs if r.get("received") is not None]
@@ -758,6 +818,8 @@ def main():
     ap.add_argument("--no-metrics", action="store_true",
                     help="skip the metrics' scrape and CPU measures")
     ap.add_argument("--attach", default="tracepoint", help="probe --attach METHOD (default tracepoint, like the floor)")
+    ap.add_argument("--no-raw", action="store_true",
+                    help="skip the raw-tracepoint rows (floors and every mode) and the getppid rows")
     ap.add_argument("--load-cpu", type=int, default=0)
     ap.add_argument("--monitor-cpu", type=int, default=1)
     ap.add_argument("--baseline", default=None, metavar="PROBE",
@@ -830,6 +892,10 @@ def main():
   program itself runs in loadgen's context: it is in ns/syscall, not here.
 - peak RSS: VmHWM just before SIGINT.  exec→attached: from spawn (taskset + exec)
   to the ready line on stderr/stdout, polled every ~1 ms.""")
+    unrelated = report_unrelated(ms, results)
+    if unrelated:
+        print("\n## The cost to syscalls the probe does not follow (getppid)\n")
+        print(unrelated)
     if paced:
         pm, rates, res = paced
         print(f"\n## Paced load (loadgen --rate, {args.rate_secs:g} s per rate, one run each)\n")

@@ -445,9 +445,8 @@ fn create_maps(
     Ok(loaded)
 }
 
-/// Where thread_info.status is, for the raw tracepoint programs: looked
-/// up only when they may be attached (reading the kernel's BTF takes a few
-/// ms).
+/// Where thread_info.status is, for the raw tracepoint programs (0 when
+/// they will not be attached).
 pub fn compat_status_off(method: Option<attach::Method>) -> u32 {
     match method {
         None | Some(attach::Method::RawTracepoint) => crate::app::compat::status_offset().offset,
