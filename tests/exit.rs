@@ -354,7 +354,7 @@ fn returns_never_seen_are_counted_as_missed_by_entry_sweep_or_stop_and_blocked_c
         only: Some(&entries_only),
         ..AttachOptions::default()
     };
-    let attachment =
+    let mut attachment =
         attach::attach_with_options(&loaded, Some(Method::Tracepoint), &options).unwrap();
 
     // 50 writes and 30 reads by one thread, which then exits.

@@ -138,7 +138,10 @@ fn the_offset_of_thread_info_status_in_btf_is_the_version_rule() {
         .lines()
         .find_map(|l| l.strip_prefix("offset="))
         .unwrap_or_else(|| panic!("{text}"));
-    assert_eq!(line, format!("{} from /sys/kernel/btf/vmlinux", rule.offset));
+    assert_eq!(
+        line,
+        format!("{} from /sys/kernel/btf/vmlinux", rule.offset)
+    );
 }
 
 /// Run by the test above in a child with PROBE_BTF set.

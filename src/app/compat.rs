@@ -38,7 +38,11 @@ pub fn status_offset() -> StatusOffset {
 }
 
 fn by_version() -> u32 {
-    if loader::kernel_at_least(5, 11) { 16 } else { 8 }
+    if loader::kernel_at_least(5, 11) {
+        16
+    } else {
+        8
+    }
 }
 
 /// The offset in the BTF file at `path`; the version rule when it cannot

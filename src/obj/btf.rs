@@ -329,6 +329,6 @@ mod tests {
                 }
             }
         }
-        assert!(Btf::parse(b"").unwrap_err().contains("shorter"));
+        assert!(Btf::parse(b"").is_err_and(|e| e.contains("shorter")));
     }
 }
