@@ -378,7 +378,7 @@ fn bad_usage_exits_2_with_a_message() {
         ),
         (
             &["--attach", "uprobe"],
-            "probe: --attach uprobe: unknown method (auto, kprobe, kprobe-legacy, tracepoint)",
+            "probe: --attach uprobe: unknown method (auto, kprobe, kprobe-legacy, tracepoint, raw-tracepoint)",
         ),
         (&["--frobnicate"], "probe: unknown option --frobnicate"),
         (&["-p"], "probe: --pid needs a value"),

@@ -16,7 +16,7 @@ fn map_names(spec: &obj::ObjectSpec, p: &obj::ProgramSpec) -> Vec<String> {
 }
 
 #[test]
-fn the_probe_object_has_forty_programs_and_twelve_maps() {
+fn the_probe_object_has_forty_two_programs_and_twelve_maps() {
     let spec = obj::parse(PROBE).unwrap();
     assert_eq!(spec.license, "GPL");
     let programs: Vec<(&str, &str, ProgramKind)> = spec
@@ -54,6 +54,14 @@ fn the_probe_object_has_forty_programs_and_twelve_maps() {
             format!("tracepoint_{call}_exit"),
             format!("tracepoint/syscalls/sys_exit_{call}"),
             tp(&format!("sys_exit_{call}")),
+        ));
+    }
+    // Then the raw tracepoint method's two, for every call of the family.
+    for (name, tp) in [("raw_enter", "sys_enter"), ("raw_exit", "sys_exit")] {
+        want.push((
+            name.into(),
+            format!("raw_tracepoint/{tp}"),
+            ProgramKind::RawTracepoint { name: tp.into() },
         ));
     }
     let want: Vec<(&str, &str, ProgramKind)> = want
@@ -174,12 +182,17 @@ fn each_program_reaches_its_maps_through_ld_imm64() {
         "top_rows",
     ];
     for p in &spec.programs {
-        let expected: &[&str] =
-            if p.section.starts_with("kretprobe/") || p.section.contains("/sys_exit_") {
-                &exit
+        let mut expected: Vec<&str> =
+            if p.section.starts_with("kretprobe/") || p.section.contains("/sys_exit") {
+                exit.to_vec()
             } else {
-                &entry
+                entry.to_vec()
             };
+        // A raw tracepoint program looks at config.syscalls first.
+        if p.section.starts_with("raw_tracepoint/") {
+            expected.push("config_map");
+            expected.sort();
+        }
         let mut names = map_names(&spec, p);
         names.sort();
         assert_eq!(names, expected, "{}", p.name);
