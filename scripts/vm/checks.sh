@@ -156,21 +156,24 @@ run_method() {
     stop_probe "$pid" INT
     [ "$STOP_RC" -eq 0 ] || fail="$fail exit-code:$STOP_RC"
 
-    last=$(tail -n 1 "$err")
-    want="probe: received=$((VMTEST_WRITES + VMTEST_READS)) lost=0"
-    case "$last" in
-    "probe: received="*)
-        received=$(echo "$last" | sed -n 's/.*received=\([0-9]*\).*/\1/p')
-        lost=$(echo "$last" | sed -n 's/.*lost=\([0-9]*\).*/\1/p')
-        ;;
-    esac
-    [ "$last" = "$want" ] || fail="$fail last-stderr-line:'$last'(want:'$want')"
+    # Every call received, none lost; or, when the probe says the kernel's
+    # recursion protection skipped calls (7.2 does, now and then, with
+    # kprobes: counted before the filters, so perhaps other processes'
+    # calls), every call received or among those counted.
+    n=$((VMTEST_WRITES + VMTEST_READS))
+    last_counts "$err"
+    accounted "$received" "$lost" "$n" "$err" ||
+        fail="$fail last-stderr-line:'$last'(want:'probe: received=$n lost=0')"
+    [ "$lost" = "$(explained_lost "$err")" ] || fail="$fail unexplained-loss"
 
     if [ -f "$log" ]; then
         writes=$(grep -v '^#' "$log" | grep -c ' syscall=write')
         reads=$(grep -v '^#' "$log" | grep -c ' syscall=read')
-        [ "$writes" -eq "$VMTEST_WRITES" ] || fail="$fail log-writes:$writes(want:$VMTEST_WRITES)"
-        [ "$reads" -eq "$VMTEST_READS" ] || fail="$fail log-reads:$reads(want:$VMTEST_READS)"
+        [ $((writes + reads)) = "${received:-x}" ] || fail="$fail log-lines:$((writes + reads))(want:$received)"
+        if [ "${received:-x}" = "$n" ]; then
+            [ "$writes" -eq "$VMTEST_WRITES" ] || fail="$fail log-writes:$writes(want:$VMTEST_WRITES)"
+            [ "$reads" -eq "$VMTEST_READS" ] || fail="$fail log-reads:$reads(want:$VMTEST_READS)"
+        fi
     else
         fail="$fail no-log-file"
     fi
