@@ -155,7 +155,19 @@ struct config {			/* 72 bytes, slot 0 of the config map */
 	__u32 compat_status_off; /* raw tracepoints: where the current
 				  * task's thread_info.status is, from the
 				  * task_struct (TS_COMPAT: an ia32 call) */
-	__u32 pad;
+	__u32 ring_slots;	/* 0: events go out through the perf rings;
+				 * else (a power of two) the slots per CPU of
+				 * the event rings in ring_slots/ring_pos */
+};
+
+/* The event ring of one CPU (--ring map): the programs on that CPU write
+ * event slots at `head` and then move it on; the monitor reads up to it
+ * and moves `tail`. Each on a cache line of its own. */
+struct ring_pos {			/* 128 bytes, ring_pos[cpu] */
+	__u64 head;
+	__u64 pad1[7];
+	__u64 tail;
+	__u64 pad2[7];
 };
 
 #endif

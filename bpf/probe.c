@@ -30,6 +30,29 @@ char LICENSE[] SEC("license") = "GPL";
 
 BPF_MAP(events, BPF_MAP_TYPE_PERF_EVENT_ARRAY, __u32, __u32, 0);
 BPF_MAP(config_map, BPF_MAP_TYPE_ARRAY, __u32, struct config, 1);
+/* --ring map: one single-producer ring of event slots per CPU, in two
+ * arrays the monitor maps into its memory (BPF_F_MMAPABLE, 5.5+): CPU c
+ * owns slots [c * ring_slots, (c + 1) * ring_slots) of ring_events and
+ * ring_pos[c]. One writer per CPU at a time is what the kernel already
+ * guarantees: programs run with migration off, kprobe and perf-tracepoint
+ * programs never run while another runs on that CPU (bpf_prog_active),
+ * and a raw tracepoint program never inside itself (and one program
+ * writes: raw_enter, or with --exit raw_exit). The monitor sizes both
+ * maps (1 entry when the perf rings are used). */
+struct bpf_map_def SEC("maps") ring_pos = {
+	.type = BPF_MAP_TYPE_ARRAY,
+	.key_size = sizeof(__u32),
+	.value_size = sizeof(struct ring_pos),
+	.max_entries = 1,
+	.map_flags = BPF_F_MMAPABLE,
+};
+struct bpf_map_def SEC("maps") ring_events = {
+	.type = BPF_MAP_TYPE_ARRAY,
+	.key_size = sizeof(__u32),
+	.value_size = sizeof(struct event),
+	.max_entries = 1,
+	.map_flags = BPF_F_MMAPABLE,
+};
 /* Slot 0: events bpf_perf_event_output could not write (ring full). */
 BPF_MAP(drops, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, 1);
 /* Slot 0: the cgroup v2 directory of --cgroup (an fd, set by the monitor). */
@@ -166,15 +189,54 @@ static __always_inline struct config *wanted(__u32 tgid, char *comm)
 	return cfg;
 }
 
-static __always_inline void send(void *ctx, struct event *ev, __u64 size)
+static __always_inline void count_drop(void)
 {
-	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, ev, size) <
-	    0) {
-		__u32 zero = 0;
-		__u64 *lost = bpf_map_lookup_elem(&drops, &zero);
-		if (lost)
-			*lost += 1;
+	__u32 zero = 0;
+	__u64 *lost = bpf_map_lookup_elem(&drops, &zero);
+	if (lost)
+		*lost += 1;
+}
+
+/* --ring map: `ev` into this CPU's next slot, then the head moved on (a
+ * compiler barrier between: x86-64 keeps stores in order, so the monitor,
+ * reading the head with acquire ordering, sees the slot written). A full
+ * ring drops the event, counted like a full perf ring. */
+static __always_inline void ring_send(const struct config *cfg,
+				      const struct event *ev)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct ring_pos *pos = bpf_map_lookup_elem(&ring_pos, &cpu);
+	if (!pos) {
+		count_drop();
+		return;
 	}
+	__u64 head = pos->head;
+	__u64 slots = cfg->ring_slots;
+	if (head - *(volatile __u64 *)&pos->tail >= slots) {
+		count_drop();
+		return;
+	}
+	__u32 at = cpu * slots + (head & (slots - 1));
+	struct event *slot = bpf_map_lookup_elem(&ring_events, &at);
+	if (!slot) {
+		count_drop();
+		return;
+	}
+	*slot = *ev;
+	asm volatile("" ::: "memory");
+	pos->head = head + 1;
+}
+
+static __always_inline void send(void *ctx, const struct config *cfg,
+				 struct event *ev, __u64 size)
+{
+	if (cfg->ring_slots) {
+		ring_send(cfg, ev);
+		return;
+	}
+	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, ev, size) <
+	    0)
+		count_drop();
 }
 
 /* The first bytes of `buf`, `len` of them at most, into ev->preview. */
@@ -253,7 +315,7 @@ static __always_inline int on_entry(void *ctx, __u16 syscall, __u64 fd,
 	 * at entry (a read's is not filled until the call returns). */
 	if (cfg->verbose && IS_WRITE(syscall) && syscall < SYSCALL_READV)
 		preview(&ev, buf, count);
-	send(ctx, &ev, ENTRY_EVENT_SIZE);
+	send(ctx, cfg, &ev, ENTRY_EVENT_SIZE);
 	return 0;
 }
 
@@ -454,18 +516,22 @@ static __always_inline int on_exit(void *ctx, __s64 ret)
 	bump(COUNT_MATCHED);
 	__u32 zero = 0;
 	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
-	if (cfg && cfg->top_by) {
+	if (!cfg) {
+		count_drop();
+		return 0;
+	}
+	if (cfg->top_by) {
 		aggregate(cfg, f);
 		return 0;
 	}
 	/* A write's buffer held its bytes all along; a read's holds them now,
 	 * as many as it returned. (Not for the vector calls: their buffer is
 	 * the iovec array.) */
-	if (cfg && cfg->verbose && ev->syscall < SYSCALL_READV)
+	if (cfg->verbose && ev->syscall < SYSCALL_READV)
 		preview(ev, f->buf,
 			IS_WRITE(ev->syscall) ? ev->count :
 						(ret > 0 ? ret : 0));
-	send(ctx, ev, sizeof(*ev));
+	send(ctx, cfg, ev, sizeof(*ev));
 	return 0;
 }
 
@@ -625,4 +691,10 @@ __attribute__((noinline)) int probe_layouts(struct event *e, struct config *c,
 					    struct top_err_key *k)
 {
 	return e != 0 && c != 0 && f != 0 && r != 0 && k != 0;
+}
+
+/* The same for struct ring_pos (a BPF function takes at most 5 arguments). */
+__attribute__((noinline)) int probe_ring_layout(struct ring_pos *p)
+{
+	return p != 0;
 }

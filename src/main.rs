@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use probe::app::cli::{self, Command, Options};
+use probe::app::cli::{self, Command, Options, RingKind};
 use probe::app::monitor::{self, Cutoff, Summary};
 use probe::app::output::say;
 use probe::app::{privileges, signals};
@@ -125,10 +125,14 @@ fn size(bytes: usize) -> String {
 /// it, each output that fell short, then the summary line.
 fn report(s: &Summary, o: &Options) {
     if s.kernel_dropped > 0 {
+        let which = match o.ring {
+            RingKind::Perf => format!("the rings full (perf reported {})", s.reader.ring_lost),
+            RingKind::Map => "the map rings full".to_string(),
+        };
         say(&format!(
-            "lost {} events: the kernel found the rings full (perf reported {}); \
+            "lost {} events: the kernel found {which}; \
              try a larger --pages (now {}), or filter with -c or -p",
-            s.kernel_dropped, s.reader.ring_lost, o.pages
+            s.kernel_dropped, o.pages
         ));
     }
     if s.queue.dropped > 0 {

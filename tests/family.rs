@@ -135,12 +135,18 @@ fn with_exit_every_call_of_the_family_is_reported_with_its_count_and_result() {
     let _turn = serial();
     // The tracepoints per call, and the raw tracepoints (one program for
     // every syscall, which must tell the calls apart by number).
-    for method in ["tracepoint", "raw-tracepoint"] {
-        every_call_with_exit(method);
+    // And both ways out of the kernel: perf rings and map rings.
+    for (method, ring) in [
+        ("tracepoint", "perf"),
+        ("raw-tracepoint", "perf"),
+        ("tracepoint", "map"),
+        ("raw-tracepoint", "map"),
+    ] {
+        every_call_with_exit(method, ring);
     }
 }
 
-fn every_call_with_exit(method: &str) {
+fn every_call_with_exit(method: &str, ring: &str) {
     let dir = scratch_dir("family");
     let comm = unique_comm("fa");
     let mut probe = Probe::start(
@@ -151,6 +157,8 @@ fn every_call_with_exit(method: &str) {
             "all",
             "--attach",
             method,
+            "--ring",
+            ring,
             "-c",
             &comm,
             "--log",

@@ -11,7 +11,7 @@ use std::mem::{offset_of, size_of};
 use std::process::Command;
 
 use probe::app::abi::{Event, Inflight, RawConfig, TopErrKey, TopKey, TopRow, TopValue};
-use probe::ring::{MMAP_PAGE_RING_AT, MmapPageRing, PerfEventHeader, PerfRecordLost};
+use probe::ring::{MMAP_PAGE_RING_AT, MmapPageRing, PerfEventHeader, PerfRecordLost, RingPos};
 
 /// A struct in BTF: its size, and each member's byte offset.
 struct BtfStruct {
@@ -126,7 +126,15 @@ fn event_inflight_config_and_top_match_the_compiled_probe() {
             top_by,
             syscalls,
             compat_status_off,
-            pad
+            ring_slots
+        );
+        same_layout!(
+            btf_struct(&object(file), "ring_pos"),
+            RingPos,
+            head,
+            pad1,
+            tail,
+            pad2
         );
         same_layout!(
             btf_struct(&object(file), "top_key"),

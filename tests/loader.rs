@@ -201,6 +201,8 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
     let _turn = serial();
     let stderr = run_probe(&[
         "--explain",
+        "--ring",
+        "perf",
         "--attach",
         "tracepoint",
         "-c",
@@ -239,6 +241,9 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
     for (name, kind, key, value, entries, flags) in [
         ("events", "PERF_EVENT_ARRAY", 4, 4, possible, 0),
         ("config_map", "ARRAY", 4, 72, 1, 0),
+        // --ring perf: the map rings' arrays stay at one entry.
+        ("ring_pos", "ARRAY", 4, 128, 1, 0x400),
+        ("ring_events", "ARRAY", 4, 80, 1, 0x400),
         ("drops", "PERCPU_ARRAY", 4, 8, 1, 0),
         ("cgroup_filter", "CGROUP_ARRAY", 4, 4, 1, 0),
         // Without --exit the in-flight table is shrunk to one entry, and
@@ -357,6 +362,8 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
     for map in [
         "events",
         "config_map",
+        "ring_pos",
+        "ring_events",
         "drops",
         "cgroup_filter",
         "inflight",

@@ -16,7 +16,7 @@ fn map_names(spec: &obj::ObjectSpec, p: &obj::ProgramSpec) -> Vec<String> {
 }
 
 #[test]
-fn the_probe_object_has_forty_two_programs_and_twelve_maps() {
+fn the_probe_object_has_forty_two_programs_and_fourteen_maps() {
     let spec = obj::parse(PROBE).unwrap();
     assert_eq!(spec.license, "GPL");
     let programs: Vec<(&str, &str, ProgramKind)> = spec
@@ -96,6 +96,17 @@ fn the_probe_object_has_forty_two_programs_and_twelve_maps() {
                 1,
                 0
             ),
+            // --ring map: a struct ring_pos and the event slots per CPU
+            // (mmapable; sized by the monitor).
+            ("ring_pos", 2, 4, 128, 1, 1024),
+            (
+                "ring_events",
+                2,
+                4,
+                probe::app::abi::EVENT_SIZE as u32,
+                1,
+                1024
+            ),
             ("drops", 6, 4, 8, 1, 0),
             // A cgroup array: the --cgroup directory's fd.
             ("cgroup_filter", 8, 4, 4, 1, 0),
@@ -162,6 +173,8 @@ fn each_program_reaches_its_maps_through_ld_imm64() {
         "config_map",
         "config_map",
         "drops",
+        // (and one for a config it could not read: the event is counted)
+        "drops",
         "events",
         "exit_counts",
         "exit_counts",
@@ -191,8 +204,12 @@ fn each_program_reaches_its_maps_through_ld_imm64() {
         // A raw tracepoint program looks at config.syscalls first.
         if p.section.starts_with("raw_tracepoint/") {
             expected.push("config_map");
-            expected.sort();
         }
+        // Sending through a map ring (--ring map): this CPU's ring_pos,
+        // the slot, and a drop counted where either is missing or the
+        // ring is full.
+        expected.extend(["drops", "drops", "drops", "ring_events", "ring_pos"]);
+        expected.sort();
         let mut names = map_names(&spec, p);
         names.sort();
         assert_eq!(names, expected, "{}", p.name);

@@ -479,9 +479,10 @@ fn burst_run(tag: &str, extra: &[&str], stdout_to_file: bool) {
     eprintln!(
         "{tag}: {calls} calls in {burst_took:?}; RSS KiB before {before}, peak {peak}, after {after}"
     );
-    // Bounded by the budget (128 MiB) plus the rings (4 MiB per CPU);
+    // Bounded by the budget (128 MiB) plus the rings (4 MiB per online
+    // CPU for perf rings, 5 MiB per possible CPU for map rings);
     // afterwards back to the rings and two spare chunks.
-    let rings = 4 * 1024 * probe::cpus::online().unwrap().len() as u64;
+    let rings = 5 * 1024 * u64::from(probe::cpus::possible_count().unwrap());
     assert!(peak <= before + 128 * 1024 + rings + 4096, "peak {peak}");
     assert!(after <= before + rings + 4096, "after {after}");
     assert_nothing_left();
@@ -495,8 +496,10 @@ fn a_burst_that_fits_in_the_buffer_loses_nothing_and_gives_its_memory_back() {
         return;
     }
     let _turn = serial();
-    burst_run("burstq", &["-q"], false);
-    burst_run("burstf", &[], true);
+    burst_run("burstq", &["-q", "--ring", "perf"], false);
+    burst_run("burstf", &["--ring", "perf"], true);
+    burst_run("burstmq", &["-q", "--ring", "map"], false);
+    burst_run("burstmf", &["--ring", "map"], true);
 }
 
 // ----------------------------------------------------------- slow disk
@@ -765,9 +768,26 @@ fn every_thread_s_calls_are_in_the_order_strace_saw_them() {
     require_root!();
     require_tool("strace", "strace");
     let _turn = serial();
+    for ring in ["perf", "map"] {
+        order_as_strace_saw_it(ring);
+    }
+}
+
+fn order_as_strace_saw_it(ring: &str) {
     let dir = scratch_dir("order");
     let comm = unique_comm("or");
-    let mut probe = Probe::start(&dir, &["--attach", "tracepoint", "-c", &comm, "--json"]);
+    let mut probe = Probe::start(
+        &dir,
+        &[
+            "--attach",
+            "tracepoint",
+            "--ring",
+            ring,
+            "-c",
+            &comm,
+            "--json",
+        ],
+    );
     probe.wait_attached();
     let (threads, rounds) = (4, 1000);
     let status = Command::new("strace")
@@ -819,7 +839,7 @@ fn every_thread_s_calls_are_in_the_order_strace_saw_them() {
     assert_eq!(inversions(json_ts), 0);
     assert_eq!(done.stdout.lines().count(), total);
     assert_eq!(reported_late(&done.stderr), 0, "{:?}", done.stderr);
-    eprintln!("time order: {total} calls of {threads} threads match strace");
+    eprintln!("time order ({ring} rings): {total} calls of {threads} threads match strace");
     assert_nothing_left();
 }
 
@@ -855,11 +875,16 @@ fn one_write(comm: &str) -> Instant {
 fn one_event_on_a_quiet_system_reaches_every_output_within_300_ms() {
     require_root!();
     let _turn = serial();
-    for (tag, mode) in [("lath", None), ("latj", Some("--json"))] {
+    for (tag, mode, ring) in [
+        ("lath", None, "perf"),
+        ("latj", Some("--json"), "perf"),
+        ("latmh", None, "map"),
+        ("latmj", Some("--json"), "map"),
+    ] {
         let dir = scratch_dir(tag);
         let comm = unique_comm(tag);
         let (read_end, write_end) = pipe();
-        let mut args = vec!["--attach", "tracepoint", "-c", &comm];
+        let mut args = vec!["--attach", "tracepoint", "--ring", ring, "-c", &comm];
         args.extend(mode);
         let mut probe = Probe::start_with(&dir, &args, Stdio::from(write_end), false);
         probe.wait_attached();

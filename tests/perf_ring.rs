@@ -62,7 +62,7 @@ fn writer_on(on: &[u32], pages: usize, words: u32) -> Writer {
     let possible = cpus::possible_count().unwrap();
     let loaded = Loaded::create_maps(obj::parse(WRITER).unwrap(), possible).unwrap();
     let rings = RingSet::open(on, pages).unwrap();
-    for ring in rings.rings() {
+    for ring in rings.perf_rings() {
         let ring_fd = ring.as_fd().as_raw_fd() as u32;
         loaded
             .map("ring_events")
@@ -147,7 +147,7 @@ fn records_that_wrap_the_end_of_the_ring_arrive_whole_and_in_order() {
     // 1200 records of 104 bytes cross 30 ends of the 4096-byte ring; the
     // 13th and 26th crossings fall between two records (13 * 4096 is a
     // multiple of 104), the other 28 inside one.
-    assert_eq!(w.rings.rings()[0].wrapped_records(), 28);
+    assert_eq!(w.rings.perf_rings().next().unwrap().wrapped_records(), 28);
 }
 
 /// Samples whose first word is their time: the writer's sequence number.

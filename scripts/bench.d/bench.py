@@ -172,6 +172,17 @@ def method_modes(attach, suffix, floor_flags):
         Mode(k("json"), f"probe --json --no-log (to file){on}", "probe",
              lambda c, d: [PROBE, *pa, "-c", c, "--json", "--no-log"], rb"probe: attached",
              floor=k("floor")),
+        # The same modes with the events through the map rings (--ring map).
+        Mode(k("qmap"), f"probe --ring map -q --no-log{on}", "probe",
+             lambda c, d: [PROBE, *pa, "--ring", "map", "-c", c, "-q", "--no-log"],
+             rb"probe: attached", floor=k("floor")),
+        Mode(k("logmap"), f"probe --ring map (stdout + syscalls.log to files){on}", "probe",
+             lambda c, d: [PROBE, *pa, "--ring", "map", "-c", c, "--log",
+                           os.path.join(d, "syscalls.log")],
+             rb"probe: attached", floor=k("floor")),
+        Mode(k("jsonmap"), f"probe --ring map --json --no-log (to file){on}", "probe",
+             lambda c, d: [PROBE, *pa, "--ring", "map", "-c", c, "--json", "--no-log"],
+             rb"probe: attached", floor=k("floor")),
         Mode(k("floor2"), f"count_floor --exits (in-kernel count, entry + exit hooks){on}", "floor",
              lambda c, d: [FLOOR, *floor_flags, "--exits", c], rb"count_floor: attached",
              floor=k("floor2")),
@@ -183,6 +194,9 @@ def method_modes(attach, suffix, floor_flags):
         Mode(k("exitq"), f"probe --exit -q --no-log{on}", "probe",
              lambda c, d: [PROBE, *pa, "--exit", "-c", c, "-q", "--no-log"], rb"probe: attached",
              floor=k("floor2")),
+        Mode(k("exitqmap"), f"probe --ring map --exit -q --no-log{on}", "probe",
+             lambda c, d: [PROBE, *pa, "--ring", "map", "--exit", "-c", c, "-q", "--no-log"],
+             rb"probe: attached", floor=k("floor2")),
         Mode(k("exitlog"), f"probe --exit (stdout + syscalls.log to files){on}", "probe",
              lambda c, d: [PROBE, *pa, "--exit", "-c", c, "--log", os.path.join(d, "syscalls.log")],
              rb"probe: attached", floor=k("floor2")),
@@ -372,7 +386,7 @@ class Bench:
         err_text = read(err_p)
         # A getppid load makes no call a probe follows.
         r["generated"] = calls if mode.load == "write" else 0
-        key = mode.key.removesuffix("_raw")
+        key = mode.key.removesuffix("_raw").replace("map", "")
         if mode.kind == "probe":
             m = re.search(rb"probe: received=(\d+) lost=(\d+)\s*$", err_text)
             if m:

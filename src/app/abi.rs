@@ -336,7 +336,7 @@ pub struct RawConfig {
     pub top_by: u32,
     pub syscalls: u32,
     pub compat_status_off: u32,
-    pub pad: u32,
+    pub ring_slots: u32,
 }
 
 const _: () = {
@@ -353,6 +353,7 @@ const _: () = {
     assert!(offset_of!(RawConfig, top_by) == 56);
     assert!(offset_of!(RawConfig, syscalls) == 60);
     assert!(offset_of!(RawConfig, compat_status_off) == 64);
+    assert!(offset_of!(RawConfig, ring_slots) == 68);
 };
 
 /// A pid namespace, as `bpf_get_ns_current_pid_tgid` names it: the
@@ -388,6 +389,9 @@ pub struct ProbeConfig {
     /// Where thread_info.status is in the task_struct of this kernel
     /// (`compat::status_offset`), for the raw tracepoint programs.
     pub compat_status_off: u32,
+    /// `--ring map`: event slots per CPU (a power of two); 0: the perf
+    /// rings.
+    pub ring_slots: u32,
 }
 
 impl ProbeConfig {
@@ -403,6 +407,7 @@ impl ProbeConfig {
             pidns_ino: self.pid_ns.map_or(0, |n| n.ino),
             syscalls: Syscall::mask(&self.syscalls),
             compat_status_off: self.compat_status_off,
+            ring_slots: self.ring_slots,
             ..RawConfig::default()
         };
         if let Some(comm) = &self.filter_comm {

@@ -50,7 +50,11 @@ options:
                    preadv2, pwritev2, or all (default: read,write)
       --maxactive N  with --exit and kprobe-legacy: calls each return probe
                    follows at once, 1 to 4096 (default: 4096)
-      --pages N    data pages per CPU ring, a power of two (default: 1024)
+      --pages N    data pages per CPU ring, a power of two (default: 1024;
+                   a map ring holds N x 64 events)
+      --ring KIND  how events leave the kernel: map (event rings in mapped
+                   BPF arrays, polled; the cheaper) or perf (perf rings,
+                   the kernel wakes the reader) (default: map)
       --buffer SIZE  memory for events the outputs have not written yet,
                    e.g. 512M or 2G (default: 128M; used only as needed)
   -h, --help       this text
@@ -80,7 +84,20 @@ pub struct Options {
     pub maxactive: Option<u32>,
     /// The calls followed (`--syscalls`), in the probe's order.
     pub syscalls: Vec<Syscall>,
+    /// `--ring`: how events leave the kernel.
+    pub ring: RingKind,
 }
+
+/// `--ring`: perf rings (`bpf_perf_event_output`), or the map rings of
+/// ring/map_ring.rs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingKind {
+    Perf,
+    Map,
+}
+
+/// Events a map ring holds per page of `--pages`.
+pub const MAP_RING_SLOTS_PER_PAGE: usize = 64;
 
 impl Default for Options {
     fn default() -> Options {
@@ -100,6 +117,7 @@ impl Default for Options {
             exit: false,
             maxactive: None,
             syscalls: DEFAULT_SYSCALLS.to_vec(),
+            ring: RingKind::Map,
         }
     }
 }
@@ -294,6 +312,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                         ));
                     }
                 }
+            }
+            "--ring" => {
+                let v = value("--ring")?;
+                o.ring = match v.to_str() {
+                    Some("perf") => RingKind::Perf,
+                    Some("map") => RingKind::Map,
+                    _ => {
+                        return usage(format!(
+                            "--ring {}: unknown kind (perf, map)",
+                            v.to_string_lossy()
+                        ));
+                    }
+                };
             }
             "--buffer" => {
                 let v = value("--buffer")?;

@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::app::abi::{Event, PidNs, ProbeConfig, Syscall};
 use crate::app::batch::{Batcher, ReaderStats};
-use crate::app::cli::Options;
+use crate::app::cli::{MAP_RING_SLOTS_PER_PAGE, Options, RingKind};
 use crate::app::inflight::{self, ExitCounts};
 use crate::app::output::{
     self, Control, Format, LineWriter, Output, OutputReport, Progress, format, log_file,
@@ -36,7 +36,7 @@ use crate::attach::{self, AttachOptions, Attachment};
 use crate::loader::Loaded;
 use crate::obj::ProgramSpec;
 use crate::queue::{Producer, QueueStats};
-use crate::ring::{RingSet, StopHandle};
+use crate::ring::{MapRings, RingSet, StopHandle};
 use crate::sys;
 use crate::{cpus, identity, obj};
 
@@ -412,6 +412,16 @@ fn create_maps(
     {
         spec.maps[i].max_entries = 1;
     }
+    // The map rings (--ring map): one ring_pos and `slots` events per
+    // possible CPU; 1 entry each otherwise.
+    let slots = ring_slots(o);
+    if slots > 0 {
+        for (name, entries) in [("ring_pos", possible), ("ring_events", possible * slots)] {
+            if let Some(i) = spec.map_index(name) {
+                spec.maps[i].max_entries = entries;
+            }
+        }
+    }
     // `probe top`'s tables: not used by the streaming monitor.
     for name in [
         "top_index",
@@ -440,9 +450,18 @@ fn create_maps(
         top_by: None,
         syscalls: o.syscalls.clone(),
         compat_status_off: compat_status_off(o.attach),
+        ring_slots: slots,
     };
     configure(&loaded, cgroup.as_ref(), &config)?;
     Ok(loaded)
+}
+
+/// Events per CPU of a map ring (`--ring map`); 0 for the perf rings.
+fn ring_slots(o: &Options) -> u32 {
+    match o.ring {
+        RingKind::Map => (o.pages * MAP_RING_SLOTS_PER_PAGE).min(1 << 30) as u32,
+        RingKind::Perf => 0,
+    }
 }
 
 /// Where thread_info.status is, for the raw tracepoint programs (0 when
@@ -499,11 +518,14 @@ pub fn configure(
 /// its CPU's index, where `bpf_perf_event_output(BPF_F_CURRENT_CPU)`
 /// writes.
 fn open_rings(o: &Options, loaded: &Loaded, online: &[u32]) -> Result<RingSet> {
+    if o.ring == RingKind::Map {
+        return open_map_rings(o, loaded, online);
+    }
     let mut rings = RingSet::open(online, o.pages)
         .with_context(|| format!("cannot open a perf ring of {} pages per CPU", o.pages))?;
     rings.set_order_window(ORDER_WINDOW);
     let events_map = loaded.map("events")?;
-    for ring in rings.rings() {
+    for ring in rings.perf_rings() {
         let raw = ring.as_fd().as_raw_fd() as u32;
         events_map
             .update(&ring.cpu().to_ne_bytes(), &raw.to_ne_bytes())
@@ -514,8 +536,41 @@ fn open_rings(o: &Options, loaded: &Loaded, online: &[u32]) -> Result<RingSet> {
         &format!(
             "{} rings of {} KiB, reader woken at a quarter full or every {} ms",
             online.len(),
-            rings.rings()[0].data_size() >> 10,
+            rings.perf_rings().next().map_or(0, |r| r.data_size() >> 10),
             MAX_LATENCY.as_millis()
+        ),
+    );
+    Ok(rings)
+}
+
+/// `--ring map`: the probe's two ring arrays mapped into our memory, a
+/// ring per online CPU read from them.
+fn open_map_rings(o: &Options, loaded: &Loaded, online: &[u32]) -> Result<RingSet> {
+    let mapped = |name: &str| -> Result<_> {
+        let map = loaded.map(name)?;
+        let stride = map.stride();
+        Ok((
+            map.mmap()
+                .with_context(|| format!("cannot map the probe's {name} array"))?,
+            stride,
+        ))
+    };
+    let (positions, _) = mapped("ring_pos")?;
+    let (events, slot_size) = mapped("ring_events")?;
+    let maps = Arc::new(MapRings {
+        positions,
+        events,
+        slots: u64::from(ring_slots(o)),
+        slot_size,
+    });
+    let mut rings = RingSet::open_map(online, maps).context("cannot set up the map rings")?;
+    rings.set_order_window(ORDER_WINDOW);
+    debug(
+        o,
+        &format!(
+            "{} map rings of {} events, polled",
+            online.len(),
+            ring_slots(o)
         ),
     );
     Ok(rings)

@@ -116,6 +116,34 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// A cursor from `tail` to `head` (a map ring's, in slots).
+    pub(super) fn at(tail: u64, head: u64) -> Cursor {
+        Cursor {
+            tail,
+            head,
+            size: 0,
+        }
+    }
+
+    pub(super) fn tail(&self) -> u64 {
+        self.tail
+    }
+
+    pub(super) fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// What the next `advance` steps over.
+    pub(super) fn set_size(&mut self, size: u64) {
+        self.size = size;
+    }
+
+    /// Gives up on what is left: nothing more is read this pass.
+    pub(super) fn jump_to_head(&mut self) {
+        self.tail = self.head;
+        self.size = 0;
+    }
+
     /// Consumes the record last peeked.
     pub fn advance(&mut self) {
         self.tail += self.size;

@@ -21,12 +21,18 @@
 //! the thread wakes again when the oldest of them is old enough. A record
 //! that still comes late is delivered anyway; the sink can tell by its
 //! timestamp.
+//!
+//! **Map rings** (`--ring map`, map_ring.rs) have no fd to wake us: the
+//! thread polls them, every `POLL_BUSY` while the last pass found
+//! records and every `POLL_IDLE` otherwise (both well inside the latency
+//! bound). The merge is the same.
 
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::map_ring::{MapRing, MapRings};
 use super::perf_ring::{Cursor, PerfRing, Record};
 use crate::sys::epoll::{Epoll, EventFd, Ready};
 
@@ -47,9 +53,55 @@ pub trait RecordSink {
     fn end_of_pass(&mut self);
 }
 
+/// One CPU's ring, of either kind.
+pub enum Ring {
+    /// A perf ring, filled by `bpf_perf_event_output`.
+    Perf(PerfRing),
+    /// Event slots in mmapable arrays, filled by the programs directly.
+    Map(MapRing),
+}
+
+impl Ring {
+    fn cpu(&self) -> u32 {
+        match self {
+            Ring::Perf(r) => r.cpu(),
+            Ring::Map(r) => r.cpu(),
+        }
+    }
+
+    fn cursor(&self) -> Cursor {
+        match self {
+            Ring::Perf(r) => r.cursor(),
+            Ring::Map(r) => r.cursor(),
+        }
+    }
+
+    #[inline]
+    fn peek(&mut self, c: &mut Cursor) -> Option<Record<'_>> {
+        match self {
+            Ring::Perf(r) => r.peek(c),
+            Ring::Map(r) => r.peek(c),
+        }
+    }
+
+    fn commit(&self, c: &Cursor) {
+        match self {
+            Ring::Perf(r) => r.commit(c),
+            Ring::Map(r) => r.commit(c),
+        }
+    }
+}
+
+/// How often map rings are looked at while records keep coming, and while
+/// none do.
+const POLL_BUSY: Duration = Duration::from_millis(2);
+const POLL_IDLE: Duration = Duration::from_millis(20);
+
 /// Every CPU's ring, and the epoll set that waits on them.
 pub struct RingSet {
-    rings: Vec<PerfRing>,
+    rings: Vec<Ring>,
+    /// Map rings: no fd wakes us, the thread polls.
+    polled: bool,
     /// Per ring, during a pass: where reading stands, and the timestamp of
     /// the record at the cursor (None: the ring is read to its head).
     cursors: Vec<Cursor>,
@@ -91,9 +143,26 @@ impl RingSet {
         for (i, &cpu) in cpus.iter().enumerate() {
             let ring = PerfRing::open(cpu, data_pages, watermark)?;
             epoll.add(ring.as_fd(), i as u64)?;
-            rings.push(ring);
+            rings.push(Ring::Perf(ring));
         }
+        RingSet::with(rings, false, epoll, stop)
+    }
+
+    /// The map ring of each CPU in `cpus` (see map_ring.rs), polled.
+    pub fn open_map(cpus: &[u32], maps: Arc<MapRings>) -> io::Result<RingSet> {
+        let epoll = Epoll::new()?;
+        let stop = EventFd::new()?;
+        epoll.add(stop.as_fd(), STOP_TOKEN)?;
+        let rings = cpus
+            .iter()
+            .map(|&cpu| Ring::Map(MapRing::new(cpu, maps.clone())))
+            .collect();
+        RingSet::with(rings, true, epoll, stop)
+    }
+
+    fn with(rings: Vec<Ring>, polled: bool, epoll: Epoll, stop: EventFd) -> io::Result<RingSet> {
         Ok(RingSet {
+            polled,
             cursors: vec![Cursor::default(); rings.len()],
             next: vec![None; rings.len()],
             oldest_held: None,
@@ -104,9 +173,12 @@ impl RingSet {
         })
     }
 
-    /// The rings, one per CPU.
-    pub fn rings(&self) -> &[PerfRing] {
-        &self.rings
+    /// The perf rings, one per CPU (none for map rings).
+    pub fn perf_rings(&self) -> impl Iterator<Item = &PerfRing> {
+        self.rings.iter().filter_map(|r| match r {
+            Ring::Perf(p) => Some(p),
+            Ring::Map(_) => None,
+        })
     }
 
     /// A handle that stops `run` from another thread.
@@ -207,7 +279,11 @@ impl RingSet {
     /// been done).
     pub fn run(mut self, sink: &mut impl RecordSink, max_latency: Duration) -> io::Result<()> {
         let mut ready = vec![Ready::default(); self.rings.len() + 1];
-        let mut timeout = max_latency;
+        let mut timeout = if self.polled {
+            max_latency.min(POLL_IDLE)
+        } else {
+            max_latency
+        };
         loop {
             // Whole milliseconds, rounded up: never a busy loop.
             let ms = timeout
@@ -227,7 +303,7 @@ impl RingSet {
             } else {
                 crate::sys::monotonic_ns().saturating_sub(self.window_ns)
             };
-            self.drain_until(sink, bound);
+            let records = self.drain_until(sink, bound);
             if stopping {
                 return Ok(());
             }
@@ -244,6 +320,10 @@ impl RingSet {
                 }
                 None => max_latency,
             };
+            if self.polled {
+                let poll = if records > 0 { POLL_BUSY } else { POLL_IDLE };
+                timeout = timeout.min(poll);
+            }
         }
     }
 }

@@ -79,6 +79,9 @@ pub struct SharedMapping {
 // SAFETY: memory shared with the kernel, owned by this value; every
 // access is a bounds-checked volatile one (see `read_words`).
 unsafe impl Send for SharedMapping {}
+// SAFETY: as for Send: shared reads and writes go through volatile or
+// atomic accesses, or through `bytes`, whose caller vouches for them.
+unsafe impl Sync for SharedMapping {}
 
 impl SharedMapping {
     /// Maps the first `len` bytes of `fd`, read-write, shared.
@@ -131,6 +134,32 @@ impl SharedMapping {
             *w = unsafe { std::ptr::read_volatile(self.ptr.add(offset + i * 8) as *const u64) };
         }
         Some(())
+    }
+
+    /// The u64 at byte `offset` (8-aligned) as an atomic, for memory a BPF
+    /// program updates concurrently; None if out of bounds or unaligned.
+    pub fn atomic_u64(&self, offset: usize) -> Option<&std::sync::atomic::AtomicU64> {
+        if offset.checked_add(8)? > self.len || !offset.is_multiple_of(8) {
+            return None;
+        }
+        // SAFETY: in bounds and aligned (checked above); the borrow lives
+        // no longer than the mapping.
+        Some(unsafe { &*(self.ptr.add(offset) as *const std::sync::atomic::AtomicU64) })
+    }
+
+    /// `len` bytes from `offset`, borrowed; None if out of bounds.
+    ///
+    /// # Safety
+    /// Nothing may write those bytes while the borrow lives: the caller
+    /// knows the writer (a BPF program) leaves them alone until told
+    /// (a ring's consumer-owned part).
+    pub unsafe fn bytes(&self, offset: usize, len: usize) -> Option<&[u8]> {
+        if offset.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: in bounds (checked above); no concurrent writer (the
+        // caller's promise).
+        Some(unsafe { std::slice::from_raw_parts(self.ptr.add(offset), len) })
     }
 
     /// Writes zeros over `len` bytes from `offset` (both multiples of 8).

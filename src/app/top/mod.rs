@@ -177,6 +177,7 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
         top_by: Some(o.by),
         syscalls: o.syscalls.clone(),
         compat_status_off: monitor::compat_status_off(o.attach),
+        ring_slots: 0,
     };
     monitor::configure(&loaded, cgroup.as_ref(), &config)?;
     if monitor::interrupted() {
