@@ -197,46 +197,68 @@ static __always_inline void count_drop(void)
 		*lost += 1;
 }
 
-/* --ring map: `ev` into this CPU's next slot, then the head moved on (a
- * compiler barrier between: x86-64 keeps stores in order, so the monitor,
- * reading the head with acquire ordering, sees the slot written). A full
- * ring drops the event, counted like a full perf ring. */
-static __always_inline void ring_send(const struct config *cfg,
-				      const struct event *ev)
+/* --ring map: this CPU's next free slot, to be written and then
+ * published with ring_publish; None (the event dropped and counted, like
+ * for a full perf ring) when the ring is full. */
+static __always_inline struct event *ring_reserve(const struct config *cfg,
+						  struct ring_pos **pos_out)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct ring_pos *pos = bpf_map_lookup_elem(&ring_pos, &cpu);
 	if (!pos) {
 		count_drop();
-		return;
+		return 0;
 	}
 	__u64 head = pos->head;
 	__u64 slots = cfg->ring_slots;
 	if (head - *(volatile __u64 *)&pos->tail >= slots) {
 		count_drop();
-		return;
+		return 0;
 	}
 	__u32 at = cpu * slots + (head & (slots - 1));
 	struct event *slot = bpf_map_lookup_elem(&ring_events, &at);
-	if (!slot) {
+	if (!slot)
 		count_drop();
-		return;
-	}
-	*slot = *ev;
+	*pos_out = pos;
+	return slot;
+}
+
+/* The slot written: the head moved on (a compiler barrier first: x86-64
+ * keeps stores in order, so the monitor, reading the head with acquire
+ * ordering, sees the slot written). */
+static __always_inline void ring_publish(struct ring_pos *pos)
+{
 	asm volatile("" ::: "memory");
-	pos->head = head + 1;
+	pos->head = pos->head + 1;
+}
+
+/* --ring map: a copy of `ev` into this CPU's next slot. */
+static __always_inline void ring_send(const struct config *cfg,
+				      const struct event *ev)
+{
+	struct ring_pos *pos = 0;
+	struct event *slot = ring_reserve(cfg, &pos);
+	if (!slot || !pos)
+		return;
+	*slot = *ev;
+	ring_publish(pos);
+}
+
+/* --ring perf: `size` bytes of `ev` into this CPU's perf ring. */
+static __always_inline void perf_send(void *ctx, struct event *ev, __u64 size)
+{
+	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, ev, size) <
+	    0)
+		count_drop();
 }
 
 static __always_inline void send(void *ctx, const struct config *cfg,
 				 struct event *ev, __u64 size)
 {
-	if (cfg->ring_slots) {
+	if (cfg->ring_slots)
 		ring_send(cfg, ev);
-		return;
-	}
-	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, ev, size) <
-	    0)
-		count_drop();
+	else
+		perf_send(ctx, ev, size);
 }
 
 /* The first bytes of `buf`, `len` of them at most, into ev->preview. */
@@ -308,14 +330,31 @@ static __always_inline int on_entry(void *ctx, __u16 syscall, __u64 fd,
 		store(pid_tgid, comm, syscall, fd, buf, count, cfg->top_by != 0);
 		return 0;
 	}
-	struct event ev = {};
-	fill(&ev, pid_tgid, comm, syscall, fd, count, 0);
 	/* Reading user memory costs a fault-safe copy per call: only when the
 	 * user asked for details, and only for writes, whose buffer is filled
 	 * at entry (a read's is not filled until the call returns). */
-	if (cfg->verbose && IS_WRITE(syscall) && syscall < SYSCALL_READV)
+	int with_preview =
+		cfg->verbose && IS_WRITE(syscall) && syscall < SYSCALL_READV;
+	if (cfg->ring_slots) {
+		/* Filled where it goes: no event on the stack to zero and copy.
+		 * A slot's preview bytes stay as they were unless flagged. */
+		struct ring_pos *pos = 0;
+		struct event *slot = ring_reserve(cfg, &pos);
+		if (!slot || !pos)
+			return 0;
+		fill(slot, pid_tgid, comm, syscall, fd, count, 0);
+		slot->ret = 0;
+		slot->lat_ns = 0;
+		if (with_preview)
+			preview(slot, buf, count);
+		ring_publish(pos);
+		return 0;
+	}
+	struct event ev = {};
+	fill(&ev, pid_tgid, comm, syscall, fd, count, 0);
+	if (with_preview)
 		preview(&ev, buf, count);
-	send(ctx, cfg, &ev, ENTRY_EVENT_SIZE);
+	perf_send(ctx, &ev, ENTRY_EVENT_SIZE);
 	return 0;
 }
 
