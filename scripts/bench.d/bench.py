@@ -163,27 +163,20 @@ def method_modes(attach, suffix, floor_flags):
     return [
         Mode(k("floor"), f"count_floor (in-kernel count){on}", "floor",
              lambda c, d: [FLOOR, *floor_flags, c], rb"count_floor: attached", floor=k("floor")),
-        Mode(k("q"), f"probe --ring perf -q --no-log{on}", "probe",
-             lambda c, d: [PROBE, *pa, "--ring", "perf", "-c", c, "-q", "--no-log"],
-             rb"probe: attached", floor=k("floor")),
-        Mode(k("log"), f"probe --ring perf (stdout + syscalls.log to files){on}", "probe",
-             lambda c, d: [PROBE, *pa, "--ring", "perf", "-c", c, "--log",
-                           os.path.join(d, "syscalls.log")],
-             rb"probe: attached", floor=k("floor")),
-        Mode(k("json"), f"probe --ring perf --json --no-log (to file){on}", "probe",
-             lambda c, d: [PROBE, *pa, "--ring", "perf", "-c", c, "--json", "--no-log"],
-             rb"probe: attached", floor=k("floor")),
-        # The same modes with the events through the map rings (--ring map).
-        Mode(k("qmap"), f"probe -q --no-log (map rings, the default){on}", "probe",
-             lambda c, d: [PROBE, *pa, "--ring", "map", "-c", c, "-q", "--no-log"],
-             rb"probe: attached", floor=k("floor")),
-        Mode(k("logmap"), f"probe (stdout + syscalls.log to files; map rings){on}", "probe",
-             lambda c, d: [PROBE, *pa, "--ring", "map", "-c", c, "--log",
-                           os.path.join(d, "syscalls.log")],
-             rb"probe: attached", floor=k("floor")),
-        Mode(k("jsonmap"), f"probe --json --no-log (to file; map rings){on}", "probe",
-             lambda c, d: [PROBE, *pa, "--ring", "map", "-c", c, "--json", "--no-log"],
-             rb"probe: attached", floor=k("floor")),
+        # The three output modes, through each kind of ring: perf rings
+        # (keys q, log, json) and the map rings, the default (qmap, ...).
+        *[Mode(k(key + tag), f"probe {label}{on}", "probe",
+               (lambda ring, args: lambda c, d: [PROBE, *pa, "--ring", ring, "-c", c, *args(d)])(
+                   ring, args),
+               rb"probe: attached", floor=k("floor"))
+          for ring, tag, how in (("perf", "", "--ring perf "), ("map", "map", ""))
+          for key, label, args in (
+              ("q", f"{how}-q --no-log" + (" (map rings, the default)" if tag else ""),
+               lambda d: ["-q", "--no-log"]),
+              ("log", f"{how}(stdout + syscalls.log to files" + ("; map rings)" if tag else ")"),
+               lambda d: ["--log", os.path.join(d, "syscalls.log")]),
+              ("json", f"{how}--json --no-log (to file" + ("; map rings)" if tag else ")"),
+               lambda d: ["--json", "--no-log"]))],
         Mode(k("floor2"), f"count_floor --exits (in-kernel count, entry + exit hooks){on}", "floor",
              lambda c, d: [FLOOR, *floor_flags, "--exits", c], rb"count_floor: attached",
              floor=k("floor2")),
