@@ -168,8 +168,9 @@ fn report(s: &Summary, o: &Options) {
     if let Some(n @ 1..) = s.recursion_misses {
         let filtered = o.pid.is_some() || o.comm.is_some() || o.cgroup.is_some();
         say(&format!(
-            "lost {n} events: the kernel skipped the probe on calls made while another \
-             BPF program ran on the same CPU (its recursion protection){}",
+            "lost {n} events: the kernel skipped the probe on calls made while a BPF \
+             program (another, or a preempted run of the probe's) ran on the same CPU (its \
+             recursion protection){}",
             probe::app::report::before_filters(filtered)
         ));
     }

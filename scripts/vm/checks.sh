@@ -590,7 +590,7 @@ run_ia32() {
     t0=$(now_cs)
     say "start kernel=$KERNEL method=ia32-raw-tracepoint"
     for btf in "" /sys/kernel/btf/vmlinux; do
-        err=$VMTEST_TMP/ia32.err
+        err=$VMTEST_TMP/ia32${btf:+-btf}.err
         rm -f "$err"
         env ${btf:+PROBE_BTF=$btf} "$PROBE" --exit --attach raw-tracepoint --syscalls all -c ia32load --no-log -q 2>"$err" &
         pid=$!
@@ -603,11 +603,17 @@ run_ia32() {
         stop_probe "$pid" INT
         [ "$STOP_RC" -eq 0 ] || fail="$fail exit-code:$STOP_RC"
         last_counts "$err"
-        [ "$received/$lost" = 8/0 ] || fail="$fail btf=$btf:'$last'(want:received=8 lost=0)"
+        # All 8 received; a loss only where the probe says the kernel's
+        # recursion protection skipped calls (7.2 runs syscall
+        # tracepoint programs preemptibly: a preempted raw_enter makes
+        # the next one on that CPU skip, whoever's call it is).
+        [ "$received" = 8 ] && accounted "$received" "$lost" 8 "$err" &&
+            [ "$lost" = "$(explained_lost "$err")" ] ||
+            fail="$fail btf=$btf:'$last'(want:received=8 lost=0)"
+        [ -n "$fail" ] && dump_failure "ia32-raw-tracepoint" "$err" /dev/null
+        rm -f "$err"
     done
     finish "ia32-raw-tracepoint" "$t0"
-    [ -n "$fail" ] && dump_failure "ia32-raw-tracepoint" "$err" /dev/null
-    rm -f "$err"
 }
 
 # ---------------------------------------------------------------------------

@@ -592,8 +592,9 @@ pub fn report(s: &TopSummary) {
     );
     if let Some(n @ 1..) = s.recursion_misses {
         say(&format!(
-            "lost {n} calls: the kernel skipped the probe on calls made while another \
-             BPF program ran on the same CPU (its recursion protection){}",
+            "lost {n} calls: the kernel skipped the probe on calls made while a BPF \
+             program (another, or a preempted run of the probe's) ran on the same CPU (its \
+             recursion protection){}",
             report::before_filters(s.filtered)
         ));
     }
