@@ -443,11 +443,17 @@ run_exit() {
     paste -d' ' "$log.1" "$log.2" "$log.3" "$log.4" "$log.5" | sort >"$log.calls"
     grep -v '^blocked_read_ns' "$truth" | sort >"$truth.calls"
     # Call for call: none in the log that loadgen did not make, and as
-    # many of loadgen's missing as were counted lost.
+    # many of loadgen's missing as were counted lost (at most as many when
+    # the kernel's recursion protection skipped calls: those are counted
+    # before the filters, so some may be other processes'; 7.2 under TCG
+    # preempts raw tracepoint programs often enough to skip many).
     diff -U0 "$truth.calls" "$log.calls" >"$log.diff"
     extra=$(grep -c '^+[0-9]' "$log.diff")
     missing=$(grep -c '^-[0-9]' "$log.diff")
-    if [ "$extra" != 0 ] || [ "$missing" != "${lost:-x}" ]; then
+    missing_ok=0
+    [ "$missing" = "${lost:-x}" ] && missing_ok=1
+    grep -q 'its recursion protection' "$err" && [ "$missing" -le "${lost:-0}" ] && missing_ok=1
+    if [ "$extra" != 0 ] || [ "$missing_ok" != 1 ]; then
         fail="$fail calls-differ:$extra-extra,$missing-missing"
         head -n 20 "$log.diff" | out
     fi
