@@ -511,7 +511,13 @@ run_exit_missed() {
     # the kernel's default): at least 16 - N returns were missed.
     limit=$(sed -n 's/.*each return probe follows at most \([0-9]*\) calls at once.*/\1/p' "$err")
     case $m in
-    tracepoint | raw-tracepoint) [ "$missed" = 0 ] || fail="$fail tracepoint-missed:$missed" ;;
+    tracepoint | raw-tracepoint)
+        # No maxactive there: a return is missed only when the kernel's
+        # recursion protection skipped the exit program, and then said
+        # (7.2 preempts syscall tracepoint programs, under TCG often).
+        [ "$missed" = 0 ] || grep -q 'skipped the exit hook (its recursion protection' "$err" ||
+            fail="$fail tracepoint-missed:$missed"
+        ;;
     *)
         [ "$missed" -gt 0 ] || fail="$fail nothing-missed-with-16-in-flight"
         [ -n "$limit" ] && [ "$missed" -ge $((16 - limit)) ] ||
