@@ -397,7 +397,15 @@ last_counts() {
 accounted() {
     [ -n "$1" ] || return 1
     [ $(($1 + $2)) = "$3" ] && return 0
-    grep -q 'its recursion protection' "$4" && [ "$1" -le "$3" ] && [ $(($1 + $2)) -ge "$3" ]
+    skips_said "$4" && [ "$1" -le "$3" ] && [ $(($1 + $2)) -ge "$3" ]
+}
+
+# skips_said ERRFILE: the probe said the kernel's recursion protection
+# skipped some of its runs (another BPF program on the CPU, or on 7.2 a
+# preempted run of its own): the one case where a check may see fewer
+# calls than were made, as long as the loss is counted.
+skips_said() {
+    grep -q 'its recursion protection' "$1"
 }
 
 # field KEY < LOG: KEY's value on each event line ("-" where absent).
@@ -452,7 +460,7 @@ run_exit() {
     missing=$(grep -c '^-[0-9]' "$log.diff")
     missing_ok=0
     [ "$missing" = "${lost:-x}" ] && missing_ok=1
-    grep -q 'its recursion protection' "$err" && [ "$missing" -le "${lost:-0}" ] && missing_ok=1
+    skips_said "$err" && [ "$missing" -le "${lost:-0}" ] && missing_ok=1
     if [ "$extra" != 0 ] || [ "$missing_ok" != 1 ]; then
         fail="$fail calls-differ:$extra-extra,$missing-missing"
         head -n 20 "$log.diff" | out

@@ -557,21 +557,18 @@ fn open_map_rings(o: &Options, loaded: &Loaded, online: &[u32]) -> Result<RingSe
     };
     let (positions, _) = mapped("ring_pos")?;
     let (events, slot_size) = mapped("ring_events")?;
+    let slots = ring_slots(o);
     let maps = Arc::new(MapRings {
         positions,
         events,
-        slots: u64::from(ring_slots(o)),
+        slots: u64::from(slots),
         slot_size,
     });
     let mut rings = RingSet::open_map(online, maps).context("cannot set up the map rings")?;
     rings.set_order_window(ORDER_WINDOW);
     debug(
         o,
-        &format!(
-            "{} map rings of {} events, polled",
-            online.len(),
-            ring_slots(o)
-        ),
+        &format!("{} map rings of {slots} events, polled", online.len()),
     );
     Ok(rings)
 }
