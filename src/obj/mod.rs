@@ -10,7 +10,7 @@
 //! only load wrongly (CO-RE relocations, externs) is refused.
 
 pub mod btf;
-mod btf_ext;
+
 mod insn;
 mod link;
 mod parse;

@@ -22,7 +22,9 @@ use object::{
 
 use super::link::{Function, Linked, Linker};
 use super::section::{self, Class};
-use super::{MapSpec, ObjectSpec, ParseError, Skipped, SkippedKind, bail_parse, btf_ext};
+use super::{
+    MapSpec, ObjectSpec, ParseError, Skipped, SkippedKind, bail_parse, btf::ext as btf_ext,
+};
 
 /// The legacy `struct bpf_map_def`: type, key size, value size, max
 /// entries, flags, each a u32. 16 bytes is the oldest form (no flags).
@@ -521,7 +523,7 @@ fn refuse_core_relocations(elf: &Elf, names: &Names, bytes: &[u8]) -> Result<(),
         let count = header
             .data(endian, bytes)
             .map_err(|e| format!("unreadable: {e}"))
-            .and_then(btf_ext::core_relocations);
+            .and_then(|d| btf_ext::parse(d).map(|e| e.core_count()));
         match count {
             Ok(0) => {}
             Ok(n) => bail_parse!(

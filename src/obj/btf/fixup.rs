@@ -1,0 +1,1 @@
+//! An object's BTF made ready for the kernel (to be written).
