@@ -29,6 +29,9 @@ typedef signed long long __s64;
 
 /* A map as the loader reads it from the "maps" section: five u32 words.
  * max_entries 0 on a perf event array means "one slot per possible CPU". */
+/* Legacy maps: a struct bpf_map_def in the "maps" section, read as bytes
+ * by the loader. The seed's test programs (bpf/tests, bpf/examples) keep
+ * them: the loader still takes them. */
 struct bpf_map_def {
 	__u32 type;
 	__u32 key_size;
@@ -41,6 +44,25 @@ struct bpf_map_def {
 		.type = kind, .key_size = sizeof(key), \
 		.value_size = sizeof(value), .max_entries = entries, \
 	}
+
+/* BTF-defined maps, as libbpf 1.x wants them: a variable in ".maps" whose
+ * type says everything and whose bytes say nothing. __uint(name, N) is a
+ * pointer to an array of N ints, so N lives in the BTF; __type(name, T)
+ * a pointer to T, so T's size and its BTF id do. The probe's own maps are
+ * these (the loader gives the kernel the key and value types, so
+ * `bpftool map dump` prints them as C values). */
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
+#define BTF_MAP_FLAGS(_name, _kind, _key, _value, _entries, _flags) \
+	struct { \
+		__uint(type, _kind); \
+		__type(key, _key); \
+		__type(value, _value); \
+		__uint(max_entries, _entries); \
+		__uint(map_flags, _flags); \
+	} _name SEC(".maps")
+#define BTF_MAP(_name, _kind, _key, _value, _entries) \
+	BTF_MAP_FLAGS(_name, _kind, _key, _value, _entries, 0)
 
 /* Helpers, called through their fixed ids. */
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;

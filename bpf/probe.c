@@ -28,8 +28,8 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-BPF_MAP(events, BPF_MAP_TYPE_PERF_EVENT_ARRAY, __u32, __u32, 0);
-BPF_MAP(config_map, BPF_MAP_TYPE_ARRAY, __u32, struct config, 1);
+BTF_MAP(events, BPF_MAP_TYPE_PERF_EVENT_ARRAY, __u32, __u32, 0);
+BTF_MAP(config_map, BPF_MAP_TYPE_ARRAY, __u32, struct config, 1);
 /* --ring map: one single-producer ring of event slots per CPU, in two
  * arrays the monitor maps into its memory (BPF_F_MMAPABLE, 5.5+): CPU c
  * owns slots [c * ring_slots, (c + 1) * ring_slots) of ring_events and
@@ -39,33 +39,23 @@ BPF_MAP(config_map, BPF_MAP_TYPE_ARRAY, __u32, struct config, 1);
  * and a raw tracepoint program never inside itself (and one program
  * writes: raw_enter, or with --exit raw_exit). The monitor sizes both
  * maps (1 entry when the perf rings are used). */
-struct bpf_map_def SEC("maps") ring_pos = {
-	.type = BPF_MAP_TYPE_ARRAY,
-	.key_size = sizeof(__u32),
-	.value_size = sizeof(struct ring_pos),
-	.max_entries = 1,
-	.map_flags = BPF_F_MMAPABLE,
-};
-struct bpf_map_def SEC("maps") ring_events = {
-	.type = BPF_MAP_TYPE_ARRAY,
-	.key_size = sizeof(__u32),
-	.value_size = sizeof(struct event),
-	.max_entries = 1,
-	.map_flags = BPF_F_MMAPABLE,
-};
+BTF_MAP_FLAGS(ring_pos, BPF_MAP_TYPE_ARRAY, __u32, struct ring_pos, 1,
+	      BPF_F_MMAPABLE);
+BTF_MAP_FLAGS(ring_events, BPF_MAP_TYPE_ARRAY, __u32, struct event, 1,
+	      BPF_F_MMAPABLE);
 /* Slot 0: events bpf_perf_event_output could not write (ring full). */
-BPF_MAP(drops, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, 1);
+BTF_MAP(drops, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, 1);
 /* Slot 0: the cgroup v2 directory of --cgroup (an fd, set by the monitor). */
-BPF_MAP(cgroup_filter, BPF_MAP_TYPE_CGROUP_ARRAY, __u32, __u32, 1);
+BTF_MAP(cgroup_filter, BPF_MAP_TYPE_CGROUP_ARRAY, __u32, __u32, 1);
 /* --exit: one record per thread, by thread id, reused in place from call
  * to call (EVENT_PENDING while the call is in flight): a map update and a
  * delete per call would cost more than the rest of the probe. LRU: the
  * records of threads that died must not fill the map for good (the monitor
  * also removes them, inflight.rs); an eviction of a pending record is
  * found by the counts (stored - matched - missed - left at the end). */
-BPF_MAP(inflight, BPF_MAP_TYPE_LRU_HASH, __u32, struct inflight, 65536);
+BTF_MAP(inflight, BPF_MAP_TYPE_LRU_HASH, __u32, struct inflight, 65536);
 /* --exit: the COUNT_* slots of event.h. */
-BPF_MAP(exit_counts, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, EXIT_COUNTS);
+BTF_MAP(exit_counts, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, EXIT_COUNTS);
 /* probe top: cumulative counts per key and syscall, never reset here (the
  * monitor computes each interval's share, and recycles the rows of exited
  * processes after reading them). A row lives in a slot of top_rows, an
@@ -76,25 +66,20 @@ BPF_MAP(exit_counts, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, EXIT_COUNTS);
  * to count slots out). No free slot: the call counts in its syscall's
  * slot of top_other; nothing is ever evicted. The monitor shrinks these
  * maps to 1 entry when it is not top, and fills top_free at the start. */
-BPF_MAP(top_index, BPF_MAP_TYPE_HASH, struct top_key, __u32, 10240);
-struct bpf_map_def SEC("maps") top_rows = {
-	.type = BPF_MAP_TYPE_ARRAY,
-	.key_size = sizeof(__u32),
-	.value_size = sizeof(struct top_row),
-	.max_entries = 10240,
-	.map_flags = BPF_F_MMAPABLE,
-};
-struct bpf_map_def SEC("maps") top_free = {
-	.type = BPF_MAP_TYPE_QUEUE,
-	.key_size = 0,
-	.value_size = sizeof(__u32),
-	.max_entries = 10240,
-};
-BPF_MAP(top_other, BPF_MAP_TYPE_ARRAY, __u32, struct top_value, SYSCALLS);
+BTF_MAP(top_index, BPF_MAP_TYPE_HASH, struct top_key, __u32, 10240);
+BTF_MAP_FLAGS(top_rows, BPF_MAP_TYPE_ARRAY, __u32, struct top_row, 10240,
+	      BPF_F_MMAPABLE);
+/* A queue has no key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__type(value, __u32);
+	__uint(max_entries, 10240);
+} top_free SEC(".maps");
+BTF_MAP(top_other, BPF_MAP_TYPE_ARRAY, __u32, struct top_value, SYSCALLS);
 /* Each row's errors by errno; when full, in top_errors_other by syscall
  * and errno (so are the errors of the calls in top_other). */
-BPF_MAP(top_errors, BPF_MAP_TYPE_HASH, struct top_err_key, __u64, 10240);
-BPF_MAP(top_errors_other, BPF_MAP_TYPE_ARRAY, __u32, __u64,
+BTF_MAP(top_errors, BPF_MAP_TYPE_HASH, struct top_err_key, __u64, 10240);
+BTF_MAP(top_errors_other, BPF_MAP_TYPE_ARRAY, __u32, __u64,
 	SYSCALLS * ERRNO_SLOTS);
 
 /* x86-64 struct pt_regs offsets (arch/x86/include/asm/ptrace.h). */

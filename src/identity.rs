@@ -101,6 +101,7 @@ fn ask_the_kernel() -> io::Result<u32> {
             insns: &WHOAMI,
             license: &license,
             kern_version: 0,
+            btf: None,
         },
         None,
     )?;

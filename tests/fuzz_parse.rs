@@ -838,12 +838,17 @@ fn an_unreadable_btf_ext_is_refused() {
         outside.starts_with(".BTF.ext is malformed (CO-RE part (4294967295 bytes at "),
         "{outside}"
     );
-    // A header too old to have a CO-RE part: nothing to refuse.
+    // A header too old to have a CO-RE part: the other parts' offsets now
+    // count from 8 bytes earlier, so what they point at is not records.
     let f = fields
         .iter()
         .find(|f| f.what == ".BTF.ext hdr_len")
         .unwrap();
     let mut bytes = original.to_vec();
     write(&mut bytes, f, 24);
-    assert!(obj::parse(&bytes).is_ok());
+    let refused = refusal(&bytes);
+    assert!(
+        refused.starts_with(".BTF.ext is malformed (8 func_info records run past"),
+        "{refused}"
+    );
 }

@@ -274,7 +274,8 @@ fn subprograms_are_appended_once_each_and_only_when_reached() {
         p.map_refs,
         [MapRef {
             insn_index: 11 + 3,
-            map_index: 0
+            map_index: 0,
+            value_offset: None,
         }]
     );
     let targets: Vec<(usize, RelocTarget)> = p
@@ -300,7 +301,8 @@ fn subprograms_are_appended_once_each_and_only_when_reached() {
         p.map_refs,
         [MapRef {
             insn_index: 4 + 3,
-            map_index: 0
+            map_index: 0,
+            value_offset: None,
         }]
     );
 }

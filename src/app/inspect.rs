@@ -106,6 +106,7 @@ pub fn describe(spec: &ObjectSpec) -> String {
         for r in &p.relocations {
             let target = match &r.target {
                 RelocTarget::Map(m) => format!("map {m}"),
+                RelocTarget::Data(m, offset) => format!("map {m} value+{offset}"),
                 RelocTarget::Subprogram(f) => format!("subprogram {f}"),
             };
             let _ = writeln!(

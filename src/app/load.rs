@@ -39,6 +39,9 @@ pub fn run(path: &Path) -> Result<Verdicts> {
     let loaded = Loaded::create_maps(spec, crate::cpus::possible_count()?)
         .with_context(|| format!("{shown}: its maps could not be created"))?;
     let mut text = String::new();
+    for note in loaded.notes() {
+        let _ = writeln!(text, "{note}");
+    }
     let mut accepted = 0;
     let programs = &loaded.spec.programs;
     for p in programs {

@@ -22,6 +22,9 @@ pub const OP_LD_IMM64: u8 = 0x18;
 pub const OP_CALL: u8 = 0x85;
 /// src_reg of an ld_imm64 whose immediate is a map fd.
 pub const PSEUDO_MAP_FD: u8 = 1;
+/// src_reg of an ld_imm64 whose immediate is a map fd and whose second
+/// half's immediate an offset into its (single) value: global data.
+pub const PSEUDO_MAP_VALUE: u8 = 2;
 /// src_reg of a call whose immediate is a relative instruction offset.
 pub const PSEUDO_CALL: u8 = 1;
 

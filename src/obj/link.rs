@@ -14,10 +14,13 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::btf::Btf;
+use super::btf::ext::{self as btf_ext, BtfExt};
 use super::insn::{INSN_SIZE, OP_LD_IMM64, decode_all};
-use super::parse::{CodeSection, RawReloc, Shared, SkippedTarget};
+use super::parse::{CodeSection, MapSite, RawReloc, Shared, SkippedTarget};
 use super::{
-    Insn, MapRef, ParseError, ProgramKind, ProgramSpec, RelocTarget, Relocation, bail_parse,
+    CoreSite, FuncInfo, Insn, LineInfo, MapRef, ParseError, ProgramKind, ProgramSpec, RelocTarget,
+    Relocation, bail_parse,
 };
 
 /// R_BPF_64_64: a 64-bit immediate load of a symbol's address (maps).
@@ -47,7 +50,7 @@ type Skip = Option<String>;
 
 /// A program ready for its map fds, or why this loader cannot load it.
 pub(super) enum Linked<'s, 'a> {
-    Ready(Linker<'s, 'a>),
+    Ready(Box<Linker<'s, 'a>>),
     Skipped(String),
 }
 
@@ -61,6 +64,49 @@ pub(super) struct Linker<'s, 'a> {
     subprograms: Vec<String>,
     /// Positions in `shared.text_functions` appended but not yet fixed up.
     to_fix: VecDeque<usize>,
+    /// Where each function went: (from `.text`, start offset in its
+    /// section, size, first instruction in `insns`); the entry first.
+    placements: Vec<(bool, u64, u64, usize)>,
+    func_info: Vec<FuncInfo>,
+    line_info: Vec<LineInfo>,
+    core: Vec<CoreSite>,
+}
+
+/// `.BTF.ext`'s records by section name.
+#[derive(Default)]
+pub(super) struct ExtInfo {
+    sections: HashMap<String, SectionExt>,
+}
+
+#[derive(Default)]
+struct SectionExt {
+    funcs: Vec<btf_ext::FuncInfo>,
+    lines: Vec<btf_ext::LineInfo>,
+    core: Vec<btf_ext::CoreRelo>,
+}
+
+impl ExtInfo {
+    /// The records of `ext`, their sections named through `btf`'s strings.
+    pub fn new(btf: Option<&Btf>, ext: Option<&BtfExt>) -> ExtInfo {
+        let mut info = ExtInfo::default();
+        let (Some(btf), Some(ext)) = (btf, ext) else {
+            return info;
+        };
+        let name = |off: u32| btf.string(off).unwrap_or_default().to_string();
+        for s in &ext.funcs {
+            let entry = info.sections.entry(name(s.name_off)).or_default();
+            entry.funcs.extend(&s.records);
+        }
+        for s in &ext.lines {
+            let entry = info.sections.entry(name(s.name_off)).or_default();
+            entry.lines.extend(&s.records);
+        }
+        for s in &ext.core {
+            let entry = info.sections.entry(name(s.name_off)).or_default();
+            entry.core.extend(&s.records);
+        }
+        info
+    }
 }
 
 impl<'s, 'a> Linker<'s, 'a> {
@@ -85,6 +131,10 @@ impl<'s, 'a> Linker<'s, 'a> {
             placed: HashMap::new(),
             subprograms: Vec::new(),
             to_fix: VecDeque::new(),
+            placements: vec![(false, entry.start, entry.size, 0)],
+            func_info: Vec::new(),
+            line_info: Vec::new(),
+            core: Vec::new(),
         };
         if let Some(why) = linker.fix_up(section, entry, 0)? {
             return Ok(Linked::Skipped(why));
@@ -103,7 +153,7 @@ impl<'s, 'a> Linker<'s, 'a> {
                 return Ok(Linked::Skipped(why));
             }
         }
-        Ok(Linked::Ready(linker))
+        Ok(Linked::Ready(Box::new(linker)))
     }
 
     pub fn into_spec(self, name: String, section: String, kind: ProgramKind) -> ProgramSpec {
@@ -115,7 +165,76 @@ impl<'s, 'a> Linker<'s, 'a> {
             map_refs: self.map_refs,
             relocations: self.relocations,
             subprograms: self.subprograms,
+            func_info: self.func_info,
+            line_info: self.line_info,
+            core: self.core,
         }
+    }
+
+    /// Takes the program's `.BTF.ext` records (its own section's for the
+    /// entry, `.text`'s for each subprogram), each moved from a byte offset
+    /// in its section to an instruction index in the linked program. A
+    /// program whose functions do not each have exactly one func_info gets
+    /// none (nor line info): the kernel would refuse the mismatch.
+    pub fn attach_ext_info(
+        &mut self,
+        ext: &ExtInfo,
+        code: &CodeSection<'a>,
+        _entry: &Function<'a>,
+    ) -> Result<(), ParseError> {
+        let moved = |off: u32, start: u64, size: u64, base: usize| -> Option<u32> {
+            let off = u64::from(off);
+            if off < start || off - start >= size || off % INSN_SIZE as u64 != 0 {
+                return None;
+            }
+            u32::try_from(base as u64 + (off - start) / INSN_SIZE as u64).ok()
+        };
+        for &(in_text, start, size, base) in &self.placements {
+            let name = if in_text { ".text" } else { code.name };
+            let Some(records) = ext.sections.get(name) else {
+                continue;
+            };
+            let budget = &self.shared.budget;
+            for f in &records.funcs {
+                if let Some(insn_off) = moved(f.insn_off, start, size, base) {
+                    budget.charge(std::mem::size_of::<FuncInfo>())?;
+                    self.func_info.push(FuncInfo {
+                        insn_off,
+                        type_id: f.type_id,
+                    });
+                }
+            }
+            for l in &records.lines {
+                if let Some(insn_off) = moved(l.insn_off, start, size, base) {
+                    budget.charge(std::mem::size_of::<LineInfo>())?;
+                    self.line_info.push(LineInfo {
+                        insn_off,
+                        file_name_off: l.file_name_off,
+                        line_off: l.line_off,
+                        line_col: l.line_col,
+                    });
+                }
+            }
+            for c in &records.core {
+                if let Some(index) = moved(c.insn_off, start, size, base) {
+                    budget.charge(std::mem::size_of::<CoreSite>())?;
+                    self.core.push(CoreSite {
+                        insn_index: index as usize,
+                        relo: *c,
+                    });
+                }
+            }
+        }
+        self.func_info.sort_by_key(|f| f.insn_off);
+        self.func_info.dedup_by_key(|f| f.insn_off);
+        self.line_info.sort_by_key(|l| l.insn_off);
+        self.line_info.dedup_by_key(|l| l.insn_off);
+        self.core.sort_by_key(|c| c.insn_index);
+        if self.func_info.len() != self.placements.len() {
+            self.func_info.clear();
+            self.line_info.clear();
+        }
+        Ok(())
     }
 
     /// Applies the relocations of one function copied at `base`, up to the
@@ -222,9 +341,9 @@ impl<'s, 'a> Linker<'s, 'a> {
         } else {
             Some(reloc.symbol_address)
         };
-        if Some(target_section) != self.shared.maps_section {
+        let Some(site) = self.shared.map_sites.get(&target_section) else {
             if let Some(target) = self.shared.skipped_targets.get(&target_section) {
-                return Ok(Some(uses_skipped(reloc, offset, target)));
+                return Ok(Some(uses_skipped(reloc, target)));
             }
             if self.shared.code_sections.contains(&target_section) {
                 let what = if reloc.symbol_is_section {
@@ -241,23 +360,71 @@ impl<'s, 'a> Linker<'s, 'a> {
                 section.name,
                 reloc.symbol
             );
+        };
+        match site {
+            MapSite::Defs { maps, skipped } => {
+                let found = offset.and_then(|o| maps.binary_search_by_key(&o, |m| m.0).ok());
+                let Some(map_index) = found.map(|i| maps[i].1) else {
+                    let skip = offset
+                        .and_then(|o| skipped.iter().find(|s| s.0 == o))
+                        .map(|(_, name, why)| format!("uses map {name}, which is skipped ({why})"));
+                    if let Some(why) = skip {
+                        return Ok(Some(why));
+                    }
+                    bail_parse!(
+                        "{}: {} does not point at the start of a map definition",
+                        section.name,
+                        reloc.symbol
+                    );
+                };
+                let Some(map_name) = self.shared.map_names.get(map_index) else {
+                    bail_parse!("internal: map {map_index} has no name");
+                };
+                self.map_refs.push(MapRef {
+                    insn_index: index,
+                    map_index,
+                    value_offset: None,
+                });
+                self.record(index, reloc.symbol, RelocTarget::Map, map_name)?;
+            }
+            MapSite::Data { map_index, size } => {
+                // A variable's symbol, or the section's with the offset in
+                // the immediate: either way the symbol's value plus it.
+                // A section symbol: the offset is in the immediate; a
+                // variable's: its value, plus any immediate.
+                let at = if reloc.symbol_is_section {
+                    offset
+                } else {
+                    reloc.symbol_address.checked_add_signed(insn.imm.into())
+                };
+                let Some(at) = at
+                    .filter(|&a| a < *size)
+                    .and_then(|a| u32::try_from(a).ok())
+                else {
+                    bail_parse!(
+                        "{}: {} points outside its section ({size} bytes)",
+                        section.name,
+                        reloc.symbol
+                    );
+                };
+                let Some(map_name) = self.shared.map_names.get(*map_index) else {
+                    bail_parse!("internal: map {map_index} has no name");
+                };
+                self.map_refs.push(MapRef {
+                    insn_index: index,
+                    map_index: *map_index,
+                    value_offset: Some(at),
+                });
+                let budget = &self.shared.budget;
+                budget.charge(std::mem::size_of::<Relocation>())?;
+                let relocation = Relocation {
+                    insn_index: index,
+                    symbol: budget.string(reloc.symbol)?,
+                    target: RelocTarget::Data(budget.string(map_name)?, at.into()),
+                };
+                self.relocations.push(relocation);
+            }
         }
-        let map_index = offset.and_then(|o| self.shared.map_offsets.binary_search(&o).ok());
-        let Some(map_index) = map_index else {
-            bail_parse!(
-                "{}: {} does not point at the start of a map definition",
-                section.name,
-                reloc.symbol
-            );
-        };
-        let Some(map_name) = self.shared.map_names.get(map_index) else {
-            bail_parse!("internal: map {map_index} has no name");
-        };
-        self.map_refs.push(MapRef {
-            insn_index: index,
-            map_index,
-        });
-        self.record(index, reloc.symbol, RelocTarget::Map, map_name)?;
         Ok(None)
     }
 
@@ -351,24 +518,20 @@ impl<'s, 'a> Linker<'s, 'a> {
         let name = shared.budget.string(function.name)?;
         self.insns.extend(decode_all(code));
         self.placed.insert(function.start, base);
+        self.placements
+            .push((true, function.start, function.size, base));
         self.subprograms.push(name);
         self.to_fix.push_back(position);
         Ok((base, function.name))
     }
 }
 
-/// Why a program that loads `reloc` (at `offset` in its section, when that
-/// is known) from a skipped section is skipped too.
-fn uses_skipped(reloc: &RawReloc, offset: Option<u64>, target: &SkippedTarget) -> String {
-    let what = match &target.maps {
-        Some(maps) => {
-            let named = offset
-                .and_then(|o| maps.binary_search_by_key(&o, |&(at, _)| at).ok())
-                .map(|i| maps[i].1);
-            format!("map {}", named.unwrap_or(reloc.symbol))
-        }
-        None if reloc.symbol_is_section => target.section.to_string(),
-        None => format!("{} in {}", reloc.symbol, target.section),
+/// Why a program that loads `reloc` from a skipped section is skipped too.
+fn uses_skipped(reloc: &RawReloc, target: &SkippedTarget) -> String {
+    let what = if reloc.symbol_is_section {
+        target.section.to_string()
+    } else {
+        format!("{} in {}", reloc.symbol, target.section)
     };
     format!("uses {what}, which is skipped ({})", target.reason)
 }

@@ -2,21 +2,26 @@
 //! and maps out. No syscalls here, so all of it is testable without root and
 //! safe to feed hostile files (every offset and size is checked).
 //!
-//! What the loader reads: programs in `kprobe/FUNCTION` and
-//! `tracepoint/CATEGORY/NAME` sections, maps in the legacy `maps` section,
-//! bpf-to-bpf calls into `.text`. What it cannot use (other program kinds,
-//! BTF-defined maps, global data, and the programs that need them) is
-//! listed in `ObjectSpec::skipped`, never dropped silently. What it could
-//! only load wrongly (CO-RE relocations, externs) is refused.
+//! What the loader reads: programs in `kprobe/FUNCTION`,
+//! `tracepoint/CATEGORY/NAME` and `raw_tracepoint/NAME` sections, maps in
+//! the legacy `maps` section and BTF-defined maps in `.maps`, global data
+//! (`.data`, `.rodata`, `.bss` and their `.NAME` siblings) as one-entry
+//! array maps, bpf-to-bpf calls into `.text`, the object's BTF with its
+//! function and line info, and CO-RE relocation records (applied by the
+//! loader against the running kernel's BTF). What it cannot use (other
+//! program kinds, map-in-map, and the programs that need them) is listed
+//! in `ObjectSpec::skipped`, never dropped silently. What it could only
+//! load wrongly (externs) is refused.
 
 pub mod btf;
+mod data;
 
 mod insn;
 mod link;
 mod parse;
 mod section;
 
-pub use insn::{INSN_SIZE, Insn, OP_LD_IMM64, PSEUDO_MAP_FD};
+pub use insn::{INSN_SIZE, Insn, OP_LD_IMM64, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 pub use parse::parse;
 
 /// Where a program attaches, from its section name.
@@ -60,8 +65,20 @@ impl ProgramKind {
     }
 }
 
+/// Where a map was defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapOrigin {
+    /// The legacy `maps` section (`struct bpf_map_def`).
+    Legacy,
+    /// `.maps`, described by BTF (`__uint(type, ...)`, `__type(key, ...)`).
+    Btf,
+    /// A global data section (`.data`, `.rodata`, `.bss`, ...): one entry
+    /// of the section's size, which programs address directly.
+    Data,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
-/// A map from the legacy `maps` section.
+/// A map the object defines.
 pub struct MapSpec {
     /// Its symbol's name.
     pub name: String,
@@ -75,15 +92,90 @@ pub struct MapSpec {
     pub max_entries: u32,
     /// `map_flags`.
     pub flags: u32,
+    /// Where it was defined.
+    pub origin: MapOrigin,
+    /// The key's and value's types in the object's BTF (0: none), given
+    /// to the kernel with the BTF so that bpftool can print entries.
+    pub btf_key_type_id: u32,
+    /// See `btf_key_type_id`.
+    pub btf_value_type_id: u32,
+    /// Global data: the value's first contents (None: all zero, as for
+    /// `.bss`). `ObjectSpec::set_global` writes into it before loading.
+    pub initial: Option<Vec<u8>>,
+    /// Made read-only for user space once its contents are written
+    /// (`.rodata`: the verifier then knows the values and prunes code).
+    pub freeze: bool,
 }
 
-/// An ld_imm64 at `insn_index` that must be given the fd of map `map_index`.
+/// A variable of a global data section, from the symbol table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalVar {
+    /// Its name (`target_tgid`).
+    pub name: String,
+    /// The map of its section, in `ObjectSpec::maps`.
+    pub map_index: usize,
+    /// Bytes from the section's start.
+    pub offset: u64,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// An ld_imm64 at `insn_index` that must be given the fd of map
+/// `map_index` (a map), or the address of its value plus `value_offset`
+/// (global data: `BPF_PSEUDO_MAP_VALUE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapRef {
     /// Index of the `ld_imm64` in the linked program.
     pub insn_index: usize,
     /// Index of the map in `ObjectSpec::maps`.
     pub map_index: usize,
+    /// For global data: the byte offset in the map's value.
+    pub value_offset: Option<u32>,
+}
+
+/// `struct bpf_func_info` as BPF_PROG_LOAD takes it: where a function of
+/// the linked program starts (in instructions) and its FUNC type id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FuncInfo {
+    /// Its first instruction's index in the linked program.
+    pub insn_off: u32,
+    /// Its FUNC type in the object's BTF.
+    pub type_id: u32,
+}
+
+/// `struct bpf_line_info` as BPF_PROG_LOAD takes it: the C source line of
+/// an instruction, which the verifier quotes in its log.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineInfo {
+    /// The instruction's index in the linked program.
+    pub insn_off: u32,
+    /// The file name, in the BTF's strings.
+    pub file_name_off: u32,
+    /// The line's text, in the BTF's strings.
+    pub line_off: u32,
+    /// Line number << 10 | column.
+    pub line_col: u32,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<FuncInfo>() == 8);
+    assert!(std::mem::offset_of!(FuncInfo, type_id) == 4);
+    assert!(std::mem::size_of::<LineInfo>() == 16);
+    assert!(std::mem::offset_of!(LineInfo, file_name_off) == 4);
+    assert!(std::mem::offset_of!(LineInfo, line_off) == 8);
+    assert!(std::mem::offset_of!(LineInfo, line_col) == 12);
+};
+
+/// A CO-RE relocation of a linked program: the record, with its
+/// instruction's index in the linked program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoreSite {
+    /// The instruction to patch, in the linked program.
+    pub insn_index: usize,
+    /// The record (its insn_off still the section's byte offset).
+    pub relo: btf::ext::CoreRelo,
 }
 
 /// What a relocation resolved to, kept for `probe inspect` and the tests.
@@ -91,6 +183,8 @@ pub struct MapRef {
 pub enum RelocTarget {
     /// A map, by name.
     Map(String),
+    /// A global data map's value, by the map's name, at a byte offset.
+    Data(String, u64),
     /// A `.text` function, by name, appended to the program.
     Subprogram(String),
 }
@@ -124,6 +218,13 @@ pub struct ProgramSpec {
     pub relocations: Vec<Relocation>,
     /// Names of the subprograms appended, in order.
     pub subprograms: Vec<String>,
+    /// One per function (the program, then each subprogram), from
+    /// `.BTF.ext`; empty without it.
+    pub func_info: Vec<FuncInfo>,
+    /// Source lines, from `.BTF.ext`, in instruction order.
+    pub line_info: Vec<LineInfo>,
+    /// CO-RE relocations, in instruction order.
+    pub core: Vec<CoreSite>,
 }
 
 impl ProgramSpec {
@@ -133,9 +234,17 @@ impl ProgramSpec {
     pub fn insns_with_map_fds(&self, map_fds: &[i32]) -> Option<Vec<Insn>> {
         let mut insns = self.insns.clone();
         for r in &self.map_refs {
+            let fd = *map_fds.get(r.map_index)?;
             let insn = insns.get_mut(r.insn_index)?;
-            insn.set_src_reg(PSEUDO_MAP_FD);
-            insn.imm = *map_fds.get(r.map_index)?;
+            insn.imm = fd;
+            match r.value_offset {
+                None => insn.set_src_reg(PSEUDO_MAP_FD),
+                Some(offset) => {
+                    insn.set_src_reg(PSEUDO_MAP_VALUE);
+                    // The second half of the ld_imm64 holds the offset.
+                    insns.get_mut(r.insn_index + 1)?.imm = offset as i32;
+                }
+            }
         }
         Some(insns)
     }
@@ -192,6 +301,12 @@ pub struct ObjectSpec {
     /// In the order of the file's sections. Empty when the loader can load
     /// everything the object holds.
     pub skipped: Vec<Skipped>,
+    /// The variables of the global data sections.
+    pub globals: Vec<GlobalVar>,
+    /// The object's `.BTF`, DATASEC sizes and offsets filled in from the
+    /// ELF (the compiler leaves them 0): what BPF_BTF_LOAD is given. None
+    /// when the object has no BTF.
+    pub btf: Option<Vec<u8>>,
 }
 
 impl ObjectSpec {
@@ -214,7 +329,79 @@ impl ObjectSpec {
     pub fn map_index(&self, name: &str) -> Option<usize> {
         self.maps.iter().position(|m| m.name == name)
     }
+
+    /// The global variable called `name`.
+    pub fn global(&self, name: &str) -> Option<&GlobalVar> {
+        self.globals.iter().find(|g| g.name == name)
+    }
+
+    /// Sets global variable `name` (a `const volatile` setting in
+    /// `.rodata`, or a `.data` initial value) before the maps are created:
+    /// `value` must be exactly its size. A `.bss` variable can be set too
+    /// (its section then gets contents).
+    pub fn set_global(&mut self, name: &str, value: &[u8]) -> Result<(), GlobalError> {
+        let Some(var) = self.global(name).cloned() else {
+            return Err(GlobalError::NoSuchVariable(name.to_string()));
+        };
+        if var.size != value.len() as u64 {
+            return Err(GlobalError::WrongSize {
+                name: name.to_string(),
+                expected: var.size,
+                given: value.len(),
+            });
+        }
+        let Some(map) = self.maps.get_mut(var.map_index) else {
+            return Err(GlobalError::NoSuchVariable(name.to_string()));
+        };
+        let size = map.value_size as usize;
+        let data = map.initial.get_or_insert_with(|| vec![0; size]);
+        // In bounds: parse checked offset + size <= the section's size.
+        let start = var.offset as usize;
+        match data.get_mut(start..start + value.len()) {
+            Some(slot) => {
+                slot.copy_from_slice(value);
+                Ok(())
+            }
+            None => Err(GlobalError::NoSuchVariable(name.to_string())),
+        }
+    }
 }
+
+/// Why `ObjectSpec::set_global` refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlobalError {
+    /// No global variable of that name.
+    NoSuchVariable(String),
+    /// The value is not the variable's size.
+    WrongSize {
+        /// The variable.
+        name: String,
+        /// Its size.
+        expected: u64,
+        /// The value's.
+        given: usize,
+    },
+}
+
+impl std::fmt::Display for GlobalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GlobalError::NoSuchVariable(name) => {
+                write!(f, "the BPF object has no global variable named {name}")
+            }
+            GlobalError::WrongSize {
+                name,
+                expected,
+                given,
+            } => write!(
+                f,
+                "global variable {name} is {expected} bytes, and {given} were given"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for GlobalError {}
 
 /// Why a file is not a usable BPF object. One line, for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]

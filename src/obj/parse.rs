@@ -7,8 +7,10 @@
 //!
 //! Each section is classed first (`section.rs`); what the loader cannot
 //! use is listed in `ObjectSpec::skipped` in the order of the file, never
-//! dropped unsaid. Externs and CO-RE relocations are refused before
-//! anything else: an object needing them would load, and then run wrong.
+//! dropped unsaid. Externs are refused before anything else: an object
+//! needing them would load, and then run wrong. `.BTF` and `.BTF.ext` are
+//! read when present (BTF-defined maps need the first); a malformed one
+//! refuses the object.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,10 +22,13 @@ use object::{
     RelocationTarget, SectionIndex, SymbolKind, SymbolSection,
 };
 
-use super::link::{Function, Linked, Linker};
+use super::btf::Btf;
+use super::btf::ext::{self as btf_ext, BtfExt};
+use super::btf::fixup;
+use super::link::{ExtInfo, Function, Linked, Linker};
 use super::section::{self, Class};
 use super::{
-    MapSpec, ObjectSpec, ParseError, Skipped, SkippedKind, bail_parse, btf::ext as btf_ext,
+    GlobalVar, MapOrigin, MapSpec, ObjectSpec, ParseError, Skipped, SkippedKind, bail_parse, data,
 };
 
 /// The legacy `struct bpf_map_def`: type, key size, value size, max
@@ -105,9 +110,19 @@ impl Budget {
 pub(super) struct SkippedTarget<'a> {
     pub section: &'a str,
     pub reason: &'static str,
-    /// For `.maps`: each map's offset and name, sorted by offset, to name
-    /// the map a section symbol points into.
-    pub maps: Option<Vec<(u64, &'a str)>>,
+}
+
+/// What a 64-bit load of an address in a section means.
+pub(super) enum MapSite {
+    /// Map definitions one after another (`maps`, `.maps`): the map at
+    /// that offset, by (offset, index in `ObjectSpec::maps`), sorted; and
+    /// those skipped, by (offset, name, why).
+    Defs {
+        maps: Vec<(u64, usize)>,
+        skipped: Vec<(u64, String, String)>,
+    },
+    /// A global data section: an address inside its map's value.
+    Data { map_index: usize, size: u64 },
 }
 
 /// What every program of the object shares while it is being linked.
@@ -115,10 +130,8 @@ pub(super) struct Shared<'a> {
     pub text: Option<CodeSection<'a>>,
     /// `.text` functions sorted by start offset, none overlapping.
     pub text_functions: Vec<Function<'a>>,
-    pub maps_section: Option<SectionIndex>,
-    /// Byte offset of each map's definition in the maps section, indexed
-    /// like `ObjectSpec::maps`: strictly increasing.
-    pub map_offsets: Vec<u64>,
+    /// The sections that hold maps or global data.
+    pub map_sites: HashMap<SectionIndex, MapSite>,
     pub map_names: Vec<String>,
     pub skipped_targets: HashMap<SectionIndex, SkippedTarget<'a>>,
     /// `.text` and every program section: a 64-bit load of an address in
@@ -239,14 +252,64 @@ fn parse_aligned(bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
     };
     let names = Names::read(&elf, bytes);
     let budget = Budget::for_input(bytes.len());
-    // Both would load and run wrongly, not fail: refused before anything.
+    // Would load and run wrongly, not fail: refused before anything.
     refuse_externs(&elf, &names)?;
-    refuse_core_relocations(&elf, &names, bytes)?;
+    let btf_bytes = read_btf(&elf, &names)?;
+    let btf = btf_bytes
+        .map(Btf::parse)
+        .transpose()
+        .map_err(|why| ParseError::new(format!(".BTF is malformed ({why}): rebuild the object")))?;
+    let ext = match &btf {
+        Some(_) => read_btf_ext(&elf, &names)?,
+        None => None,
+    };
 
     let classes = classify_sections(&elf, &names);
     let symbols = Symbols::read(&elf, &names, &classes);
     let license = read_license(&names, &elf)?;
-    let (maps_section, maps, map_offsets) = read_maps(&elf, &classes, &symbols, &budget)?;
+    let mut map_sites = HashMap::new();
+    let mut maps = Vec::new();
+    if let Some((index, legacy, offsets)) = read_maps(&elf, &classes, &symbols, &budget)? {
+        let at = offsets.into_iter().zip(0..legacy.len()).collect();
+        maps.extend(legacy);
+        map_sites.insert(
+            index,
+            MapSite::Defs {
+                maps: at,
+                skipped: Vec::new(),
+            },
+        );
+    }
+    let mut skipped_maps = Vec::new();
+    if let Some(index) = classes.iter().position(|c| matches!(c, Class::BtfMaps)) {
+        let index = SectionIndex(index);
+        let site = read_btf_maps(btf.as_ref(), &symbols, index, &mut maps, &budget)?;
+        if let MapSite::Defs { skipped, .. } = &site {
+            skipped_maps = skipped.clone();
+        }
+        map_sites.insert(index, site);
+    }
+    let globals = read_global_data(
+        &elf,
+        &names,
+        &classes,
+        &symbols,
+        btf.as_ref(),
+        (&mut maps, &mut map_sites),
+        &budget,
+    )?;
+    let btf_for_kernel = match btf_bytes {
+        Some(b) => Some(
+            fixup::fill_datasecs(
+                b,
+                |section| names.section_by_name(&elf, section).map(|s| s.size()),
+                |var| symbols.objects.get(var).copied(),
+            )
+            .map_err(|why| ParseError::new(format!(".BTF is malformed ({why})")))?,
+        ),
+        None => None,
+    };
+    let ext_info = ExtInfo::new(btf.as_ref(), ext.as_ref());
     let text = match section_of_class(&elf, &classes, |c| matches!(c, Class::Text)) {
         Some(s) if s.size() > 0 => Some(code_section(&names, &elf, &s)?),
         _ => None,
@@ -265,34 +328,16 @@ fn parse_aligned(bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
                 code_sections.insert(index);
                 continue;
             }
-            Class::BtfMaps => section::BTF_MAP,
             Class::Data(reason) => reason,
-            Class::Ignored | Class::Maps => continue,
+            Class::Ignored | Class::Maps | Class::BtfMaps | Class::GlobalData => continue,
         };
-        let maps = matches!(class, Class::BtfMaps).then(|| {
-            let mut maps: Vec<(u64, &str)> = symbols
-                .data
-                .get(&index)
-                .into_iter()
-                .flatten()
-                .filter_map(|s| Some((s.address, *s.name.as_ref().ok()?)))
-                .collect();
-            maps.sort_unstable();
-            maps
-        });
-        let target = SkippedTarget {
-            section,
-            reason,
-            maps,
-        };
-        skipped_targets.insert(index, target);
+        skipped_targets.insert(index, SkippedTarget { section, reason });
     }
     let shared = Shared {
         text,
         text_functions,
-        maps_section,
         map_names: maps.iter().map(|m| m.name.clone()).collect(),
-        map_offsets,
+        map_sites,
         skipped_targets,
         code_sections,
         budget,
@@ -321,7 +366,8 @@ fn parse_aligned(bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
                 }
                 for entry in &entries {
                     match Linker::link(&shared, &code, entry)? {
-                        Linked::Ready(linked) => {
+                        Linked::Ready(mut linked) => {
+                            linked.attach_ext_info(&ext_info, &code, entry)?;
                             // The spec itself, and the kind's copy of the
                             // section name.
                             shared.budget.charge(
@@ -350,12 +396,9 @@ fn parse_aligned(bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
                 )?;
             }
             Class::BtfMaps => {
-                skipped.each_symbol_or_section(
-                    SkippedKind::Map,
-                    symbols.data.get(&index).into_iter().flatten(),
-                    section_name,
-                    section::BTF_MAP,
-                )?;
+                for (_, name, why) in &skipped_maps {
+                    skipped.push(SkippedKind::Map, name, section_name, why.clone())?;
+                }
             }
             Class::Data(why) => skipped.push(
                 SkippedKind::Section,
@@ -363,7 +406,7 @@ fn parse_aligned(bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
                 section_name,
                 why.to_string(),
             )?,
-            Class::Ignored | Class::Text | Class::Maps => {}
+            Class::Ignored | Class::Text | Class::Maps | Class::GlobalData => {}
         }
     }
     let skipped = skipped.list;
@@ -402,6 +445,8 @@ fn parse_aligned(bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
         maps,
         license,
         skipped,
+        globals,
+        btf: btf_for_kernel,
     })
 }
 
@@ -510,34 +555,35 @@ fn refuse_externs(elf: &Elf, names: &Names) -> Result<(), ParseError> {
     )
 }
 
-/// CO-RE relocations (BPF_CORE_READ, preserve_access_index structs) are
-/// offsets libbpf rewrites to the running kernel's; this loader would load
-/// the compiler's guesses, so it refuses the object instead. Any `.BTF.ext`
-/// it cannot read is refused too: whether it asks for them is then unknown.
-fn refuse_core_relocations(elf: &Elf, names: &Names, bytes: &[u8]) -> Result<(), ParseError> {
-    let endian = elf.endian();
-    for (index, header) in elf.elf_section_table().enumerate() {
-        if names.section(index) != Some(".BTF.ext") {
-            continue;
-        }
-        let count = header
-            .data(endian, bytes)
-            .map_err(|e| format!("unreadable: {e}"))
-            .and_then(|d| btf_ext::parse(d).map(|e| e.core_count()));
-        match count {
-            Ok(0) => {}
-            Ok(n) => bail_parse!(
-                "it has {n} CO-RE relocations (BPF_CORE_READ, preserve_access_index), which \
-                 this loader does not apply, so it would read the wrong kernel memory: read \
-                 with bpf_probe_read_kernel at fixed offsets, or load it with libbpf"
-            ),
-            Err(why) => bail_parse!(
-                ".BTF.ext is malformed ({why}), so whether it needs CO-RE relocations \
-                 cannot be told: rebuild the object"
-            ),
-        }
+/// The `.BTF` section's bytes, if the object has one.
+fn read_btf<'a>(elf: &Elf<'a>, names: &Names<'a>) -> Result<Option<&'a [u8]>, ParseError> {
+    let Some(section) = names.section_by_name(elf, ".BTF") else {
+        return Ok(None);
+    };
+    match section.data() {
+        Ok(data) => Ok(Some(data)),
+        Err(e) => bail_parse!(".BTF is unreadable ({e}): rebuild the object"),
     }
-    Ok(())
+}
+
+/// `.BTF.ext`, if the object has one. One that cannot be read is refused:
+/// whether it asks for CO-RE relocations is then unknown, and loading
+/// without them would read the wrong kernel memory.
+fn read_btf_ext(elf: &Elf, names: &Names) -> Result<Option<BtfExt>, ParseError> {
+    let Some(section) = names.section_by_name(elf, ".BTF.ext") else {
+        return Ok(None);
+    };
+    let ext = section
+        .data()
+        .map_err(|e| format!("unreadable: {e}"))
+        .and_then(btf_ext::parse);
+    match ext {
+        Ok(ext) => Ok(Some(ext)),
+        Err(why) => bail_parse!(
+            ".BTF.ext is malformed ({why}), so whether it needs CO-RE relocations \
+             cannot be told: rebuild the object"
+        ),
+    }
 }
 
 fn read_license(names: &Names, elf: &Elf) -> Result<String, ParseError> {
@@ -575,11 +621,15 @@ impl SymbolInfo<'_> {
     }
 }
 
-/// The symbols of the file in one pass: map definitions and functions, by
-/// section, so that no later step scans the whole table again.
+/// The symbols of the file in one pass: map definitions, variables and
+/// functions, by section, so that no later step scans the whole table
+/// again.
 struct Symbols<'a> {
-    /// Non-section symbols of the `maps` and `.maps` sections, by section.
+    /// Non-section symbols of the `maps` and `.maps` sections and of global
+    /// data, by section.
     data: HashMap<SectionIndex, Vec<SymbolInfo<'a>>>,
+    /// Their values by name (for the BTF's DATASEC offsets).
+    objects: HashMap<&'a str, u64>,
     /// Function symbols, by section.
     functions: HashMap<SectionIndex, Vec<SymbolInfo<'a>>>,
 }
@@ -587,7 +637,10 @@ struct Symbols<'a> {
 impl<'a> Symbols<'a> {
     fn read(elf: &Elf<'a>, names: &Names<'a>, classes: &[Class]) -> Symbols<'a> {
         let holds_maps = |index: SectionIndex| {
-            matches!(classes.get(index.0), Some(Class::Maps | Class::BtfMaps))
+            matches!(
+                classes.get(index.0),
+                Some(Class::Maps | Class::BtfMaps | Class::GlobalData)
+            )
         };
         let mut data: HashMap<_, Vec<_>> = HashMap::new();
         let mut functions: HashMap<_, Vec<_>> = HashMap::new();
@@ -611,7 +664,16 @@ impl<'a> Symbols<'a> {
                 global: sym.is_global(),
             });
         }
-        Symbols { data, functions }
+        let objects = data
+            .values()
+            .flatten()
+            .filter_map(|s: &SymbolInfo<'a>| Some((*s.name.as_ref().ok()?, s.address)))
+            .collect();
+        Symbols {
+            data,
+            objects,
+            functions,
+        }
     }
 
     fn functions_of(&self, section: SectionIndex) -> impl Iterator<Item = &SymbolInfo<'a>> {
@@ -619,16 +681,16 @@ impl<'a> Symbols<'a> {
     }
 }
 
-type Maps = (Option<SectionIndex>, Vec<MapSpec>, Vec<u64>);
+type Maps = (SectionIndex, Vec<MapSpec>, Vec<u64>);
 
 fn read_maps(
     elf: &Elf,
     classes: &[Class],
     symbols: &Symbols,
     budget: &Budget,
-) -> Result<Maps, ParseError> {
+) -> Result<Option<Maps>, ParseError> {
     let Some(section) = section_of_class(elf, classes, |c| matches!(c, Class::Maps)) else {
-        return Ok((None, Vec::new(), Vec::new()));
+        return Ok(None);
     };
     let data = section
         .data()
@@ -683,6 +745,11 @@ fn read_maps(
             value_size: word(2),
             max_entries: word(3),
             flags: word(4),
+            origin: MapOrigin::Legacy,
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
+            initial: None,
+            freeze: false,
         };
         if map.map_type == PERF_EVENT_ARRAY {
             // What libbpf and cilium/ebpf give it; the kernel refuses 0.
@@ -696,7 +763,106 @@ fn read_maps(
         maps.push(map);
         offsets.push(offset);
     }
-    Ok((Some(section.index()), maps, offsets))
+    Ok(Some((section.index(), maps, offsets)))
+}
+
+/// The maps of `.maps`, appended to `maps`; where each is, and which are
+/// skipped and why.
+fn read_btf_maps(
+    btf: Option<&Btf>,
+    symbols: &Symbols,
+    index: SectionIndex,
+    maps: &mut Vec<MapSpec>,
+    budget: &Budget,
+) -> Result<MapSite, ParseError> {
+    let defined: Vec<&SymbolInfo> = symbols.data.get(&index).into_iter().flatten().collect();
+    let mut at = Vec::new();
+    let mut skipped = Vec::new();
+    let Some(btf) = btf else {
+        for s in defined {
+            let why = "BTF-defined map in an object without .BTF (compile with -g)";
+            skipped.push((s.address, s.label(), why.to_string()));
+        }
+        return Ok(MapSite::Defs { maps: at, skipped });
+    };
+    let offset_of = |name: &str| {
+        defined
+            .iter()
+            .find(|s| s.name.as_ref().is_ok_and(|n| *n == name))
+            .map(|s| s.address)
+    };
+    for (offset, name, def) in data::btf_maps(btf, offset_of) {
+        budget.charge(std::mem::size_of::<MapSpec>() + name.len())?;
+        match def {
+            Ok(map) => {
+                at.push((offset, maps.len()));
+                maps.push(map);
+            }
+            Err(why) => skipped.push((offset, name.to_string(), why)),
+        }
+    }
+    Ok(MapSite::Defs { maps: at, skipped })
+}
+
+/// One map per global data section, appended to `maps`, its site and size
+/// recorded; the variables of them all.
+fn read_global_data<'a>(
+    elf: &Elf<'a>,
+    names: &Names<'a>,
+    classes: &[Class],
+    symbols: &Symbols<'a>,
+    btf: Option<&Btf>,
+    (maps, sites): (&mut Vec<MapSpec>, &mut HashMap<SectionIndex, MapSite>),
+    budget: &Budget,
+) -> Result<Vec<GlobalVar>, ParseError> {
+    let mut globals = Vec::new();
+    for (i, class) in classes.iter().enumerate() {
+        if !matches!(class, Class::GlobalData) {
+            continue;
+        }
+        let index = SectionIndex(i);
+        let Some(name) = names.section(index) else {
+            continue;
+        };
+        let Ok(section) = elf.section_by_index(index) else {
+            continue;
+        };
+        let size = section.size();
+        let Ok(value_size) = u32::try_from(size) else {
+            bail_parse!("global data section {name} is {size} bytes: too big for a map value");
+        };
+        // `.bss` is NOBITS: no bytes in the file.
+        let contents = match section.kind() {
+            object::SectionKind::UninitializedData => None,
+            _ => Some(section.data().map_err(|e| {
+                ParseError::new(format!("global data section {name} unreadable: {e}"))
+            })?),
+        };
+        if contents.is_some_and(|c| c.len() as u64 != size) {
+            bail_parse!("global data section {name} is shorter than it says");
+        }
+        budget.charge(std::mem::size_of::<MapSpec>() + name.len() + size as usize)?;
+        let map_index = maps.len();
+        maps.push(data::data_map(btf, name, value_size, contents));
+        sites.insert(index, MapSite::Data { map_index, size });
+        for s in symbols.data.get(&index).into_iter().flatten() {
+            let Ok(var) = s.name.as_ref() else {
+                continue;
+            };
+            let fits = s.address.checked_add(s.size).is_some_and(|end| end <= size);
+            if var.is_empty() || !fits {
+                continue;
+            }
+            budget.charge(std::mem::size_of::<GlobalVar>() + var.len())?;
+            globals.push(GlobalVar {
+                name: var.to_string(),
+                map_index,
+                offset: s.address,
+                size: s.size,
+            });
+        }
+    }
+    Ok(globals)
 }
 
 fn code_section<'a>(

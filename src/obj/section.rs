@@ -6,8 +6,6 @@ use object::elf::{SHF_ALLOC, SHF_EXECINSTR, SHT_NULL};
 
 use super::ProgramKind;
 
-pub(super) const GLOBAL_DATA: &str = "global data not supported";
-pub(super) const BTF_MAP: &str = "BTF-defined map in .maps not supported";
 const STRUCT_OPS: &str = "struct_ops maps not supported";
 const UNKNOWN_DATA: &str = "neither code, maps nor global data that this loader knows";
 const UNNAMED: &str = "its name is not printable text of at most 512 bytes";
@@ -26,8 +24,11 @@ pub(super) enum Class {
     Maps,
     /// Code: the kind its programs attach as, or why they cannot be loaded.
     Programs(Result<ProgramKind, String>),
-    /// `.maps`: BTF-defined maps, each listed as skipped.
+    /// `.maps`: BTF-defined maps.
     BtfMaps,
+    /// `.data`, `.rodata`, `.bss` and `.NAME` under them: global data, one
+    /// map each.
+    GlobalData,
     /// Bytes other loaders would make a map of (global data, struct_ops),
     /// or an allocated section nobody knows: skipped whole, with why.
     Data(&'static str),
@@ -77,7 +78,7 @@ pub(super) fn classify(name: Option<&str>, sh_type: u32, flags: u64, size: u64) 
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
     });
     if data {
-        Class::Data(GLOBAL_DATA)
+        Class::GlobalData
     } else if name.starts_with(".struct_ops") {
         Class::Data(STRUCT_OPS)
     } else {
@@ -315,10 +316,7 @@ mod tests {
             ".data.counters",
         ] {
             assert!(
-                matches!(
-                    classify(Some(name), PROGBITS, DATA, 8),
-                    Class::Data(GLOBAL_DATA)
-                ),
+                matches!(classify(Some(name), PROGBITS, DATA, 8), Class::GlobalData),
                 "{name}"
             );
         }

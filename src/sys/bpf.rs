@@ -26,6 +26,8 @@ const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_int = 17;
+const BPF_BTF_LOAD: libc::c_int = 18;
+const BPF_MAP_FREEZE: libc::c_int = 22;
 
 // Program and map types used here: `enum bpf_prog_type` and
 // `enum bpf_map_type` of include/uapi/linux/bpf.h, the kernel's ABI.
@@ -95,6 +97,29 @@ struct MapCreateAttr {
     inner_map_fd: u32,
     numa_node: u32,
     map_name: [u8; OBJ_NAME_LEN],
+    map_ifindex: u32,
+    btf_fd: u32,
+    btf_key_type_id: u32,
+    btf_value_type_id: u32,
+}
+
+const _: () = {
+    assert!(std::mem::offset_of!(MapCreateAttr, btf_fd) == 48);
+    assert!(std::mem::offset_of!(MapCreateAttr, btf_value_type_id) == 56);
+};
+
+/// The `BPF_BTF_LOAD` member of union bpf_attr.
+#[repr(C)]
+#[derive(Default)]
+struct BtfLoadAttr {
+    btf: u64,
+    btf_log_buf: u64,
+    btf_size: u32,
+    btf_log_size: u32,
+    btf_log_level: u32,
+    /// Named so that it is zeroed: the kernel refuses nonzero bytes past
+    /// the fields it knows, and padding is not initialized.
+    btf_flags: u32,
 }
 
 #[repr(C)]
@@ -134,7 +159,25 @@ struct ProgLoadAttr {
     kern_version: u32,
     prog_flags: u32,
     prog_name: [u8; OBJ_NAME_LEN],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    /// Named so that it is zeroed (see BtfLoadAttr::btf_flags).
+    attach_btf_id: u32,
 }
+
+const _: () = {
+    assert!(std::mem::offset_of!(ProgLoadAttr, prog_btf_fd) == 72);
+    assert!(std::mem::offset_of!(ProgLoadAttr, func_info) == 80);
+    assert!(std::mem::offset_of!(ProgLoadAttr, line_info) == 96);
+    assert!(std::mem::offset_of!(ProgLoadAttr, line_info_cnt) == 104);
+};
 
 #[repr(C)]
 #[derive(Default)]
@@ -294,6 +337,20 @@ pub struct MapDef<'a> {
     pub max_entries: u32,
     /// `map_flags` (BPF_F_NO_PREALLOC, ...).
     pub flags: u32,
+    /// The object's BTF with the key's and value's type ids in it, so
+    /// that bpftool can show entries as C values.
+    pub btf: Option<MapBtf<'a>>,
+}
+
+/// A map's key and value types, in a loaded BTF.
+#[derive(Clone, Copy)]
+pub struct MapBtf<'a> {
+    /// The loaded BTF.
+    pub fd: BorrowedFd<'a>,
+    /// The key's type id (0: none).
+    pub key_type_id: u32,
+    /// The value's type id.
+    pub value_type_id: u32,
 }
 
 /// Creates a map; the fd keeps it alive.
@@ -307,18 +364,32 @@ pub fn map_create(def: &MapDef) -> io::Result<Fd> {
         map_name: object_name(def.name),
         ..Default::default()
     };
+    if let Some(btf) = def.btf {
+        attr.btf_fd = btf.fd.as_raw_fd() as u32;
+        attr.btf_key_type_id = btf.key_type_id;
+        attr.btf_value_type_id = btf.value_type_id;
+    }
     let name = shown_name(&attr.map_name);
     let r = new_fd(bpf(BPF_MAP_CREATE, &mut attr), || format!("map:{name}"));
     explain::tell(
         || {
             format!(
                 "bpf(BPF_MAP_CREATE, {{map_type={}, key_size={}, value_size={}, max_entries={}, \
-                 map_flags={:#x}, map_name=\"{name}\"}})",
+                 map_flags={:#x}, map_name=\"{name}\"{}}})",
                 map_type_name(def.map_type),
                 def.key_size,
                 def.value_size,
                 def.max_entries,
-                def.flags
+                def.flags,
+                match def.btf {
+                    Some(b) => format!(
+                        ", btf_fd={}, btf_key_type_id={}, btf_value_type_id={}",
+                        b.fd.as_raw_fd(),
+                        b.key_type_id,
+                        b.value_type_id
+                    ),
+                    None => String::new(),
+                }
             )
         },
         || Fd::told(&r),
@@ -556,6 +627,21 @@ pub struct ProgLoad<'a> {
     pub license: &'a CStr,
     /// LINUX_VERSION_CODE: kernels before 5.0 check it for kprobes.
     pub kern_version: u32,
+    /// The object's loaded BTF with the program's function and line info,
+    /// so the verifier knows each function's signature and quotes the C
+    /// source in its log.
+    pub btf: Option<ProgBtf<'a>>,
+}
+
+/// A program's function and line info, in a loaded BTF.
+#[derive(Clone, Copy)]
+pub struct ProgBtf<'a> {
+    /// The loaded BTF.
+    pub fd: BorrowedFd<'a>,
+    /// One per function of the program, in instruction order.
+    pub func_info: &'a [crate::obj::FuncInfo],
+    /// Source lines, in instruction order.
+    pub line_info: &'a [crate::obj::LineInfo],
 }
 
 /// Loads a program. With `log`, the verifier writes its log there (level 1);
@@ -570,6 +656,16 @@ pub fn prog_load(p: &ProgLoad, log: Option<&mut [u8]>) -> io::Result<Fd> {
         prog_name: object_name(p.name),
         ..Default::default()
     };
+    if let Some(btf) = p.btf {
+        // The slices' own lengths: the kernel reads count * record size.
+        attr.prog_btf_fd = btf.fd.as_raw_fd() as u32;
+        attr.func_info_rec_size = std::mem::size_of::<crate::obj::FuncInfo>() as u32;
+        attr.func_info = btf.func_info.as_ptr() as u64;
+        attr.func_info_cnt = btf.func_info.len() as u32;
+        attr.line_info_rec_size = std::mem::size_of::<crate::obj::LineInfo>() as u32;
+        attr.line_info = btf.line_info.as_ptr() as u64;
+        attr.line_info_cnt = btf.line_info.len() as u32;
+    }
     if let Some(buf) = log {
         attr.log_level = 1;
         attr.log_size = buf.len() as u32;
@@ -582,13 +678,64 @@ pub fn prog_load(p: &ProgLoad, log: Option<&mut [u8]>) -> io::Result<Fd> {
         || {
             format!(
                 "bpf(BPF_PROG_LOAD, {{prog_type={}, insn_cnt={}, license={:?}, log_level={log_level}, \
-                 log_size={log_size}, prog_name=\"{name}\"}})",
+                 log_size={log_size}, prog_name=\"{name}\"{}}})",
                 prog_type_name(p.prog_type),
                 p.insns.len(),
                 p.license,
+                match p.btf {
+                    Some(b) => format!(
+                        ", prog_btf_fd={}, func_info_cnt={}, line_info_cnt={}",
+                        b.fd.as_raw_fd(),
+                        b.func_info.len(),
+                        b.line_info.len()
+                    ),
+                    None => String::new(),
+                }
             )
         },
         || Fd::told(&r),
+    );
+    r
+}
+
+/// Loads a BTF blob (an object's types, for its maps and programs). With
+/// `log`, the kernel writes why it refused there (level 1).
+pub fn btf_load(blob: &[u8], log: Option<&mut [u8]>) -> io::Result<Fd> {
+    let mut attr = BtfLoadAttr {
+        btf: blob.as_ptr() as u64,
+        btf_size: blob.len() as u32,
+        ..Default::default()
+    };
+    if let Some(buf) = log {
+        attr.btf_log_level = 1;
+        attr.btf_log_size = buf.len() as u32;
+        attr.btf_log_buf = buf.as_mut_ptr() as u64;
+    }
+    let level = attr.btf_log_level;
+    let r = new_fd(bpf(BPF_BTF_LOAD, &mut attr), || "btf".into());
+    explain::tell(
+        || {
+            format!(
+                "bpf(BPF_BTF_LOAD, {{btf_size={}, btf_log_level={level}}})",
+                blob.len()
+            )
+        },
+        || Fd::told(&r),
+    );
+    r
+}
+
+/// Makes a map read-only for user space from now on (programs are
+/// unaffected): what `.rodata` gets once its values are written (5.2+).
+pub fn map_freeze(map: BorrowedFd) -> io::Result<()> {
+    let mut attr = InfoAttr {
+        bpf_fd: map.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    let r = bpf(BPF_MAP_FREEZE, &mut attr).map(drop);
+    explain::tell(
+        || format!("bpf(BPF_MAP_FREEZE, {{map_fd={}}})", map.as_raw_fd()),
+        || explain::status(&r),
     );
     r
 }

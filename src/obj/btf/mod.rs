@@ -25,8 +25,8 @@ pub mod ext;
 pub mod fixup;
 
 const MAGIC: u16 = 0xeb9f;
-const HEADER_LEN: usize = 24;
-const TYPE_LEN: usize = 12;
+pub(crate) const HEADER_LEN: usize = 24;
+pub(crate) const TYPE_LEN: usize = 12;
 
 const KIND_INT: u32 = 1;
 const KIND_ARRAY: u32 = 3;
@@ -58,7 +58,7 @@ fn extra_len(kind: u32, vlen: usize) -> Option<usize> {
     })
 }
 
-fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn u32_at(data: &[u8], at: usize) -> Option<u32> {
     let b = data.get(at..at.checked_add(4)?)?;
     Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }

@@ -22,6 +22,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use anyhow::{Context, Result, anyhow};
 
+mod btf;
+
 use crate::obj::{MapSpec, ObjectSpec, ProgramKind, ProgramSpec};
 use crate::sys::Fd;
 use crate::sys::bpf::{self, BPF_MAP_TYPE_PERF_EVENT_ARRAY, ProgInfo};
@@ -69,6 +71,14 @@ pub enum LoadError {
         /// The program.
         program: String,
     },
+    /// Its CO-RE relocations could not be applied: no BTF of the running
+    /// kernel to resolve them against, or a malformed record.
+    Core {
+        /// The program.
+        program: String,
+        /// Why, in one line.
+        why: String,
+    },
     /// The verifier rejected it; `log` is the end of its log.
     Rejected {
         /// The program.
@@ -96,6 +106,12 @@ impl fmt::Display for LoadError {
                 "the kernel refused to load BPF program {program} (EPERM): run as root, \
                  or with CAP_BPF and CAP_PERFMON"
             ),
+            LoadError::Core { program, why } => {
+                write!(
+                    f,
+                    "BPF program {program}: CO-RE relocations not applied: {why}"
+                )
+            }
             LoadError::Rejected {
                 program,
                 error,
@@ -503,29 +519,39 @@ pub struct Loaded {
     possible_cpus: u32,
     license: CString,
     kern_version: u32,
+    /// The object's BTF in the kernel, when it has one the kernel took.
+    btf: Option<Fd>,
+    /// What loading changed or left out, one line each.
+    notes: Vec<String>,
+}
+
+/// Map types whose kernel side refuses key/value BTF (their values are fds
+/// or they have no key): created without it, as libbpf does.
+fn takes_btf(map_type: u32) -> bool {
+    // PERF_EVENT_ARRAY, STACK_TRACE, CGROUP_ARRAY, ARRAY_OF_MAPS,
+    // HASH_OF_MAPS, DEVMAP, SOCKMAP, CPUMAP, XSKMAP, SOCKHASH, QUEUE,
+    // STACK, DEVMAP_HASH, RINGBUF, USER_RINGBUF.
+    !matches!(
+        map_type,
+        4 | 7 | 8 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 22 | 23 | 25 | 27 | 31
+    )
 }
 
 impl Loaded {
     /// Creates every map. A perf event array declared with 0 entries gets
     /// one per possible CPU, the index `BPF_F_CURRENT_CPU` writes to.
     pub fn create_maps(spec: ObjectSpec, possible_cpus: u32) -> Result<Loaded> {
+        let (btf, mut notes) = match &spec.btf {
+            Some(blob) => {
+                let loaded = btf::load(blob);
+                (loaded.fd, loaded.notes)
+            }
+            None => (None, Vec::new()),
+        };
         let mut maps = Vec::with_capacity(spec.maps.len());
         for m in &spec.maps {
-            let max_entries = if m.map_type == BPF_MAP_TYPE_PERF_EVENT_ARRAY && m.max_entries == 0 {
-                possible_cpus
-            } else {
-                m.max_entries
-            };
-            let def = bpf::MapDef {
-                name: &m.name,
-                map_type: m.map_type,
-                key_size: m.key_size,
-                value_size: m.value_size,
-                max_entries,
-                flags: m.flags,
-            };
-            let fd = bpf::map_create(&def)
-                .with_context(|| format!("could not create BPF map {}", m.name))?;
+            let fd = create_map(m, possible_cpus, btf.as_ref(), &mut notes)?;
+            fill_map(m, fd.as_fd())?;
             maps.push(fd);
         }
         let license = CString::new(spec.license.clone())
@@ -536,7 +562,20 @@ impl Loaded {
             possible_cpus,
             license,
             kern_version: kernel_version_code(),
+            btf,
+            notes,
         })
+    }
+
+    /// What loading changed or left out (BTF rewritten for an older
+    /// kernel, or not loaded, and why), one line each.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Whether the object's BTF is in the kernel.
+    pub fn has_btf(&self) -> bool {
+        self.btf.is_some()
     }
 
     /// A typed handle on the map called `name`.
@@ -575,10 +614,20 @@ impl Loaded {
     /// failure is it loaded again with a log, grown until the log fits.
     pub fn load_spec(&self, spec: &ProgramSpec) -> Result<Program, LoadError> {
         let fds: Vec<i32> = self.maps.iter().map(|m| m.as_raw_fd()).collect();
-        let insns = spec
+        let mut insns = spec
             .insns_with_map_fds(&fds)
             .ok_or_else(|| LoadError::ForeignSpec(spec.name.clone()))?;
-        let load = bpf::ProgLoad {
+        self.apply_core(spec, &mut insns)?;
+        let btf = self
+            .btf
+            .as_ref()
+            .filter(|_| !spec.func_info.is_empty())
+            .map(|fd| bpf::ProgBtf {
+                fd: fd.as_fd(),
+                func_info: &spec.func_info,
+                line_info: &spec.line_info,
+            });
+        let mut load = bpf::ProgLoad {
             name: &spec.name,
             prog_type: match spec.kind {
                 ProgramKind::Kprobe { .. } | ProgramKind::Kretprobe { .. } => {
@@ -590,6 +639,7 @@ impl Loaded {
             insns: &insns,
             license: &self.license,
             kern_version: self.kern_version,
+            btf,
         };
         let loaded = |fd| Program {
             name: spec.name.clone(),
@@ -604,6 +654,16 @@ impl Loaded {
             return Err(LoadError::NotPermitted {
                 program: spec.name.clone(),
             });
+        }
+        if btf.is_some() {
+            // A kernel that refuses the function or line info (an older
+            // verifier's stricter checks) loads the program without it.
+            load.btf = None;
+            if let Ok(fd) = bpf::prog_load(&load, None) {
+                return Ok(loaded(fd));
+            }
+            // Rejected anyway: the log with the source lines.
+            load.btf = btf;
         }
         for size in LOG_SIZES {
             let mut log = vec![0u8; size];
@@ -624,6 +684,94 @@ impl Loaded {
             program: spec.name.clone(),
             error: first,
             log: String::new(),
+        })
+    }
+}
+
+/// Creates one map, with its key and value types when the object's BTF is
+/// loaded and the map type takes them; a kernel that refuses them gets
+/// the map without (said in `notes`). A perf event array declared with 0
+/// entries gets one per possible CPU, the index `BPF_F_CURRENT_CPU`
+/// writes to.
+fn create_map(
+    m: &MapSpec,
+    possible_cpus: u32,
+    btf: Option<&Fd>,
+    notes: &mut Vec<String>,
+) -> Result<Fd> {
+    let max_entries = if m.map_type == BPF_MAP_TYPE_PERF_EVENT_ARRAY && m.max_entries == 0 {
+        possible_cpus
+    } else {
+        m.max_entries
+    };
+    let typed = btf
+        .filter(|_| takes_btf(m.map_type) && m.btf_value_type_id != 0)
+        .map(|fd| bpf::MapBtf {
+            fd: fd.as_fd(),
+            key_type_id: m.btf_key_type_id,
+            value_type_id: m.btf_value_type_id,
+        });
+    let mut def = bpf::MapDef {
+        name: &m.name,
+        map_type: m.map_type,
+        key_size: m.key_size,
+        value_size: m.value_size,
+        max_entries,
+        flags: m.flags,
+        btf: typed,
+    };
+    match bpf::map_create(&def) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if typed.is_some() => {
+            notes.push(format!(
+                "map {}: created without its BTF types (the kernel refused them: {e})",
+                m.name
+            ));
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("could not create BPF map {}", m.name));
+        }
+    }
+    def.btf = None;
+    bpf::map_create(&def).with_context(|| format!("could not create BPF map {}", m.name))
+}
+
+/// Global data: the value's first contents written, and `.rodata` frozen
+/// (user space cannot change it after; the verifier then treats its
+/// values as constants).
+fn fill_map(m: &MapSpec, fd: BorrowedFd) -> Result<()> {
+    if let Some(initial) = &m.initial {
+        let key = 0u32.to_ne_bytes();
+        if initial.len() != m.value_size as usize {
+            return Err(anyhow!(
+                "map {}: initial contents of the wrong size",
+                m.name
+            ));
+        }
+        // SAFETY: the key is 4 bytes (a global data map's key size) and
+        // the value exactly the map's value size, just checked.
+        unsafe { bpf::map_update(fd, &key, initial) }
+            .with_context(|| format!("could not write the initial values of {}", m.name))?;
+    }
+    if m.freeze {
+        bpf::map_freeze(fd).with_context(|| format!("could not freeze map {}", m.name))?;
+    }
+    Ok(())
+}
+
+impl Loaded {
+    /// Patches the program's CO-RE relocations for the running kernel.
+    fn apply_core(
+        &self,
+        spec: &ProgramSpec,
+        _insns: &mut [crate::obj::Insn],
+    ) -> Result<(), LoadError> {
+        if spec.core.is_empty() {
+            return Ok(());
+        }
+        Err(LoadError::Core {
+            program: spec.name.clone(),
+            why: "not supported yet".into(),
         })
     }
 }

@@ -1,0 +1,134 @@
+//! The object's BTF into the kernel (BPF_BTF_LOAD): what lets map entries
+//! print as C values in bpftool and, with each program's func_info and
+//! line_info, lets the verifier quote the C source line it rejects.
+//!
+//! BTF is optional for loading: a kernel that refuses the blob still takes
+//! the maps and programs without it (the program kinds this loader knows
+//! need none), so a refusal is said, not fatal. Before loading, kinds the
+//! kernel may not know (FLOAT 5.13, DECL_TAG 5.16, TYPE_TAG 5.17, ENUM64
+//! 6.0, VAR/DATASEC 5.2) are probed with a tiny blob each, and the object's
+//! are rewritten as older kinds where the kernel lacks them
+//! (`obj::btf::fixup::sanitize`).
+
+use crate::obj::btf::Kind;
+use crate::obj::btf::fixup::{self, KernelKinds};
+use crate::sys::Fd;
+use crate::sys::bpf;
+
+/// The object's BTF loaded, or why not; and what was changed to load it.
+pub struct ObjectBtf {
+    /// The loaded BTF (None: maps and programs go without).
+    pub fd: Option<Fd>,
+    /// One line each: kinds rewritten, or why the kernel has no BTF of it.
+    pub notes: Vec<String>,
+}
+
+/// A blob of `types` (words) with `strings`, for probing one kind.
+fn blob(types: &[u32], strings: &[u8]) -> Vec<u8> {
+    let type_len = (types.len() * 4) as u32;
+    let mut out = Vec::new();
+    for w in [
+        0xeb9f | 1 << 16,
+        24,
+        0,
+        type_len,
+        type_len,
+        strings.len() as u32,
+    ] {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    for w in types {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    out.extend_from_slice(strings);
+    out
+}
+
+fn info(kind: Kind, vlen: u32) -> u32 {
+    (kind.raw() << 24) | vlen
+}
+
+/// The smallest blob that uses `kind` (strings: 1 "int", 5 "v", 7 "t").
+fn probe_blob(kind: Kind) -> Vec<u8> {
+    const S: &[u8] = b"\0int\0v\0t\0";
+    let int = [1, info(Kind::Int, 0), 4, 1 << 24 | 32];
+    let var = [5, info(Kind::Var, 0), 1, 1];
+    let mut t: Vec<u32> = int.to_vec();
+    match kind {
+        Kind::Float => t = vec![7, info(Kind::Float, 0), 4],
+        Kind::DeclTag => t.extend(var.iter().chain(&[7, info(Kind::DeclTag, 0), 2, u32::MAX])),
+        Kind::TypeTag => t.extend([7, info(Kind::TypeTag, 0), 1, 0, info(Kind::Ptr, 0), 2]),
+        Kind::Enum64 => t = vec![7, info(Kind::Enum64, 1), 8, 5, 1, 0],
+        // VAR and DATASEC: a section ".v"-less name is fine: "t".
+        _ => t.extend(var.iter().chain(&[7, info(Kind::Datasec, 1), 4, 2, 0, 4])),
+    }
+    blob(&t, S)
+}
+
+/// Which of the kinds `blob` uses the kernel knows, one probe each.
+fn probe_kinds(blob: &[u8]) -> KernelKinds {
+    let mut kernel = KernelKinds::ALL;
+    for label in fixup::unknown_kinds(blob, &KernelKinds::NONE) {
+        let kind = match label {
+            "FLOAT" => Kind::Float,
+            "DECL_TAG" => Kind::DeclTag,
+            "TYPE_TAG" => Kind::TypeTag,
+            "ENUM64" => Kind::Enum64,
+            _ => Kind::Datasec,
+        };
+        let known = bpf::btf_load(&probe_blob(kind), None).is_ok();
+        match kind {
+            Kind::Float => kernel.float = known,
+            Kind::DeclTag => kernel.decl_tag = known,
+            Kind::TypeTag => kernel.type_tag = known,
+            Kind::Enum64 => kernel.enum64 = known,
+            _ => kernel.datasec = known,
+        }
+    }
+    kernel
+}
+
+/// Loads the object's BTF, rewritten for this kernel where it must be.
+pub fn load(blob: &[u8]) -> ObjectBtf {
+    let mut notes = Vec::new();
+    let kernel = probe_kinds(blob);
+    let rewritten = fixup::unknown_kinds(blob, &kernel);
+    let sanitized;
+    let blob = if rewritten.is_empty() {
+        blob
+    } else {
+        match fixup::sanitize(blob, &kernel) {
+            Ok(b) => {
+                notes.push(format!(
+                    "BTF: this kernel does not know {}: rewritten as older kinds to load",
+                    rewritten.join(", ")
+                ));
+                sanitized = b;
+                &sanitized
+            }
+            Err(why) => {
+                notes.push(format!("BTF not loaded: {why}"));
+                return ObjectBtf { fd: None, notes };
+            }
+        }
+    };
+    match bpf::btf_load(blob, None) {
+        Ok(fd) => ObjectBtf {
+            fd: Some(fd),
+            notes,
+        },
+        Err(e) => {
+            let mut log = vec![0u8; 64 << 10];
+            let _ = bpf::btf_load(blob, Some(&mut log));
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]);
+            let last = text.lines().rev().find(|l| !l.trim().is_empty());
+            notes.push(format!(
+                "BTF not loaded ({e}{}): maps and programs load without it \
+                 (no C source lines in verifier messages)",
+                last.map(|l| format!(": {}", l.trim())).unwrap_or_default()
+            ));
+            ObjectBtf { fd: None, notes }
+        }
+    }
+}
