@@ -11,7 +11,7 @@
 mod test_objects;
 
 use probe::app::inspect::Verdict;
-use probe::obj::{self, SkippedKind};
+use probe::obj::{self, MapOrigin, SkippedKind};
 
 /// `probe inspect` on a test object: exit code, stdout, stderr.
 fn inspect(name: &str) -> (i32, String, String) {
@@ -28,14 +28,18 @@ fn inspect(name: &str) -> (i32, String, String) {
 }
 
 /// What inspect printed, without the parts that vary with clang: each
-/// program line cut before ` insns=`, and the relocation lines left out.
+/// program line cut before ` insns=`, the relocation lines left out, and
+/// the instruction index of each CO-RE line.
 fn stable(stdout: &str) -> String {
     stdout
         .lines()
         .filter(|l| !l.starts_with("    reloc "))
         .map(|l| match l.find(" insns=") {
             Some(cut) if l.starts_with("  ") => &l[..cut],
-            _ => l,
+            _ => match l.strip_prefix("    core insn=") {
+                Some(rest) => rest.split_once(' ').map_or(l, |(_, r)| r),
+                None => l,
+            },
         })
         .map(|l| format!("{l}\n"))
         .collect()
@@ -92,44 +96,130 @@ fn assert_refused(name: &str, message: &str) {
 
 const PROGRAM: SkippedKind = SkippedKind::Program;
 const MAP: SkippedKind = SkippedKind::Map;
-const SECTION: SkippedKind = SkippedKind::Section;
 
 #[test]
-fn btf_defined_maps_are_listed_and_so_is_the_program_using_one() {
-    let uses = "uses map unlinks, which is skipped (BTF-defined map in .maps not supported)";
-    let btf = "BTF-defined map in .maps not supported";
+fn btf_defined_maps_are_read_with_their_types() {
+    assert!(skipped("btf_maps").is_empty());
+    let spec = obj::parse(&test_objects::bytes("btf_maps")).unwrap();
+    let unlinks = &spec.maps[spec.map_index("unlinks").unwrap()];
     assert_eq!(
-        skipped("btf_maps"),
-        [
-            entry(PROGRAM, "count_unlinks", "kprobe/do_unlinkat", uses),
-            entry(MAP, "unlinks", ".maps", btf),
-            entry(MAP, "unused_ring", ".maps", btf),
-        ]
+        (unlinks.map_type, unlinks.key_size, unlinks.value_size),
+        (1, 4, 8)
     );
-    assert_inspect(
+    assert_eq!(unlinks.max_entries, 1024);
+    assert_eq!(unlinks.origin, MapOrigin::Btf);
+    // The key and value types, given to the kernel with the BTF.
+    let btf = spec.btf.as_deref().unwrap();
+    let btf = probe::obj::btf::Btf::parse(btf).unwrap();
+    assert_eq!(btf.ty(unlinks.btf_key_type_id).unwrap().name(), "u32");
+    assert_eq!(btf.ty(unlinks.btf_value_type_id).unwrap().name(), "u64");
+    let ring = &spec.maps[spec.map_index("unused_ring").unwrap()];
+    assert_eq!((ring.map_type, ring.max_entries), (27, 4096));
+    let out = inspect("btf_maps").1;
+    assert!(out.contains(
+        "  unlinks type=1 key_size=4 value_size=8 max_entries=1024 flags=0x0 btf: key type "
+    ));
+    assert_inspect_lines(
         "btf_maps",
-        3,
-        &format!(
-            "license: GPL\n\
-             maps: 0\n\
-             programs: 1\n\
-             \x20 no_map section=tracepoint/syscalls/sys_enter_getpid kind=tracepoint\n\
-             skipped: 3\n\
-             \x20 program count_unlinks section=kprobe/do_unlinkat: {uses}\n\
-             \x20 map unlinks section=.maps: {btf}\n\
-             \x20 map unused_ring section=.maps: {btf}\n\
-             loadable: in part: 1 program and 2 maps skipped (see above)\n"
-        ),
+        &[
+            "programs: 2",
+            "  count_unlinks section=kprobe/do_unlinkat kind=kprobe",
+            "  no_map section=tracepoint/syscalls/sys_enter_getpid kind=tracepoint",
+            "skipped: 0",
+            "loadable: yes",
+        ],
     );
 }
 
 #[test]
-fn a_program_reading_rodata_alone_is_refused_with_the_real_cause() {
-    assert_refused(
+fn btf_maps_this_loader_cannot_create_are_skipped_with_why() {
+    let uses =
+        "uses map pinned, which is skipped (pinning is not supported (this loader pins nothing))";
+    assert_eq!(
+        skipped("btf_map_refused"),
+        [
+            entry(
+                PROGRAM,
+                "uses_pinned",
+                "tracepoint/syscalls/sys_enter_getpid",
+                uses
+            ),
+            entry(
+                MAP,
+                "pinned",
+                ".maps",
+                "pinning is not supported (this loader pins nothing)"
+            ),
+            entry(
+                MAP,
+                "outer",
+                ".maps",
+                "initial values (map-in-map, prog arrays) are not supported"
+            ),
+        ]
+    );
+    let (code, stdout, _) = inspect("btf_map_refused");
+    assert_eq!(code, 3);
+    assert!(stdout.contains("loadable: in part: 1 program and 2 maps skipped (see above)\n"));
+}
+
+/// Checks that inspect exits 0 and prints each of `lines`, in order.
+fn assert_inspect_lines(name: &str, lines: &[&str]) {
+    let (code, stdout, stderr) = inspect(name);
+    let got = stable(&stdout);
+    let got: Vec<&str> = got.lines().collect();
+    let mut at = 0;
+    for line in lines {
+        match got[at..].iter().position(|l| l == line) {
+            Some(i) => at += i + 1,
+            None => panic!("{name}: no line {line:?} in order in:\n{stdout}"),
+        }
+    }
+    assert!(stderr.is_empty(), "{name}: stderr {stderr:?}");
+    assert_eq!(code, 0, "{name}: exit code");
+}
+
+#[test]
+fn a_const_volatile_setting_is_global_data_in_rodata() {
+    assert!(skipped("rodata_config").is_empty());
+    let mut spec = obj::parse(&test_objects::bytes("rodata_config")).unwrap();
+    let rodata = &spec.maps[0];
+    assert_eq!(
+        (rodata.name.as_str(), rodata.map_type, rodata.value_size),
+        (".rodata", 2, 4)
+    );
+    assert!(rodata.freeze);
+    assert_eq!(rodata.flags, 0x480, "BPF_F_RDONLY_PROG | BPF_F_MMAPABLE");
+    let var = spec.global("target_tgid").unwrap();
+    assert_eq!((var.map_index, var.offset, var.size), (0, 0, 4));
+    // Set by name before loading, as a libbpf skeleton would.
+    spec.set_global("target_tgid", &42u32.to_ne_bytes())
+        .unwrap();
+    assert_eq!(
+        spec.maps[0].initial.as_deref(),
+        Some(&42u32.to_ne_bytes()[..])
+    );
+    assert_eq!(
+        spec.set_global("target_tgid", &[1])
+            .unwrap_err()
+            .to_string(),
+        "global variable target_tgid is 4 bytes, and 1 were given"
+    );
+    assert_eq!(
+        spec.set_global("nothing", &[1]).unwrap_err().to_string(),
+        "the BPF object has no global variable named nothing"
+    );
+    let p = &spec.programs[0];
+    assert_eq!(p.map_refs.len(), 1);
+    assert_eq!(p.map_refs[0].value_offset, Some(0));
+    assert_inspect_lines(
         "rodata_config",
-        "nothing in it can be loaded by this loader: program on_write (section \
-         tracepoint/syscalls/sys_enter_write): uses target_tgid in .rodata, which is \
-         skipped (global data not supported)",
+        &[
+            "maps: 1",
+            "  .rodata type=2 key_size=4 value_size=4 max_entries=1 flags=0x480 global data, frozen: [target_tgid@0+4]",
+            "  on_write section=tracepoint/syscalls/sys_enter_write kind=tracepoint",
+            "loadable: yes",
+        ],
     );
 }
 
@@ -177,50 +267,37 @@ fn a_program_passing_a_callback_is_skipped() {
 }
 
 #[test]
-fn co_re_relocations_are_refused() {
-    assert_refused(
+fn co_re_relocations_are_listed_with_their_fields() {
+    assert!(skipped("core_read").is_empty());
+    let spec = obj::parse(&test_objects::bytes("core_read")).unwrap();
+    assert_eq!(spec.programs[0].core.len(), 2);
+    assert_inspect_lines(
         "core_read",
-        "it has 2 CO-RE relocations (BPF_CORE_READ, preserve_access_index), which this \
-         loader does not apply, so it would read the wrong kernel memory: read with \
-         bpf_probe_read_kernel at fixed offsets, or load it with libbpf",
+        &[
+            "  parent_tgid section=tracepoint/syscalls/sys_enter_getppid kind=tracepoint",
+            "byte_off task_struct.real_parent (struct task_struct, access 0:2)",
+            "byte_off task_struct.tgid (struct task_struct, access 0:1)",
+            "loadable: yes",
+        ],
     );
 }
 
 #[test]
 fn printk_strings_are_global_data_named_by_their_section() {
-    let data = "global data not supported";
-    assert_eq!(
-        skipped("printk"),
-        [
-            entry(
-                PROGRAM,
-                "say_hello",
-                "tracepoint/syscalls/sys_enter_getpid",
-                "uses .rodata, which is skipped (global data not supported)"
-            ),
-            entry(
-                PROGRAM,
-                "say_bye",
-                "tracepoint/syscalls/sys_enter_gettid",
-                "uses .rodata.str1.1, which is skipped (global data not supported)"
-            ),
-            entry(SECTION, ".rodata", ".rodata", data),
-            entry(SECTION, ".rodata.str1.1", ".rodata.str1.1", data),
-        ]
-    );
-    assert_inspect(
+    assert!(skipped("printk").is_empty());
+    let spec = obj::parse(&test_objects::bytes("printk")).unwrap();
+    let names: Vec<&str> = spec.maps.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, [".rodata", ".rodata.str1.1"]);
+    assert!(spec.maps.iter().all(|m| m.freeze && m.initial.is_some()));
+    assert_inspect_lines(
         "printk",
-        3,
-        "license: GPL\n\
-         maps: 0\n\
-         programs: 1\n\
-         \x20 stay_quiet section=tracepoint/syscalls/sys_enter_getppid kind=tracepoint\n\
-         skipped: 4\n\
-         \x20 program say_hello section=tracepoint/syscalls/sys_enter_getpid: uses .rodata, which is skipped (global data not supported)\n\
-         \x20 program say_bye section=tracepoint/syscalls/sys_enter_gettid: uses .rodata.str1.1, which is skipped (global data not supported)\n\
-         \x20 section .rodata: global data not supported\n\
-         \x20 section .rodata.str1.1: global data not supported\n\
-         loadable: in part: 2 programs and 2 sections skipped (see above)\n",
+        &[
+            "programs: 3",
+            "  say_hello section=tracepoint/syscalls/sys_enter_getpid kind=tracepoint",
+            "  say_bye section=tracepoint/syscalls/sys_enter_gettid kind=tracepoint",
+            "  stay_quiet section=tracepoint/syscalls/sys_enter_getppid kind=tracepoint",
+            "loadable: yes",
+        ],
     );
 }
 

@@ -238,6 +238,32 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
     push(format!(
         "setrlimit(RLIMIT_MEMLOCK, {{rlim_cur=RLIM_INFINITY, rlim_max=RLIM_INFINITY}}) = {memlock}"
     ));
+    // The object's BTF: one probe of the kinds it uses that came after
+    // BTF itself (VAR and DATASEC, for .maps), then the object's own.
+    push("bpf(BPF_BTF_LOAD, {btf_size=89, btf_log_level=0}) = N<btf>".into());
+    push("close(N<btf>) = 0".into());
+    let btf_size = probe::obj::parse(probe::app::PROBE_OBJECT)
+        .unwrap()
+        .btf
+        .unwrap()
+        .len();
+    push(format!(
+        "bpf(BPF_BTF_LOAD, {{btf_size={btf_size}, btf_log_level=0}}) = N<btf>"
+    ));
+    // Key and value types from the BTF, for the maps whose types take
+    // them (not fd arrays, not a queue).
+    let spec = probe::obj::parse(probe::app::PROBE_OBJECT).unwrap();
+    let types = |name: &str| {
+        // The names the kernel keeps are 15 bytes long.
+        let m = spec.maps.iter().find(|m| m.name.starts_with(name)).unwrap();
+        match m.map_type {
+            4 | 8 | 22 => String::new(),
+            _ => format!(
+                ", btf_fd=N<btf>, btf_key_type_id={}, btf_value_type_id={}",
+                m.btf_key_type_id, m.btf_value_type_id
+            ),
+        }
+    };
     for (name, kind, key, value, entries, flags) in [
         ("events", "PERF_EVENT_ARRAY", 4, 4, possible, 0),
         ("config_map", "ARRAY", 4, 72, 1, 0),
@@ -260,7 +286,8 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
         push(format!(
             "bpf(BPF_MAP_CREATE, {{map_type=BPF_MAP_TYPE_{kind}, key_size={key}, \
              value_size={value}, max_entries={entries}, map_flags={flags:#x}, \
-             map_name=\"{name}\"}}) = N<map:{name}>"
+             map_name=\"{name}\"{}}}) = N<map:{name}>",
+            types(name)
         ));
     }
     push(
@@ -301,17 +328,18 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
         ("tracepoint_read", "sys_enter_read"),
         ("tracepoint_writ", "sys_enter_write"),
     ] {
-        let insns = probe::obj::parse(probe::app::PROBE_OBJECT)
-            .unwrap()
+        let spec = probe::obj::parse(probe::app::PROBE_OBJECT).unwrap();
+        let p = spec
             .programs
             .iter()
             .find(|p| p.name.starts_with(prog))
-            .unwrap()
-            .insns
-            .len();
+            .unwrap();
         push(format!(
-            "bpf(BPF_PROG_LOAD, {{prog_type=BPF_PROG_TYPE_TRACEPOINT, insn_cnt={insns}, \
-             license=\"GPL\", log_level=0, log_size=0, prog_name=\"{prog}\"}}) = N<prog:{prog}>"
+            "bpf(BPF_PROG_LOAD, {{prog_type=BPF_PROG_TYPE_TRACEPOINT, insn_cnt={}, \
+             license=\"GPL\", log_level=0, log_size=0, prog_name=\"{prog}\", \
+             prog_btf_fd=N<btf>, func_info_cnt=1, line_info_cnt={}}}) = N<prog:{prog}>",
+            p.insns.len(),
+            p.line_info.len()
         ));
         let id = id(event);
         push(format!(
@@ -377,6 +405,7 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
     ] {
         push(format!("close(N<map:{map}>) = 0"));
     }
+    push("close(N<btf>) = 0".into());
     push("close(N<eventfd>) = 0".into());
     assert_eq!(told, want);
     assert_eq!(stderr.last().unwrap(), "probe: received=0 lost=0");

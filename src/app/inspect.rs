@@ -14,7 +14,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::obj::{self, ObjectSpec, RelocTarget, SkippedKind};
+use crate::obj::btf::{Btf, core as core_relo};
+use crate::obj::{self, MapOrigin, ObjectSpec, RelocTarget, SkippedKind};
 
 /// Files larger than this are not BPF objects anyone compiled by hand.
 const MAX_FILE: u64 = 64 << 20;
@@ -85,13 +86,34 @@ pub fn describe(spec: &ObjectSpec) -> String {
     };
     let _ = writeln!(s, "license: {license}");
     let _ = writeln!(s, "maps: {}", spec.maps.len());
-    for m in &spec.maps {
+    for (i, m) in spec.maps.iter().enumerate() {
+        let from = match m.origin {
+            MapOrigin::Legacy => String::new(),
+            MapOrigin::Btf => format!(
+                " btf: key type {} value type {}",
+                m.btf_key_type_id, m.btf_value_type_id
+            ),
+            MapOrigin::Data => {
+                let vars: Vec<String> = spec
+                    .globals
+                    .iter()
+                    .filter(|g| g.map_index == i)
+                    .map(|g| format!("{}@{}+{}", g.name, g.offset, g.size))
+                    .collect();
+                format!(
+                    " global data{}: [{}]",
+                    if m.freeze { ", frozen" } else { "" },
+                    vars.join(",")
+                )
+            }
+        };
         let _ = writeln!(
             s,
-            "  {} type={} key_size={} value_size={} max_entries={} flags={:#x}",
+            "  {} type={} key_size={} value_size={} max_entries={} flags={:#x}{from}",
             m.name, m.map_type, m.key_size, m.value_size, m.max_entries, m.flags
         );
     }
+    let local = spec.btf.as_deref().and_then(|b| Btf::parse(b).ok());
     let _ = writeln!(s, "programs: {}", spec.programs.len());
     for p in &spec.programs {
         let _ = writeln!(
@@ -113,6 +135,14 @@ pub fn describe(spec: &ObjectSpec) -> String {
                 s,
                 "    reloc insn={} symbol={} -> {target}",
                 r.insn_index, r.symbol
+            );
+        }
+        for c in &p.core {
+            let _ = writeln!(
+                s,
+                "    core insn={} {}",
+                c.insn_index,
+                core_relo::describe(local.as_ref(), &c.relo)
             );
         }
     }

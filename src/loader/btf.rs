@@ -68,7 +68,10 @@ fn probe_blob(kind: Kind) -> Vec<u8> {
 /// Which of the kinds `blob` uses the kernel knows, one probe each.
 fn probe_kinds(blob: &[u8]) -> KernelKinds {
     let mut kernel = KernelKinds::ALL;
-    for label in fixup::unknown_kinds(blob, &KernelKinds::NONE) {
+    let mut labels = fixup::unknown_kinds(blob, &KernelKinds::NONE);
+    // VAR and DATASEC came together (5.2): one probe for both.
+    labels.retain(|l| *l != "VAR");
+    for label in labels {
         let kind = match label {
             "FLOAT" => Kind::Float,
             "DECL_TAG" => Kind::DeclTag,

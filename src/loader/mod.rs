@@ -655,9 +655,10 @@ impl Loaded {
                 program: spec.name.clone(),
             });
         }
-        if btf.is_some() {
+        if btf.is_some() && first.raw_os_error() == Some(libc::EINVAL) {
             // A kernel that refuses the function or line info (an older
-            // verifier's stricter checks) loads the program without it.
+            // verifier's stricter checks: EINVAL, where a rejection of the
+            // code is EACCES) loads the program without it.
             load.btf = None;
             if let Ok(fd) = bpf::prog_load(&load, None) {
                 return Ok(loaded(fd));

@@ -384,7 +384,7 @@ pub fn map_create(def: &MapDef) -> io::Result<Fd> {
                 match def.btf {
                     Some(b) => format!(
                         ", btf_fd={}, btf_key_type_id={}, btf_value_type_id={}",
-                        b.fd.as_raw_fd(),
+                        explain::borrowed(b.fd),
                         b.key_type_id,
                         b.value_type_id
                     ),
@@ -685,7 +685,7 @@ pub fn prog_load(p: &ProgLoad, log: Option<&mut [u8]>) -> io::Result<Fd> {
                 match p.btf {
                     Some(b) => format!(
                         ", prog_btf_fd={}, func_info_cnt={}, line_info_cnt={}",
-                        b.fd.as_raw_fd(),
+                        explain::borrowed(b.fd),
                         b.func_info.len(),
                         b.line_info.len()
                     ),
@@ -734,7 +734,7 @@ pub fn map_freeze(map: BorrowedFd) -> io::Result<()> {
     };
     let r = bpf(BPF_MAP_FREEZE, &mut attr).map(drop);
     explain::tell(
-        || format!("bpf(BPF_MAP_FREEZE, {{map_fd={}}})", map.as_raw_fd()),
+        || format!("bpf(BPF_MAP_FREEZE, {{map_fd={}}})", explain::borrowed(map)),
         || explain::status(&r),
     );
     r

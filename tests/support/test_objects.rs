@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 /// The sources, without `.c`.
 pub const NAMES: &[&str] = &[
+    "btf_map_refused",
     "btf_maps",
     "callback",
     "core_read",
