@@ -34,6 +34,8 @@
 
 PROBE=${PROBE:-/probe}
 LOADGEN=${LOADGEN:-/loadgen-exe}
+OBJRUN=${OBJRUN:-/objrun}
+OBJECTS_DIR=${OBJECTS_DIR:-/objects}
 VMTEST_TMP=${VMTEST_TMP:-/tmp}
 VMTEST_METHODS=${VMTEST_METHODS:-kprobe kprobe-legacy tracepoint raw-tracepoint auto}
 VMTEST_WRITES=${VMTEST_WRITES:-1000}
@@ -636,6 +638,37 @@ run_ia32() {
     finish "ia32-raw-tracepoint" "$t0"
 }
 
+# Objects written the libbpf 1.x way (BTF-defined maps, global data), run
+# through our loader by objrun: exact values after a known number of
+# calls; and `probe load` takes the others whole, BTF included.
+run_objects() {
+    fail=
+    t0=$(now_cs)
+    say "start kernel=$KERNEL method=objects"
+    outf=$VMTEST_TMP/objects.out
+    if "$OBJRUN" "$OBJECTS_DIR/globals_count.o" --set target_tgid=self --attach tracepoint \
+        --getppid 1000 >"$outf" 2>&1; then
+        for want in "global calls=1000" "global since_seven=1007" "map per_tgid entries=1 self=1000"; do
+            grep -qx "$want" "$outf" || fail="$fail globals:missing:'$want'"
+        done
+        # BTF loads on every kernel of the matrix: nothing to say.
+        grep -q "^note " "$outf" && fail="$fail globals:note:'$(grep "^note " "$outf" | head -n 1)'"
+    else
+        fail="$fail globals:exit:'$(tail -n 1 "$outf")'"
+    fi
+    [ -n "$fail" ] && out "$outf"
+    for name in btf_maps rodata_config printk; do
+        if "$PROBE" load "$OBJECTS_DIR/$name.o" >"$outf" 2>&1; then
+            grep -q "BTF not loaded" "$outf" && fail="$fail $name:no-btf"
+        else
+            fail="$fail $name:'$(grep -v accepted "$outf" | head -n 1)'"
+            out "$outf"
+        fi
+    done
+    rm -f "$outf"
+    finish "objects" "$t0"
+}
+
 # ---------------------------------------------------------------------------
 if [ -e /sys/bus/event_source/devices/kprobe/type ]; then
     say "env kernel=$KERNEL kprobe_pmu=yes type=$(cat /sys/bus/event_source/devices/kprobe/type)"
@@ -661,6 +694,7 @@ done
 case " $VMTEST_METHODS " in
 *" raw-tracepoint "*) run_ia32 ;;
 esac
+run_objects
 if [ "$VMTEST_EXIT" = 1 ]; then
     round=0
     while [ "$round" -lt "$VMTEST_EXIT_ROUNDS" ]; do

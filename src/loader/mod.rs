@@ -523,7 +523,15 @@ pub struct Loaded {
     btf: Option<Fd>,
     /// What loading changed or left out, one line each.
     notes: Vec<String>,
+    /// The BTF CO-RE relocations are resolved against: the running
+    /// kernel's by default.
+    target_btf: std::path::PathBuf,
+    /// Each CO-RE relocation applied so far, one line each.
+    core_applied: std::sync::Mutex<Vec<String>>,
 }
+
+/// Where the running kernel publishes its BTF (CONFIG_DEBUG_INFO_BTF).
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Map types whose kernel side refuses key/value BTF (their values are fds
 /// or they have no key): created without it, as libbpf does.
@@ -564,6 +572,8 @@ impl Loaded {
             kern_version: kernel_version_code(),
             btf,
             notes,
+            target_btf: KERNEL_BTF.into(),
+            core_applied: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -571,6 +581,37 @@ impl Loaded {
     /// kernel, or not loaded, and why), one line each.
     pub fn notes(&self) -> &[String] {
         &self.notes
+    }
+
+    /// The bytes of global variable `name` as the programs see them now
+    /// (read from its section's map).
+    pub fn global(&self, name: &str) -> Result<Vec<u8>, MapError> {
+        let var = self
+            .spec
+            .global(name)
+            .ok_or_else(|| MapError::NoSuchMap(name.to_string()))?;
+        let map = &self.spec.maps[var.map_index];
+        let mut value = vec![0u8; map.value_size as usize];
+        self.map(&map.name)?
+            .lookup(&0u32.to_ne_bytes(), &mut value)?;
+        // In bounds: parse checked offset + size <= the section's size.
+        let (start, end) = (var.offset as usize, (var.offset + var.size) as usize);
+        Ok(value[start..end].to_vec())
+    }
+
+    /// Resolves CO-RE relocations against the BTF in `path` instead of
+    /// the running kernel's (another kernel's, or a test's).
+    pub fn set_target_btf(&mut self, path: &std::path::Path) {
+        self.target_btf = path.to_path_buf();
+    }
+
+    /// Each CO-RE relocation applied so far, one line each:
+    /// `parent_tgid insn 1: byte_off task_struct.real_parent = 2480 (object: 8)`.
+    pub fn core_applied(&self) -> Vec<String> {
+        self.core_applied
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 
     /// Whether the object's BTF is in the kernel.

@@ -12,7 +12,7 @@
 //!   section's bytes. Programs address a variable as that map's value plus
 //!   the variable's offset (`BPF_PSEUDO_MAP_VALUE`).
 
-use super::btf::{Btf, Kind};
+use super::btf::{Btf, Kind, shown};
 use super::{MapOrigin, MapSpec};
 
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
@@ -76,20 +76,6 @@ fn type_field(btf: &Btf, type_id: u32) -> Option<(u32, u64)> {
     }
     let target = ptr.referenced()?;
     Some((target, btf.size_of(target)?))
-}
-
-/// A name from the BTF for a message: control characters escaped, so
-/// that the message stays one printable line whatever the file holds.
-fn shown(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// One map's definition struct read member by member, as libbpf does.

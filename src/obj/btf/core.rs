@@ -117,9 +117,9 @@ pub fn describe(local: Option<&Btf>, relo: &CoreRelo) -> String {
         return format!("{kind} type={} (no BTF)", relo.type_id);
     };
     let access = btf.string(relo.access_str_off).unwrap_or("?");
-    format!(
+    super::shown(&format!(
         "{kind} {} ({}, access {access})",
         access_path(btf, relo),
         type_name(btf, relo.type_id)
-    )
+    ))
 }

@@ -45,6 +45,23 @@ const KIND_MAX: u32 = KIND_ENUM64;
 /// followed: a loop in hostile input ends there.
 pub const MAX_CHAIN: usize = 32;
 
+/// A name from BTF for a message: control characters escaped, so that the
+/// message stays one printable line whatever the file holds.
+pub fn shown(name: &str) -> String {
+    if !name.chars().any(char::is_control) {
+        return name.to_string();
+    }
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Bytes of data after a type's 12, by kind and vlen; None for a kind this
 /// reader does not know (it cannot know where the next type starts).
 fn extra_len(kind: u32, vlen: usize) -> Option<usize> {
