@@ -2,8 +2,8 @@
 //! on the objects build.rs compiles, and on those of tests/objects/ (other
 //! projects' styles: BTF-defined maps, global data, CO-RE, externs, legacy
 //! map quirks), compiled at test time: structured mutations of every ELF
-//! header, section header, symbol and relocation field and of the .BTF.ext
-//! header, truncations, and seeded random bit flips and byte writes. Every
+//! header, section header, symbol and relocation field, of the .BTF header
+//! and its first types, and of the .BTF.ext header, truncations, and seeded random bit flips and byte writes. Every
 //! input must end in Ok or in an Err whose message is one line; never a
 //! panic. Each random mutation has its own seed, printed on failure, so
 //! that it can be replayed alone.
@@ -165,6 +165,38 @@ fn fields(bytes: &[u8]) -> Vec<Field> {
                 }
             }
             _ => {}
+        }
+        // The .BTF header, and the first 64 types' info, size/type and
+        // first data words: what the BTF reader walks by, and what names
+        // maps, global data and CO-RE fields.
+        if sh_type == 1 && section_name(bytes, i) == ".BTF" && size >= 24 {
+            for (off, width, name) in [
+                (0, 2, "magic"),
+                (2, 1, "version"),
+                (4, 4, "hdr_len"),
+                (8, 4, "type_off"),
+                (12, 4, "type_len"),
+                (16, 4, "str_off"),
+                (20, 4, "str_len"),
+            ] {
+                add(offset + off, width, format!(".BTF {name}"));
+            }
+            if let Some(blob) = bytes.get(offset..offset + size)
+                && let Ok(btf) = probe::obj::btf::Btf::parse(blob)
+            {
+                for t in btf.types().take(64) {
+                    let at = offset + t.blob_offset();
+                    let id = t.id();
+                    add(at, 4, format!(".BTF type {id} name_off"));
+                    add(at + 4, 4, format!(".BTF type {id} info"));
+                    add(at + 8, 4, format!(".BTF type {id} size/type"));
+                    if at + 24 <= offset + size {
+                        add(at + 12, 4, format!(".BTF type {id} data 0"));
+                        add(at + 16, 4, format!(".BTF type {id} data 1"));
+                        add(at + 20, 4, format!(".BTF type {id} data 2"));
+                    }
+                }
+            }
         }
         // The .BTF.ext header, whose sizes say where CO-RE relocations are.
         if sh_type == 1 && section_name(bytes, i) == ".BTF.ext" && size >= 32 {
