@@ -36,8 +36,13 @@ pub fn run(path: &Path) -> Result<Verdicts> {
     );
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {shown}"))?;
     let spec = obj::parse(&bytes).with_context(|| format!("{shown} is not a usable BPF object"))?;
-    let loaded = Loaded::create_maps(spec, crate::cpus::possible_count()?)
+    let mut loaded = Loaded::create_maps(spec, crate::cpus::possible_count()?)
         .with_context(|| format!("{shown}: its maps could not be created"))?;
+    // CO-RE relocations resolve against the running kernel's BTF, or the
+    // file PROBE_BTF names (another kernel's; a test's).
+    if let Some(btf) = std::env::var_os("PROBE_BTF") {
+        loaded.set_target_btf(Path::new(&btf));
+    }
     let mut text = String::new();
     for note in loaded.notes() {
         let _ = writeln!(text, "{note}");
@@ -46,7 +51,10 @@ pub fn run(path: &Path) -> Result<Verdicts> {
     let programs = &loaded.spec.programs;
     for p in programs {
         let _ = write!(text, "{} ({}): ", p.name, p.section);
-        match loaded.load_spec(p) {
+        let applied_before = loaded.core_applied().len();
+        let result = loaded.load_spec(p);
+        let applied: Vec<String> = loaded.core_applied().split_off(applied_before);
+        match result {
             Ok(program) => {
                 accepted += 1;
                 let _ = write!(text, "accepted, {} instructions", p.insns.len());
@@ -72,6 +80,12 @@ pub fn run(path: &Path) -> Result<Verdicts> {
             Err(e) => {
                 let _ = writeln!(text, "not loaded: {e}");
             }
+        }
+        // Each CO-RE relocation, with what it became on this kernel (a
+        // poisoned one explains a verifier's "invalid func
+        // unknown#195896080").
+        for line in &applied {
+            let _ = writeln!(text, "  CO-RE {line}");
         }
     }
     // What the parse step could not take is not loaded either: said, so

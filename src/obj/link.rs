@@ -180,7 +180,6 @@ impl<'s, 'a> Linker<'s, 'a> {
         &mut self,
         ext: &ExtInfo,
         code: &CodeSection<'a>,
-        _entry: &Function<'a>,
     ) -> Result<(), ParseError> {
         let moved = |off: u32, start: u64, size: u64, base: usize| -> Option<u32> {
             let off = u64::from(off);

@@ -367,7 +367,7 @@ fn parse_aligned(bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
                 for entry in &entries {
                     match Linker::link(&shared, &code, entry)? {
                         Linked::Ready(mut linked) => {
-                            linked.attach_ext_info(&ext_info, &code, entry)?;
+                            linked.attach_ext_info(&ext_info, &code)?;
                             // The spec itself, and the kind's copy of the
                             // section name.
                             shared.budget.charge(

@@ -12,6 +12,7 @@ pub const NAMES: &[&str] = &[
     "btf_map_refused",
     "btf_maps",
     "callback",
+    "core_fields",
     "core_read",
     "globals_count",
     "kconfig_extern",
