@@ -665,6 +665,22 @@ run_objects() {
             out "$outf"
         fi
     done
+    # FLOAT, DECL_TAG, TYPE_TAG: 5.10 knows none of them, and the loader
+    # must say it rewrote them, not load without BTF; 5.17+ knows all.
+    if "$PROBE" load "$OBJECTS_DIR/new_kinds.o" >"$outf" 2>&1; then
+        grep -q "BTF not loaded" "$outf" && fail="$fail new_kinds:no-btf"
+        case $KERNEL in
+        5.10.*)
+            grep -q "^BTF: this kernel does not know FLOAT, DECL_TAG, TYPE_TAG: rewritten" "$outf" ||
+                fail="$fail new_kinds:not-rewritten"
+            ;;
+        *) grep -q "^BTF:" "$outf" && fail="$fail new_kinds:rewritten-needlessly" ;;
+        esac
+        [ -n "$fail" ] && out "$outf"
+    else
+        fail="$fail new_kinds:'$(grep -v accepted "$outf" | head -n 1)'"
+        out "$outf"
+    fi
     rm -f "$outf"
     finish "objects" "$t0"
 }

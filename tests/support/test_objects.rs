@@ -21,6 +21,7 @@ pub const NAMES: &[&str] = &[
     "legacy_mixed",
     "legacy_trailing",
     "legacy_zero_trailing",
+    "new_kinds",
     "perf_array",
     "printk",
     "rodata_config",
