@@ -10,8 +10,8 @@
 //! are rewritten as older kinds where the kernel lacks them
 //! (`obj::btf::fixup::sanitize`).
 
-use crate::obj::btf::Kind;
 use crate::obj::btf::fixup::{self, KernelKinds};
+use crate::obj::btf::{self, Kind};
 use crate::sys::Fd;
 use crate::sys::bpf;
 
@@ -21,27 +21,6 @@ pub struct ObjectBtf {
     pub fd: Option<Fd>,
     /// One line each: kinds rewritten, or why the kernel has no BTF of it.
     pub notes: Vec<String>,
-}
-
-/// A blob of `types` (words) with `strings`, for probing one kind.
-fn blob(types: &[u32], strings: &[u8]) -> Vec<u8> {
-    let type_len = (types.len() * 4) as u32;
-    let mut out = Vec::new();
-    for w in [
-        0xeb9f | 1 << 16,
-        24,
-        0,
-        type_len,
-        type_len,
-        strings.len() as u32,
-    ] {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
-    for w in types {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
-    out.extend_from_slice(strings);
-    out
 }
 
 fn info(kind: Kind, vlen: u32) -> u32 {
@@ -62,7 +41,7 @@ fn probe_blob(kind: Kind) -> Vec<u8> {
         // VAR and DATASEC: a section ".v"-less name is fine: "t".
         _ => t.extend(var.iter().chain(&[7, info(Kind::Datasec, 1), 4, 2, 0, 4])),
     }
-    blob(&t, S)
+    btf::blob(&t, S)
 }
 
 /// Which of the kinds `blob` uses the kernel knows, one probe each.

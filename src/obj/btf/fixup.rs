@@ -251,32 +251,11 @@ fn append_int(blob: &[u8]) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
-    /// A blob of `types` (words) and `strings`.
-    fn blob(types: &[u32], strings: &[u8]) -> Vec<u8> {
-        let type_len = (types.len() * 4) as u32;
-        let mut out = Vec::new();
-        for w in [
-            0xeb9f | 1 << 16,
-            HEADER_LEN as u32,
-            0,
-            type_len,
-            type_len,
-            strings.len() as u32,
-        ] {
-            out.extend_from_slice(&w.to_le_bytes());
-        }
-        for w in types {
-            out.extend_from_slice(&w.to_le_bytes());
-        }
-        out.extend_from_slice(strings);
-        out
-    }
-
     // Strings: 1 "int", 5 "a", 7 "b", 9 ".data", 15 "tag", 19 "e", 21 "X".
     const STRINGS: &[u8] = b"\0int\0a\0b\0.data\0tag\0e\0X\0";
 
     fn sample() -> Vec<u8> {
-        blob(
+        super::super::blob(
             &[
                 // 1: int
                 1,
@@ -350,10 +329,7 @@ mod tests {
     fn unknown_kinds_become_known_ones_of_the_same_length() {
         let old = KernelKinds {
             datasec: true,
-            float: false,
-            decl_tag: false,
-            type_tag: false,
-            enum64: false,
+            ..KernelKinds::NONE
         };
         let data = sample();
         assert_eq!(
@@ -379,13 +355,7 @@ mod tests {
 
     #[test]
     fn datasecs_become_structs_for_kernels_before_5_2() {
-        let none = KernelKinds {
-            datasec: false,
-            float: false,
-            decl_tag: false,
-            type_tag: false,
-            enum64: false,
-        };
+        let none = KernelKinds::NONE;
         let fixed = fill_datasecs(
             &sample(),
             |_| Some(8),
@@ -417,14 +387,7 @@ mod tests {
             for bit in 0..8 {
                 let mut d = data.clone();
                 d[at] ^= 1 << bit;
-                let none = KernelKinds {
-                    datasec: false,
-                    float: false,
-                    decl_tag: false,
-                    type_tag: false,
-                    enum64: false,
-                };
-                let _ = sanitize(&d, &none);
+                let _ = sanitize(&d, &KernelKinds::NONE);
                 let _ = fill_datasecs(&d, |_| Some(u64::MAX), |_| Some(7));
             }
         }

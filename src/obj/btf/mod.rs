@@ -45,6 +45,27 @@ const KIND_MAX: u32 = KIND_ENUM64;
 /// followed: a loop in hostile input ends there.
 pub const MAX_CHAIN: usize = 32;
 
+/// A BTF blob of `types` (each type's words, in id order from 1) and
+/// `strings` (starting with the empty string): for probing what a kernel
+/// accepts, and for tests.
+pub fn blob(types: &[u32], strings: &[u8]) -> Vec<u8> {
+    let type_len = (types.len() * 4) as u32;
+    let mut out = Vec::with_capacity(HEADER_LEN + types.len() * 4 + strings.len());
+    let header = [
+        u32::from(MAGIC) | 1 << 16,
+        HEADER_LEN as u32,
+        0,
+        type_len,
+        type_len,
+        strings.len() as u32,
+    ];
+    for w in header.iter().chain(types) {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    out.extend_from_slice(strings);
+    out
+}
+
 /// A name from BTF for a message: control characters escaped, so that the
 /// message stays one printable line whatever the file holds.
 pub fn shown(name: &str) -> String {
