@@ -327,9 +327,11 @@ static __always_inline int on_entry(void *ctx, __u16 syscall, __u64 fd,
 		struct event *slot = ring_reserve(cfg, &pos);
 		if (!slot || !pos)
 			return 0;
+		/* The first 64 bytes only: an entry's event is that long (the
+		 * monitor reads ret and lat_ns of completed calls alone), and
+		 * the streaming monitor makes its slots 64 bytes, one cache
+		 * line each. */
 		fill(slot, pid_tgid, comm, syscall, fd, count, 0);
-		slot->ret = 0;
-		slot->lat_ns = 0;
 		if (with_preview)
 			preview(slot, buf, count);
 		ring_publish(pos);

@@ -421,6 +421,18 @@ fn create_maps(
                 spec.maps[i].max_entries = entries;
             }
         }
+        // Without --exit only entry programs write the ring, 64 bytes per
+        // event: slots of 64 bytes are one cache line each, and the ring
+        // as big in memory as a perf ring of the same --pages. (The value
+        // is then no longer a struct event: no BTF type for it.)
+        if !o.exit
+            && let Some(i) = spec.map_index("ring_events")
+        {
+            let m = &mut spec.maps[i];
+            m.value_size = crate::app::abi::ENTRY_EVENT_SIZE as u32;
+            m.btf_key_type_id = 0;
+            m.btf_value_type_id = 0;
+        }
     }
     // `probe top`'s tables: not used by the streaming monitor.
     for name in [
