@@ -665,6 +665,27 @@ run_objects() {
             out "$outf"
         fi
     done
+    # CO-RE against this kernel's BTF: the fields read where this kernel
+    # has them (objrun's parent is this shell), __state only since 5.14.
+    "$OBJRUN" "$OBJECTS_DIR/core_fields.o" --set target_tgid=self --set comm0=111 \
+        --attach tracepoint --getppid 3 >"$outf" 2>&1 &
+    objrun_pid=$!
+    if wait "$objrun_pid"; then
+        case $KERNEL in
+        5.10.*) new=0 old=1 ;;
+        *) new=1 old=0 ;;
+        esac
+        for want in "global seen_tgid=$objrun_pid" "global parent_tgid=$$" "global pid_size=4" \
+            "global comm_offset_ok=1" "global tgid_enum=1" "global enum_missing=0" \
+            "global task_exists=1" "global nothing_exists=0" \
+            "global has_state_new=$new" "global has_state_old=$old"; do
+            grep -qx "$want" "$outf" || fail="$fail core:missing:'$want'"
+        done
+        [ -n "$fail" ] && out "$outf"
+    else
+        fail="$fail core:exit:'$(tail -n 1 "$outf")'"
+        out "$outf"
+    fi
     # FLOAT, DECL_TAG, TYPE_TAG: 5.10 knows none of them, and the loader
     # must say it rewrote them, not load without BTF; 5.17+ knows all.
     if "$PROBE" load "$OBJECTS_DIR/new_kinds.o" >"$outf" 2>&1; then
