@@ -49,13 +49,18 @@ fn libbpf_patches(name: &str) -> Patches {
                 .ok()
         };
         if rest.contains("patched insn #") {
-            let value = rest.rsplit_once(" -> ").and_then(|(_, v)| v.trim().parse().ok());
+            let value = rest
+                .rsplit_once(" -> ")
+                .and_then(|(_, v)| v.trim().parse().ok());
             patches.insert((prog.to_string(), insn(rest).unwrap()), value);
         } else if rest.contains("substituting insn #") {
             patches.insert((prog.to_string(), insn(rest).unwrap()), None);
         }
     }
-    assert!(!patches.is_empty(), "{name}: libbpf patched nothing:\n{log}");
+    assert!(
+        !patches.is_empty(),
+        "{name}: libbpf patched nothing:\n{log}"
+    );
     patches
 }
 
@@ -93,6 +98,12 @@ fn every_relocated_value_is_libbpfs() {
         return;
     }
     let _serial = serial();
+    let spec = probe::obj::parse(&test_objects::bytes("core_fields")).unwrap();
+    assert_eq!(
+        spec.programs[0].core.len(),
+        11,
+        "every kind of core_fields.c"
+    );
     for name in ["core_read", "core_fields"] {
         let (code, stdout, ours) = our_patches(name, &[]);
         assert_eq!(code, 0, "{name}: {stdout}");
@@ -127,7 +138,11 @@ fn a_co_re_program_reads_the_kernels_fields_where_they_are() {
     let objrun = child.id();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let g = globals(&stdout);
     let kernel_btf = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
     let btf = probe::obj::btf::Btf::parse(&kernel_btf).unwrap();
@@ -163,8 +178,7 @@ fn without_kernel_btf_a_co_re_program_is_refused_in_one_line() {
         return;
     }
     let _serial = serial();
-    let (code, stdout, _) =
-        our_patches("core_read", &[("PROBE_BTF", "/nonexistent/vmlinux")]);
+    let (code, stdout, _) = our_patches("core_read", &[("PROBE_BTF", "/nonexistent/vmlinux")]);
     assert_eq!(code, 1, "{stdout}");
     assert!(
         stdout.contains(
@@ -183,5 +197,8 @@ fn without_kernel_btf_a_co_re_program_is_refused_in_one_line() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&probe.stderr);
     assert!(probe.status.success(), "{stderr}");
-    assert!(stderr.contains("probe: attached via tracepoint"), "{stderr}");
+    assert!(
+        stderr.contains("probe: attached via tracepoint"),
+        "{stderr}"
+    );
 }

@@ -23,6 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use anyhow::{Context, Result, anyhow};
 
 mod btf;
+mod core;
 
 use crate::obj::{MapSpec, ObjectSpec, ProgramKind, ProgramSpec};
 use crate::sys::Fd;
@@ -528,6 +529,8 @@ pub struct Loaded {
     target_btf: std::path::PathBuf,
     /// Each CO-RE relocation applied so far, one line each.
     core_applied: std::sync::Mutex<Vec<String>>,
+    /// The target BTF's bytes, read on the first program with CO-RE.
+    target: std::sync::OnceLock<Result<Vec<u8>, String>>,
 }
 
 /// Where the running kernel publishes its BTF (CONFIG_DEBUG_INFO_BTF).
@@ -574,6 +577,7 @@ impl Loaded {
             notes,
             target_btf: KERNEL_BTF.into(),
             core_applied: std::sync::Mutex::new(Vec::new()),
+            target: std::sync::OnceLock::new(),
         })
     }
 
@@ -603,6 +607,7 @@ impl Loaded {
     /// the running kernel's (another kernel's, or a test's).
     pub fn set_target_btf(&mut self, path: &std::path::Path) {
         self.target_btf = path.to_path_buf();
+        self.target = std::sync::OnceLock::new();
     }
 
     /// Each CO-RE relocation applied so far, one line each:
@@ -802,19 +807,30 @@ fn fill_map(m: &MapSpec, fd: BorrowedFd) -> Result<()> {
 }
 
 impl Loaded {
-    /// Patches the program's CO-RE relocations for the running kernel.
+    /// Patches the program's CO-RE relocations for the running kernel
+    /// (see `core`), noting each in `core_applied`.
     fn apply_core(
         &self,
         spec: &ProgramSpec,
-        _insns: &mut [crate::obj::Insn],
+        insns: &mut [crate::obj::Insn],
     ) -> Result<(), LoadError> {
         if spec.core.is_empty() {
             return Ok(());
         }
-        Err(LoadError::Core {
+        let refused = |why: String| LoadError::Core {
             program: spec.name.clone(),
-            why: "not supported yet".into(),
-        })
+            why,
+        };
+        let target = self
+            .target
+            .get_or_init(|| core::read_target(&self.target_btf))
+            .as_ref()
+            .map_err(|e| refused(e.clone()))?;
+        let lines = core::apply(spec, self.spec.btf.as_deref(), target, insns).map_err(refused)?;
+        if let Ok(mut applied) = self.core_applied.lock() {
+            applied.extend(lines);
+        }
+        Ok(())
     }
 }
 

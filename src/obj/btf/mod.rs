@@ -23,6 +23,7 @@ use std::collections::HashMap;
 pub mod core;
 pub mod ext;
 pub mod fixup;
+pub mod relo;
 
 const MAGIC: u16 = 0xeb9f;
 pub(crate) const HEADER_LEN: usize = 24;
