@@ -32,6 +32,40 @@ pub fn parse_and_check(input: &[u8]) -> bool {
         );
         // No fds at all: refused when it names a map, not a panic.
         assert_eq!(p.insns_with_map_fds(&[]).is_none(), !p.map_refs.is_empty());
+        for f in &p.func_info {
+            assert!(
+                (f.insn_off as usize) < p.insns.len(),
+                "func_info past the end"
+            );
+        }
+        for l in &p.line_info {
+            assert!(
+                (l.insn_off as usize) < p.insns.len(),
+                "line_info past the end"
+            );
+        }
+        // CO-RE against the object's own BTF as the target: every record
+        // resolves or says why in one line, and patching never panics.
+        if !p.core.is_empty()
+            && let Some(btf) = spec.btf.as_deref()
+            && let Ok(local) = probe::obj::btf::Btf::parse(btf)
+        {
+            use probe::obj::btf::relo;
+            let relos: Vec<_> = p.core.iter().map(|c| c.relo).collect();
+            let candidates = relo::Candidates::new(&local, &local, &relos);
+            let mut insns = p.insns.clone();
+            for c in &p.core {
+                assert!(c.insn_index < p.insns.len(), "CO-RE site past the end");
+                match relo::resolve(&local, &local, &candidates, &c.relo) {
+                    Ok(res) => {
+                        if let Err(e) = relo::patch(&mut insns, c.insn_index, &res) {
+                            assert!(!e.contains('\n'), "{e}");
+                        }
+                    }
+                    Err(e) => assert!(!e.chars().any(char::is_control), "{e:?}"),
+                }
+            }
+        }
     }
     for s in &spec.skipped {
         assert!(
