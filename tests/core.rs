@@ -101,12 +101,13 @@ fn every_relocated_value_is_libbpfs() {
     let spec = probe::obj::parse(&test_objects::bytes("core_fields")).unwrap();
     assert_eq!(
         spec.programs[0].core.len(),
-        11,
+        12,
         "every kind of core_fields.c"
     );
-    for name in ["core_read", "core_fields"] {
+    for name in ["core_read", "core_fields", "core_missing"] {
         let (code, stdout, ours) = our_patches(name, &[]);
-        assert_eq!(code, 0, "{name}: {stdout}");
+        // core_missing reaches its poisoned instruction: refused.
+        assert_eq!(code, i32::from(name == "core_missing"), "{name}: {stdout}");
         assert_eq!(ours, libbpf_patches(name), "{name}: {stdout}");
     }
 }
@@ -163,6 +164,7 @@ fn a_co_re_program_reads_the_kernels_fields_where_they_are() {
         ("task_exists", "1".into()),
         ("nothing_exists", "0".into()),
         ("task_size", task.size().unwrap().to_string()),
+        ("old_state_read", has("state").to_string()),
         ("target_tgid", objrun.to_string()),
         ("comm0", "6f".into()),
     ]
@@ -170,6 +172,34 @@ fn a_co_re_program_reads_the_kernels_fields_where_they_are() {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     assert_eq!(g, want, "{stdout}");
+}
+
+#[test]
+fn an_unresolvable_read_that_runs_is_rejected_and_explained() {
+    if !root_or_skip() {
+        return;
+    }
+    let _serial = serial();
+    let (code, stdout, patches) = our_patches("core_missing", &[]);
+    assert_eq!(code, 1, "{stdout}");
+    // Poisoned, as libbpf does, and the verifier names the helper.
+    assert_eq!(
+        patches.values().filter(|v| v.is_none()).count(),
+        1,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("invalid func unknown#195896080"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "  CO-RE reads_a_missing_field insn 1: byte_off \
+             task_struct.no_such_field_in_any_kernel poisoned: not on this kernel \
+             (call to helper 0xbad2310 in its place) (object: 0)"
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -678,7 +678,7 @@ run_objects() {
         for want in "global seen_tgid=$objrun_pid" "global parent_tgid=$$" "global pid_size=4" \
             "global comm_offset_ok=1" "global tgid_enum=1" "global enum_missing=0" \
             "global task_exists=1" "global nothing_exists=0" \
-            "global has_state_new=$new" "global has_state_old=$old"; do
+            "global has_state_new=$new" "global has_state_old=$old" "global old_state_read=$old"; do
             grep -qx "$want" "$outf" || fail="$fail core:missing:'$want'"
         done
         [ -n "$fail" ] && out "$outf"

@@ -50,6 +50,10 @@ u32 enum_missing = 7;
 u32 task_exists = 7;
 u32 nothing_exists = 7;
 u32 task_size = 0;
+/* Read only where the field exists: elsewhere the read's relocation
+ * cannot be resolved and is poisoned, on a path the verifier never takes
+ * (the guard is a constant 0 there). */
+u64 old_state_read = 0;
 
 SEC("tracepoint/syscalls/sys_enter_getppid")
 int core_fields(void *ctx)
@@ -63,6 +67,8 @@ int core_fields(void *ctx)
 	parent_tgid = BPF_CORE_READ(task, real_parent, tgid);
 	has_state_new = bpf_core_field_exists(task->__state);
 	has_state_old = bpf_core_field_exists(old->state);
+	if (bpf_core_field_exists(old->state))
+		old_state_read = 1 + (BPF_CORE_READ(old, state) & 0);
 	pid_size = bpf_core_field_size(task->pid);
 	/* comm is where the kernel says: its first byte is the comm's. */
 	char c = 0;

@@ -13,6 +13,7 @@ pub const NAMES: &[&str] = &[
     "btf_maps",
     "callback",
     "core_fields",
+    "core_missing",
     "core_read",
     "globals_count",
     "kconfig_extern",
