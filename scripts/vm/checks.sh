@@ -702,6 +702,21 @@ run_objects() {
         fail="$fail new_kinds:'$(grep -v accepted "$outf" | head -n 1)'"
         out "$outf"
     fi
+    # ENUM64 (6.0): 5.10 must get it rewritten (said) with BTF loaded.
+    if "$PROBE" load "$OBJECTS_DIR/enum64.o" >"$outf" 2>&1; then
+        grep -q "BTF not loaded" "$outf" && fail="$fail enum64:no-btf"
+        case $KERNEL in
+        5.10.*)
+            grep -q "^BTF: this kernel does not know ENUM64: rewritten" "$outf" ||
+                fail="$fail enum64:not-rewritten"
+            ;;
+        *) grep -q "^BTF:" "$outf" && fail="$fail enum64:rewritten-needlessly" ;;
+        esac
+        [ -n "$fail" ] && out "$outf"
+    else
+        fail="$fail enum64:'$(grep -v accepted "$outf" | head -n 1)'"
+        out "$outf"
+    fi
     rm -f "$outf"
     finish "objects" "$t0"
 }
