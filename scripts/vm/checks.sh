@@ -638,6 +638,25 @@ run_ia32() {
     finish "ia32-raw-tracepoint" "$t0"
 }
 
+# load_rewritten NAME KINDS: `probe load` of NAME.o loads it whole with its
+# BTF; on 5.10 saying "this kernel does not know KINDS: rewritten", on later
+# kernels rewriting nothing. Adds to $fail; uses $outf.
+load_rewritten() {
+    if "$PROBE" load "$OBJECTS_DIR/$1.o" >"$outf" 2>&1; then
+        grep -q "BTF not loaded" "$outf" && fail="$fail $1:no-btf"
+        case $KERNEL in
+        5.10.*)
+            grep -q "^BTF: this kernel does not know $2: rewritten" "$outf" ||
+                fail="$fail $1:not-rewritten"
+            ;;
+        *) grep -q "^BTF:" "$outf" && fail="$fail $1:rewritten-needlessly" ;;
+        esac
+    else
+        fail="$fail $1:'$(grep -v accepted "$outf" | head -n 1)'"
+    fi
+    case $fail in *" $1:"*) out "$outf" ;; esac
+}
+
 # Objects written the libbpf 1.x way (BTF-defined maps, global data), run
 # through our loader by objrun: exact values after a known number of
 # calls; and `probe load` takes the others whole, BTF included.
@@ -686,37 +705,11 @@ run_objects() {
         fail="$fail core:exit:'$(tail -n 1 "$outf")'"
         out "$outf"
     fi
-    # FLOAT, DECL_TAG, TYPE_TAG: 5.10 knows none of them, and the loader
-    # must say it rewrote them, not load without BTF; 5.17+ knows all.
-    if "$PROBE" load "$OBJECTS_DIR/new_kinds.o" >"$outf" 2>&1; then
-        grep -q "BTF not loaded" "$outf" && fail="$fail new_kinds:no-btf"
-        case $KERNEL in
-        5.10.*)
-            grep -q "^BTF: this kernel does not know FLOAT, DECL_TAG, TYPE_TAG: rewritten" "$outf" ||
-                fail="$fail new_kinds:not-rewritten"
-            ;;
-        *) grep -q "^BTF:" "$outf" && fail="$fail new_kinds:rewritten-needlessly" ;;
-        esac
-        [ -n "$fail" ] && out "$outf"
-    else
-        fail="$fail new_kinds:'$(grep -v accepted "$outf" | head -n 1)'"
-        out "$outf"
-    fi
-    # ENUM64 (6.0): 5.10 must get it rewritten (said) with BTF loaded.
-    if "$PROBE" load "$OBJECTS_DIR/enum64.o" >"$outf" 2>&1; then
-        grep -q "BTF not loaded" "$outf" && fail="$fail enum64:no-btf"
-        case $KERNEL in
-        5.10.*)
-            grep -q "^BTF: this kernel does not know ENUM64: rewritten" "$outf" ||
-                fail="$fail enum64:not-rewritten"
-            ;;
-        *) grep -q "^BTF:" "$outf" && fail="$fail enum64:rewritten-needlessly" ;;
-        esac
-        [ -n "$fail" ] && out "$outf"
-    else
-        fail="$fail enum64:'$(grep -v accepted "$outf" | head -n 1)'"
-        out "$outf"
-    fi
+    # FLOAT, DECL_TAG, TYPE_TAG (new_kinds.o) and ENUM64 (enum64.o, from a
+    # clang of 15+): 5.10 knows none of them, and the loader must say it
+    # rewrote them, not load without BTF; 6.1 and later know all.
+    load_rewritten new_kinds "FLOAT, DECL_TAG, TYPE_TAG"
+    load_rewritten enum64 "ENUM64"
     rm -f "$outf"
     finish "objects" "$t0"
 }

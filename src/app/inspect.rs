@@ -14,7 +14,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::obj::btf::{Btf, core as core_relo};
+use crate::obj::btf::{Btf, relo};
 use crate::obj::{self, MapOrigin, ObjectSpec, RelocTarget, SkippedKind};
 
 /// Files larger than this are not BPF objects anyone compiled by hand.
@@ -142,7 +142,7 @@ pub fn describe(spec: &ObjectSpec) -> String {
                 s,
                 "    core insn={} {}",
                 c.insn_index,
-                core_relo::describe(local.as_ref(), &c.relo)
+                relo::describe(local.as_ref(), &c.relo)
             );
         }
     }

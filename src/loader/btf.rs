@@ -38,34 +38,21 @@ fn probe_blob(kind: Kind) -> Vec<u8> {
         Kind::DeclTag => t.extend(var.iter().chain(&[7, info(Kind::DeclTag, 0), 2, u32::MAX])),
         Kind::TypeTag => t.extend([7, info(Kind::TypeTag, 0), 1, 0, info(Kind::Ptr, 0), 2]),
         Kind::Enum64 => t = vec![7, info(Kind::Enum64, 1), 8, 5, 1, 0],
-        // VAR and DATASEC: a section ".v"-less name is fine: "t".
+        // VAR and DATASEC: a VAR in a DATASEC called "t".
         _ => t.extend(var.iter().chain(&[7, info(Kind::Datasec, 1), 4, 2, 0, 4])),
     }
     btf::blob(&t, S)
 }
 
-/// Which of the kinds `blob` uses the kernel knows, one probe each.
-fn probe_kinds(blob: &[u8]) -> KernelKinds {
+/// Which of the kinds `used` the kernel knows, one probe each (VAR and
+/// DATASEC one probe for both: they came together, in 5.2).
+fn probe_kinds(used: &[Kind]) -> KernelKinds {
     let mut kernel = KernelKinds::ALL;
-    let mut labels = fixup::unknown_kinds(blob, &KernelKinds::NONE);
-    // VAR and DATASEC came together (5.2): one probe for both.
-    labels.retain(|l| *l != "VAR");
-    for label in labels {
-        let kind = match label {
-            "FLOAT" => Kind::Float,
-            "DECL_TAG" => Kind::DeclTag,
-            "TYPE_TAG" => Kind::TypeTag,
-            "ENUM64" => Kind::Enum64,
-            _ => Kind::Datasec,
-        };
-        let known = bpf::btf_load(&probe_blob(kind), None).is_ok();
-        match kind {
-            Kind::Float => kernel.float = known,
-            Kind::DeclTag => kernel.decl_tag = known,
-            Kind::TypeTag => kernel.type_tag = known,
-            Kind::Enum64 => kernel.enum64 = known,
-            _ => kernel.datasec = known,
+    for &kind in used {
+        if kind == Kind::Var && used.contains(&Kind::Datasec) {
+            continue;
         }
+        kernel.set(kind, bpf::btf_load(&probe_blob(kind), None).is_ok());
     }
     kernel
 }
@@ -73,8 +60,13 @@ fn probe_kinds(blob: &[u8]) -> KernelKinds {
 /// Loads the object's BTF, rewritten for this kernel where it must be.
 pub fn load(blob: &[u8]) -> ObjectBtf {
     let mut notes = Vec::new();
-    let kernel = probe_kinds(blob);
-    let rewritten = fixup::unknown_kinds(blob, &kernel);
+    let used = fixup::unknown_kinds(blob, &KernelKinds::NONE);
+    let kernel = probe_kinds(&used);
+    let rewritten: Vec<&str> = used
+        .iter()
+        .filter(|k| !kernel.knows(**k))
+        .map(|k| k.label())
+        .collect();
     let sanitized;
     let blob = if rewritten.is_empty() {
         blob

@@ -30,7 +30,7 @@ pub fn apply(
         let res = relo::resolve(&local, &target, &candidates, &site.relo)
             .map_err(|e| format!("instruction {}: {e}", site.insn_index))?;
         relo::patch(insns, site.insn_index, &res)?;
-        let kind = crate::obj::btf::core::kind_label(site.relo.kind);
+        let kind = res.kind.label();
         let what = match res.target {
             Some(v) if res.kind == RelocKind::EnumvalValue => format!("= {}", v as i64),
             Some(v) => format!("= {v}"),

@@ -414,14 +414,8 @@ impl<'s, 'a> Linker<'s, 'a> {
                     map_index: *map_index,
                     value_offset: Some(at),
                 });
-                let budget = &self.shared.budget;
-                budget.charge(std::mem::size_of::<Relocation>())?;
-                let relocation = Relocation {
-                    insn_index: index,
-                    symbol: budget.string(reloc.symbol)?,
-                    target: RelocTarget::Data(budget.string(map_name)?, at.into()),
-                };
-                self.relocations.push(relocation);
+                let value = |map| RelocTarget::Data(map, at.into());
+                self.record(index, reloc.symbol, value, map_name)?;
             }
         }
         Ok(None)
@@ -468,7 +462,7 @@ impl<'s, 'a> Linker<'s, 'a> {
         &mut self,
         insn_index: usize,
         symbol: &str,
-        target: fn(String) -> RelocTarget,
+        target: impl FnOnce(String) -> RelocTarget,
         name: &str,
     ) -> Result<(), ParseError> {
         let budget = &self.shared.budget;

@@ -108,6 +108,12 @@ const _: () = {
     assert!(std::mem::offset_of!(MapCreateAttr, btf_value_type_id) == 56);
 };
 
+/// BPF_MAP_FREEZE's part of union bpf_attr: the map alone.
+#[repr(C)]
+struct MapFreezeAttr {
+    map_fd: u32,
+}
+
 /// The `BPF_BTF_LOAD` member of union bpf_attr.
 #[repr(C)]
 #[derive(Default)]
@@ -728,9 +734,8 @@ pub fn btf_load(blob: &[u8], log: Option<&mut [u8]>) -> io::Result<Fd> {
 /// Makes a map read-only for user space from now on (programs are
 /// unaffected): what `.rodata` gets once its values are written (5.2+).
 pub fn map_freeze(map: BorrowedFd) -> io::Result<()> {
-    let mut attr = InfoAttr {
-        bpf_fd: map.as_raw_fd() as u32,
-        ..Default::default()
+    let mut attr = MapFreezeAttr {
+        map_fd: map.as_raw_fd() as u32,
     };
     let r = bpf(BPF_MAP_FREEZE, &mut attr).map(drop);
     explain::tell(

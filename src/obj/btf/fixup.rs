@@ -53,6 +53,19 @@ impl KernelKinds {
         enum64: false,
     };
 
+    /// Records whether the kernel knows `kind` (VAR and DATASEC go
+    /// together: they came in the same release).
+    pub fn set(&mut self, kind: Kind, known: bool) {
+        match kind {
+            Kind::Var | Kind::Datasec => self.datasec = known,
+            Kind::Float => self.float = known,
+            Kind::DeclTag => self.decl_tag = known,
+            Kind::TypeTag => self.type_tag = known,
+            Kind::Enum64 => self.enum64 = known,
+            _ => {}
+        }
+    }
+
     /// Whether the kernel knows `kind`.
     pub fn knows(&self, kind: Kind) -> bool {
         match kind {
@@ -119,17 +132,17 @@ pub fn fill_datasecs(
     Ok(out)
 }
 
-/// The kinds in `blob` the kernel does not know, by name, without
-/// repeats (for saying what `sanitize` changed).
-pub fn unknown_kinds(blob: &[u8], kernel: &KernelKinds) -> Vec<&'static str> {
+/// The kinds in `blob` the kernel does not know, each once, in the order
+/// they first appear (`KernelKinds::NONE`: every kind newer than BTF
+/// itself that the blob uses).
+pub fn unknown_kinds(blob: &[u8], kernel: &KernelKinds) -> Vec<Kind> {
     let Ok(btf) = Btf::parse(blob) else {
         return Vec::new();
     };
-    let mut kinds: Vec<&'static str> = Vec::new();
+    let mut kinds: Vec<Kind> = Vec::new();
     for t in btf.types() {
-        let label = t.kind().label();
-        if !kernel.knows(t.kind()) && !kinds.contains(&label) {
-            kinds.push(label);
+        if !kernel.knows(t.kind()) && !kinds.contains(&t.kind()) {
+            kinds.push(t.kind());
         }
     }
     kinds
@@ -334,7 +347,7 @@ mod tests {
         let data = sample();
         assert_eq!(
             unknown_kinds(&data, &old),
-            ["DECL_TAG", "TYPE_TAG", "FLOAT", "ENUM64"]
+            [Kind::DeclTag, Kind::TypeTag, Kind::Float, Kind::Enum64]
         );
         let out = sanitize(&data, &old).unwrap();
         let btf = Btf::parse(&out).unwrap();

@@ -15,12 +15,9 @@
 //! gives a typed view of one (`Type`) read from the bytes on demand, so a
 //! kernel's 5 MB of BTF costs one pass and an index, not a copy.
 //! `ext` reads `.BTF.ext` (function and line info, CO-RE relocation
-//! records), `core` resolves CO-RE relocations, `fixup` prepares an
-//! object's BTF for the kernel.
+//! records), `relo` describes and resolves CO-RE relocations and patches
+//! instructions, `fixup` prepares an object's BTF for the kernel.
 
-use std::collections::HashMap;
-
-pub mod core;
 pub mod ext;
 pub mod fixup;
 pub mod relo;
@@ -227,8 +224,6 @@ pub struct Btf<'a> {
     strings: &'a [u8],
     /// Byte offset in `types` of type id i + 1.
     starts: Vec<usize>,
-    /// Struct and union ids by name (the first of each name).
-    composites: HashMap<&'a str, u32>,
     /// Where the type section starts in the blob.
     types_at: usize,
 }
@@ -527,13 +522,12 @@ impl<'a> Btf<'a> {
             types,
             strings,
             starts: Vec::new(),
-            composites: HashMap::new(),
             types_at,
         };
         let mut at = 0;
         while at < types.len() {
-            let (info, name_off) = match (u32_at(types, at + 4), u32_at(types, at)) {
-                (Some(i), Some(n)) if at + TYPE_LEN <= types.len() => (i, n),
+            let info = match u32_at(types, at + 4) {
+                Some(i) if at + TYPE_LEN <= types.len() => i,
                 _ => return Err(format!("type {} is cut short", btf.starts.len() + 1)),
             };
             let kind = (info >> 24) & 0x1f;
@@ -555,12 +549,6 @@ impl<'a> Btf<'a> {
                 return Err(format!("type {} is cut short", btf.starts.len() + 1));
             }
             btf.starts.push(at);
-            if matches!(kind, KIND_STRUCT | KIND_UNION)
-                && let Some(name) = btf.string(name_off).filter(|n| !n.is_empty())
-            {
-                let id = btf.starts.len() as u32;
-                btf.composites.entry(name).or_insert(id);
-            }
             at = end;
         }
         Ok(btf)
@@ -608,9 +596,12 @@ impl<'a> Btf<'a> {
         Some(self.ty(id)?.kind())
     }
 
-    /// The struct or union called `name`.
+    /// The first struct or union called `name` (a scan: the callers look
+    /// up a name or two, so no index is built for every parse).
     pub fn composite(&self, name: &str) -> Option<u32> {
-        self.composites.get(name).copied()
+        self.types()
+            .find(|t| t.kind().is_composite() && t.name() == name)
+            .map(|t| t.id())
     }
 
     /// `id` with typedefs and qualifiers (const, volatile, restrict, type
@@ -623,24 +614,6 @@ impl<'a> Btf<'a> {
             }
             let t = self.ty(id)?;
             if !t.kind().is_modifier() {
-                return Some(id);
-            }
-            id = t.referenced()?;
-        }
-        None
-    }
-
-    /// Like `resolve`, but typedefs are kept (qualifiers only).
-    pub fn skip_qualifiers(&self, mut id: u32) -> Option<u32> {
-        for _ in 0..MAX_CHAIN {
-            if id == 0 {
-                return Some(0);
-            }
-            let t = self.ty(id)?;
-            if !matches!(
-                t.kind(),
-                Kind::Volatile | Kind::Const | Kind::Restrict | Kind::TypeTag
-            ) {
                 return Some(id);
             }
             id = t.referenced()?;
@@ -676,19 +649,6 @@ impl<'a> Btf<'a> {
             }
         }
         None
-    }
-
-    /// Every id by name, for the kinds a name can be looked up by (the
-    /// first type of each name first).
-    pub fn names(&self) -> HashMap<&'a str, Vec<u32>> {
-        let mut names: HashMap<&'a str, Vec<u32>> = HashMap::new();
-        for t in self.types() {
-            let name = t.name();
-            if !name.is_empty() {
-                names.entry(name).or_default().push(t.id());
-            }
-        }
-        names
     }
 
     /// The first type of `kind` called `name`.

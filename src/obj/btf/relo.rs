@@ -86,6 +86,26 @@ impl RelocKind {
         })
     }
 
+    /// libbpf's name for it (`byte_off`, `field_exists`, ...).
+    pub fn label(self) -> &'static str {
+        use RelocKind::*;
+        match self {
+            FieldByteOffset => "byte_off",
+            FieldByteSize => "byte_sz",
+            FieldExists => "field_exists",
+            FieldSigned => "signed",
+            FieldLshiftU64 => "lshift_u64",
+            FieldRshiftU64 => "rshift_u64",
+            TypeIdLocal => "local_type_id",
+            TypeIdTarget => "target_type_id",
+            TypeExists => "type_exists",
+            TypeSize => "type_size",
+            EnumvalExists => "enumval_exists",
+            EnumvalValue => "enumval_value",
+            TypeMatches => "type_matches",
+        }
+    }
+
     fn is_field(self) -> bool {
         use RelocKind::*;
         matches!(
@@ -217,7 +237,7 @@ fn local_field<'a>(
         name: None,
         index: first,
     }];
-    let mut path = essential(root_t.name()).to_string();
+    let mut path = root_t.name().to_string();
     if first != 0 {
         path.push_str(&format!("[{first}]"));
     }
@@ -266,39 +286,22 @@ fn local_field<'a>(
 fn fields_compatible(local: &Btf, l: u32, target: &Btf, t: u32) -> bool {
     let (mut l, mut t) = (l, t);
     for _ in 0..MAX_CHAIN {
-        let (Some(lk), Some(tk)) = (
-            local.resolve(l).and_then(|id| local.kind(id)),
-            target.resolve(t).and_then(|id| target.kind(id)),
+        let (Some(lt), Some(tt)) = (
+            local.resolve(l).and_then(|id| local.ty(id)),
+            target.resolve(t).and_then(|id| target.ty(id)),
         ) else {
             return false;
         };
-        let (lr, tr) = (
-            local.resolve(l).unwrap_or(0),
-            target.resolve(t).unwrap_or(0),
-        );
-        let enumish = |k: Kind| matches!(k, Kind::Enum | Kind::Enum64);
         let composite = |k: Kind| matches!(k, Kind::Struct | Kind::Union | Kind::Fwd);
-        return match lk {
-            k if composite(k) => composite(tk),
-            k if enumish(k) => enumish(tk),
-            Kind::Ptr => tk == Kind::Ptr,
-            Kind::Float => tk == Kind::Float,
-            Kind::Int => {
-                tk == Kind::Int
-                    && local
-                        .ty(lr)
-                        .and_then(|x| x.int())
-                        .is_some_and(|e| e.offset == 0)
-                    && target
-                        .ty(tr)
-                        .and_then(|x| x.int())
-                        .is_some_and(|e| e.offset == 0)
-            }
-            Kind::Array if tk == Kind::Array => {
-                let (Some((le, _, _)), Some((te, _, _))) = (
-                    local.ty(lr).and_then(|x| x.array()),
-                    target.ty(tr).and_then(|x| x.array()),
-                ) else {
+        let unshifted = |x: super::Type| x.int().is_some_and(|e| e.offset == 0);
+        return match (lt.kind(), tt.kind()) {
+            (lk, tk) if composite(lk) => composite(tk),
+            (lk, tk) if enumish(lk) => enumish(tk),
+            (Kind::Ptr, tk) => tk == Kind::Ptr,
+            (Kind::Float, tk) => tk == Kind::Float,
+            (Kind::Int, Kind::Int) => unshifted(lt) && unshifted(tt),
+            (Kind::Array, Kind::Array) => {
+                let (Some((le, _, _)), Some((te, _, _))) = (lt.array(), tt.array()) else {
                     return false;
                 };
                 l = le;
@@ -309,6 +312,11 @@ fn fields_compatible(local: &Btf, l: u32, target: &Btf, t: u32) -> bool {
         };
     }
     false
+}
+
+/// An enum of either width: 32- and 64-bit enums are compatible.
+fn enumish(kind: Kind) -> bool {
+    matches!(kind, Kind::Enum | Kind::Enum64)
 }
 
 /// The member called `name` of composite `id` in `btf`, looked for
@@ -433,7 +441,6 @@ fn types_compatible(local: &Btf, l: u32, target: &Btf, t: u32, depth: usize) -> 
     let (Some(lt), Some(tt)) = (local.ty(lr), target.ty(tr)) else {
         return lr == 0 && tr == 0;
     };
-    let enumish = |k: Kind| matches!(k, Kind::Enum | Kind::Enum64);
     if lt.kind() != tt.kind() && !(enumish(lt.kind()) && enumish(tt.kind())) {
         return false;
     }
@@ -504,6 +511,61 @@ fn agree(values: Vec<(u64, u32)>, path: &str) -> Result<Option<(u64, u32)>, Stri
     Ok(Some(first))
 }
 
+/// Enumerator `index` of enum `root` in `btf`, and its path in names
+/// (`enum pid_type::PIDTYPE_TGID`).
+fn local_enumerator<'a>(
+    btf: &Btf<'a>,
+    root: u32,
+    index: u32,
+) -> Result<(super::Enumerator<'a>, String), String> {
+    let t = btf
+        .ty(root)
+        .ok_or(format!("root type {root} does not exist"))?;
+    let e = btf
+        .ty(btf.resolve(root).unwrap_or(0))
+        .and_then(|t| t.enumerators().nth(index as usize))
+        .ok_or(format!("{} has no enumerator #{index}", shown(t.name())))?;
+    Ok((e, format!("enum {}::{}", t.name(), e.name)))
+}
+
+/// A type relocation's path: `struct task_struct`.
+fn type_path(btf: &Btf, root: u32) -> String {
+    match btf.ty(root) {
+        Some(t) => format!("{} {}", t.kind().label().to_lowercase(), t.name()),
+        None => format!("type {root}"),
+    }
+}
+
+/// What a record asks for, in the object's own terms, for `probe
+/// inspect`: `byte_off task_struct.real_parent (struct task_struct, access
+/// 0:3)`. Needs only the object's BTF; a record it cannot follow is shown
+/// with its raw numbers and why.
+pub fn describe(local: Option<&Btf>, relo: &CoreRelo) -> String {
+    let kind = RelocKind::from_raw(relo.kind).map_or("unknown", RelocKind::label);
+    let Some(btf) = local else {
+        return format!("{kind} type={} (no BTF)", relo.type_id);
+    };
+    let access = btf.string(relo.access_str_off).unwrap_or("?");
+    let path = match RelocKind::from_raw(relo.kind) {
+        Some(k) if k.is_field() => indexes(access)
+            .and_then(|ix| local_field(btf, relo.type_id, &ix))
+            .map(|(_, _, path)| path),
+        Some(k) if k.is_enum() => indexes(access).and_then(|ix| match ix[..] {
+            [index] => local_enumerator(btf, relo.type_id, index).map(|(_, path)| path),
+            _ => Err(format!(
+                "enum access string {} is not one index",
+                shown(access)
+            )),
+        }),
+        _ => Ok(type_path(btf, relo.type_id)),
+    };
+    let path = path.unwrap_or_else(|why| format!("? ({why})"));
+    shown(&format!(
+        "{kind} {path} ({}, access {access})",
+        type_path(btf, relo.type_id)
+    ))
+}
+
 /// Resolves one relocation of `local` against `target`.
 pub fn resolve(
     local: &Btf,
@@ -566,11 +628,7 @@ pub fn resolve(
                 shown(access)
             ));
         };
-        let e = local
-            .ty(local.resolve(relo.type_id).unwrap_or(0))
-            .and_then(|t| t.enumerators().nth(index as usize))
-            .ok_or(format!("{} has no enumerator #{index}", shown(name)))?;
-        let path = format!("enum {name}::{}", e.name);
+        let (e, path) = local_enumerator(local, relo.type_id, index)?;
         let local_value = if kind == RelocKind::EnumvalExists {
             1
         } else {
@@ -598,7 +656,7 @@ pub fn resolve(
     if indexes != [0] {
         return Err(format!("type access string {} is not 0", shown(access)));
     }
-    let path = format!("{} {name}", root.kind().label().to_lowercase());
+    let path = type_path(local, relo.type_id);
     let local_value = match kind {
         RelocKind::TypeIdLocal | RelocKind::TypeIdTarget => u64::from(relo.type_id),
         RelocKind::TypeExists => 1,
@@ -625,7 +683,6 @@ pub fn resolve(
 }
 
 fn enum_pair(a: Kind, b: Option<Kind>) -> bool {
-    let enumish = |k: Kind| matches!(k, Kind::Enum | Kind::Enum64);
     enumish(a) && b.is_some_and(enumish)
 }
 
