@@ -59,18 +59,31 @@ macro_rules! require_root {
 /// suite starts with tracefs mounted, whatever ran before. (That the probe
 /// mounts it itself is checked by scripts/vmtest, whose VMs boot without.)
 fn ensure_tracefs() {
+    // The tests of one binary run on parallel threads: one mounts, the
+    // others wait for it (a second mount would fail "already mounted").
+    static MOUNTED: std::sync::Once = std::sync::Once::new();
+    MOUNTED.call_once(|| {
+        if tracefs_mounted() {
+            return;
+        }
+        let status = Command::new("mount")
+            .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+            .status()
+            .expect("run mount");
+        // Another test binary (or anything else) may have mounted it
+        // between the check and the mount: what counts is that it is there.
+        assert!(
+            status.success() || tracefs_mounted(),
+            "could not mount tracefs for the tests"
+        );
+    });
+}
+
+fn tracefs_mounted() -> bool {
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    if mounts
+    mounts
         .lines()
         .any(|l| l.split(' ').nth(2) == Some("tracefs"))
-    {
-        return;
-    }
-    let status = Command::new("mount")
-        .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
-        .status()
-        .expect("run mount");
-    assert!(status.success(), "could not mount tracefs for the tests");
 }
 
 /// A fresh directory for one test's files.
