@@ -713,6 +713,137 @@ fn by_file_one_row_per_fd_named_by_its_path() {
     assert_nothing_left();
 }
 
+/// Waits (at most 20 s) for a line of `path` that holds every one of
+/// `parts`; returns it.
+fn wait_for_line(path: &Path, parts: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = fs::read_to_string(path).unwrap();
+        if let Some(line) = out.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+            return line.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line with {parts:?} in:\n{out}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A row's members from `"pid"` to `"errors"`, as printed (what follows
+/// is latency, which varies).
+fn key_and_counts(line: &str) -> &str {
+    let from = line.find(",\"pid\":").unwrap_or_else(|| panic!("{line}"));
+    let to = line
+        .find(",\"lat_ns_total\":")
+        .unwrap_or_else(|| panic!("{line}"));
+    &line[from..to]
+}
+
+#[test]
+fn by_file_json_carries_any_path_exactly_once_and_closed_on_its_own() {
+    require_root!();
+    let _turn = serial();
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch_dir("top-odd-file");
+    let comm = unique_comm("of");
+    // A space, a quote, a backslash, a newline and a byte that is not
+    // UTF-8; and one that is UTF-8 with a space.
+    let odd = dir.join(std::ffi::OsStr::from_bytes(b"a b\"q\\s\nn\xff.txt"));
+    let plain = dir.join("plain \u{e9}.txt");
+    let probe = start_top(
+        &dir,
+        &[
+            "--by",
+            "file",
+            "-c",
+            &comm,
+            "-i",
+            "0.2",
+            "--json",
+            "--cumulative",
+        ],
+        "file",
+    );
+    // A thread of this test, named `comm`, writes a byte to each file and
+    // holds them open until told to close them.
+    let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
+    let (fds_tx, fds_rx) = std::sync::mpsc::channel::<(i32, i32)>();
+    let holder = {
+        let (odd, plain, comm) = (odd.clone(), plain.clone(), comm.clone());
+        thread::spawn(move || {
+            let name = std::ffi::CString::new(comm).unwrap();
+            // SAFETY: names the calling thread; the pointer is a C string.
+            assert_eq!(unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) }, 0);
+            use std::io::Write;
+            use std::os::fd::AsRawFd;
+            let mut a = fs::File::create(&odd).unwrap();
+            let mut b = fs::File::create(&plain).unwrap();
+            a.write_all(b"x").unwrap();
+            b.write_all(b"y").unwrap();
+            fds_tx.send((a.as_raw_fd(), b.as_raw_fd())).unwrap();
+            close_rx.recv().unwrap();
+        })
+    };
+    let (odd_fd, plain_fd) = fds_rx.recv().unwrap();
+    let pid = std::process::id();
+    let odd_fd_key = format!("\"fd\":{odd_fd},");
+    let plain_fd_key = format!("\"fd\":{plain_fd},");
+    let open_odd = wait_for_line(&probe.stdout_path, &[&odd_fd_key, "\"closed\":false"]);
+    let open_plain = wait_for_line(&probe.stdout_path, &[&plain_fd_key, "\"closed\":false"]);
+    close_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let closed_odd = wait_for_line(&probe.stdout_path, &[&odd_fd_key, "\"closed\":true"]);
+    let closed_plain = wait_for_line(&probe.stdout_path, &[&plain_fd_key, "\"closed\":true"]);
+    let done = stop_top(probe);
+
+    // Exactly as printed: the path once, JSON's escapes only; the bytes
+    // that are not UTF-8 in file_hex; closed a member of its own.
+    let d = dir.display();
+    let hex: String = odd
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let counts = "\"syscall\":\"write\",\"calls\":1,\"bytes\":1,\"bytes_requested\":1,\"errors\":0";
+    for (line, closed) in [(&open_odd, false), (&closed_odd, true)] {
+        assert_eq!(
+            key_and_counts(line),
+            format!(
+                ",\"pid\":{pid},\"comm\":\"{comm}\",\"fd\":{odd_fd},\
+                 \"file\":\"{d}/a b\\\"q\\\\s\\nn\u{fffd}.txt\",\"file_hex\":\"{hex}\",\
+                 \"closed\":{closed},{counts}"
+            ),
+            "{line}"
+        );
+    }
+    for (line, closed) in [(&open_plain, false), (&closed_plain, true)] {
+        assert_eq!(
+            key_and_counts(line),
+            format!(
+                ",\"pid\":{pid},\"comm\":\"{comm}\",\"fd\":{plain_fd},\
+                 \"file\":\"{d}/plain \u{e9}.txt\",\"closed\":{closed},{counts}"
+            ),
+            "{line}"
+        );
+    }
+    // And as a consumer decodes them: the exact bytes back.
+    for (line, path) in [(&closed_odd, &odd), (&closed_plain, &plain)] {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let bytes = match v.get("file_hex") {
+            Some(h) => (0..h.as_str().unwrap().len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h.as_str().unwrap()[i..i + 2], 16).unwrap())
+                .collect(),
+            None => text(&v, "file").as_bytes().to_vec(),
+        };
+        assert_eq!(bytes, path.as_os_str().as_bytes(), "{line}");
+    }
+    assert_eq!(done.last_line(), "probe: received=2 lost=0");
+    assert_nothing_left();
+}
+
 /// A private tmux server (its own socket) with one session; killed, with
 /// everything in it, when dropped, whatever happened.
 struct Tmux {

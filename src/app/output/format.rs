@@ -213,6 +213,31 @@ pub fn json(buf: &mut Vec<u8>, e: &Event) {
     buf.extend_from_slice(b"}\n");
 }
 
+/// `text` as a JSON string, quotes included, exact: a decoder gets `text`
+/// back. `"` and `\` are escaped, and every control character (C0, DEL, C1)
+/// and U+2028/U+2029 becomes `\uXXXX`: the line stays one line, safe on a
+/// terminal, and valid JavaScript too. Everything else is UTF-8 as is.
+pub fn push_json_string(buf: &mut Vec<u8>, text: &str) {
+    buf.push(b'"');
+    for c in text.chars() {
+        match c {
+            '"' => buf.extend_from_slice(b"\\\""),
+            '\\' => buf.extend_from_slice(b"\\\\"),
+            '\n' => buf.extend_from_slice(b"\\n"),
+            '\t' => buf.extend_from_slice(b"\\t"),
+            '\r' => buf.extend_from_slice(b"\\r"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                buf.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+            }
+            c => {
+                let mut b = [0u8; 4];
+                buf.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+    }
+    buf.push(b'"');
+}
+
 /// Text a user gave (a path, say) made safe for one line on a terminal:
 /// control characters and bytes that are not UTF-8 become `\xNN`; the
 /// rest, spaces included, stays as it is.
@@ -251,6 +276,21 @@ mod printable_tests {
         assert_eq!(printable(b"my log.txt"), "my log.txt");
         assert_eq!(printable("é/ü".as_bytes()), "é/ü");
         assert_eq!(printable(b"a\nb\x1b[0m\xff"), "a\\x0ab\\x1b[0m\\xff");
+    }
+
+    #[test]
+    fn json_strings_are_exact_and_one_line() {
+        let json = |s: &str| {
+            let mut b = Vec::new();
+            super::push_json_string(&mut b, s);
+            String::from_utf8(b).unwrap()
+        };
+        assert_eq!(json("plain name"), "\"plain name\"");
+        assert_eq!(json("a\"b\\c\nd\te"), r#""a\"b\\c\nd\te""#);
+        assert_eq!(
+            json("\x1b[0m\x7f\u{9b}é\u{2028}"),
+            r#""\u001b[0m\u007f\u009bé\u2028""#
+        );
     }
 }
 

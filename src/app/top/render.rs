@@ -169,7 +169,7 @@ fn key_cells(by: TopBy, row: &Row, files: &mut FileNames) -> Vec<String> {
             k.tgid.to_string(),
             comm,
             k.fd.to_string(),
-            files.name(k.tgid, k.fd),
+            files.name(k.tgid, k.fd).cell(),
         ],
     }
 }
@@ -366,8 +366,10 @@ pub fn json(v: &View, files: &mut FileNames) -> Vec<String> {
                         let _ = write!(s, ",\"tid\":{}", k.tid);
                     }
                     if v.by == TopBy::File {
-                        let _ = write!(s, ",\"fd\":{},\"file\":", k.fd);
-                        push_json_str(&mut s, files.name(k.tgid, k.fd).as_bytes());
+                        let _ = write!(s, ",\"fd\":{}", k.fd);
+                        let mut b = Vec::new();
+                        files.name(k.tgid, k.fd).push_json(&mut b);
+                        s.push_str(&String::from_utf8_lossy(&b));
                     }
                 }
                 RowKey::Other(_) => s.push_str(",\"other\":true"),
