@@ -1,8 +1,10 @@
 //! `probe inspect` and the parse step on objects built the way other
 //! projects build them (tests/objects/, compiled at test time with clang and
 //! libbpf's headers): nothing the loader cannot load is left out unsaid,
-//! what it would load wrongly is refused, and the exit status tells which.
-//! No root needed.
+//! what it would load wrongly is refused, and the exit status tells which;
+//! and what is not an object file at all (`/dev/zero`, a FIFO, a directory,
+//! a file over the cap) refused before it is read. No root needed (as root,
+//! `probe load` is checked on those too).
 //!
 //! Instruction counts and indices are left out of the expectations: they
 //! change with the clang version. Everything else is exact.
@@ -478,4 +480,139 @@ fn every_other_program_kind_is_named() {
              loadable: in part: 15 programs skipped (see above)\n"
         ),
     );
+}
+
+/// `probe ARGS` run to its end: exit code, stdout, stderr, its peak
+/// resident memory in KiB (the kernel's ru_maxrss for this one child, from
+/// wait4) and how long it took. A run that takes over 10 s is killed and
+/// fails the test: that is a hang (a FIFO's open), not a slow run.
+// The child is reaped by wait4 (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn run_measured(args: &[&std::ffi::OsStr]) -> (i32, String, String, i64, std::time::Duration) {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let started = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_probe"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run probe");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid one to be filled.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: our own child; status and usage are valid to write.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
+        }
+        assert_eq!(r, 0, "wait4: {}", std::io::Error::last_os_error());
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("probe {args:?} still running after 10 s: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed();
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        libc::WIFEXITED(status),
+        "probe {args:?}: status {status:#x}"
+    );
+    (
+        libc::WEXITSTATUS(status),
+        stdout,
+        stderr,
+        usage.ru_maxrss,
+        elapsed,
+    )
+}
+
+/// `probe inspect` (and, as root, `probe load`) on `path`: refused with
+/// exactly `why`, exit 1, nothing on stdout, in little memory (it read
+/// nothing). Returns the run's peak RSS and time, to be printed.
+fn assert_not_read(path: &std::path::Path, why: &str) -> Vec<String> {
+    let mut measured = Vec::new();
+    let mut commands = vec!["inspect"];
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        commands.push("load");
+    }
+    for command in commands {
+        let (code, stdout, stderr, rss_kib, took) =
+            run_measured(&[command.as_ref(), path.as_os_str()]);
+        assert_eq!(
+            stderr,
+            format!("probe: {} {why}\n", path.display()),
+            "{command} {path:?}"
+        );
+        assert_eq!((code, stdout.as_str()), (1, ""), "{command} {path:?}");
+        assert!(
+            rss_kib < 20 * 1024,
+            "{command} {path:?}: peak RSS {rss_kib} KiB"
+        );
+        measured.push(format!(
+            "{command} {}: refused in {:.1} ms, peak RSS {rss_kib} KiB",
+            path.display(),
+            took.as_secs_f64() * 1e3
+        ));
+    }
+    measured
+}
+
+#[test]
+fn what_is_not_a_regular_file_or_is_too_large_is_refused_before_it_is_read() {
+    let dir = std::env::temp_dir().join(format!("probe-test-{}-not-read", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_regular = |kind: &str| {
+        format!("is {kind}, not a regular file: give the path of a BPF object file (.o)")
+    };
+    let mut measured = Vec::new();
+    // Endless: read whole, it took 5 GB in 3 s.
+    measured.extend(assert_not_read(
+        std::path::Path::new("/dev/zero"),
+        &not_regular("a character device"),
+    ));
+    // A FIFO nobody writes to: its open(2) would wait for ever.
+    let fifo = dir.join("no-writer.o");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a C string path; mkfifo touches nothing else.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    measured.extend(assert_not_read(&fifo, &not_regular("a FIFO")));
+    measured.extend(assert_not_read(&dir, &not_regular("a directory")));
+    // One byte over the cap, sparse: refused by its size alone.
+    let big = dir.join("big.o");
+    let cap = probe::app::inspect::MAX_OBJECT;
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(cap + 1)
+        .unwrap();
+    measured.extend(assert_not_read(
+        &big,
+        &format!(
+            "is {} bytes, more than the 64 MiB a BPF object file may be here: not read",
+            cap + 1
+        ),
+    ));
+    for line in measured {
+        eprintln!("{line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

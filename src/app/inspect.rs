@@ -4,12 +4,16 @@
 //! Exit status (see `Verdict::exit_code`):
 //! - 0: every program and map in the object is loadable by this loader;
 //! - 1: the object is refused or broken (one line on stderr saying why),
-//!   or the file cannot be read;
+//!   or the file cannot be read, is not a regular file, or is larger than
+//!   `MAX_OBJECT` (see `read_object`, which `probe load` uses too);
 //! - 3: it parses, but something was skipped (listed under `skipped:`),
 //!   so this loader would load only part of it. Not 2, which is bad usage
 //!   for every `probe` command.
 
 use std::fmt::Write as _;
+use std::fs::{Metadata, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -17,8 +21,9 @@ use anyhow::{Context, Result, bail};
 use crate::obj::btf::{Btf, relo};
 use crate::obj::{self, MapOrigin, ObjectSpec, RelocTarget, SkippedKind};
 
-/// Files larger than this are not BPF objects anyone compiled by hand.
-const MAX_FILE: u64 = 64 << 20;
+/// The largest object file `inspect` and `load` read: 64 MiB. Objects
+/// compiled by hand are kilobytes; a kernel's whole BTF is about 6 MiB.
+pub const MAX_OBJECT: u64 = 64 << 20;
 
 /// The exit status for an object that is refused or unreadable.
 pub const EXIT_REFUSED: u8 = 1;
@@ -58,16 +63,73 @@ impl Verdict {
 /// from the file, and the path is escaped here.
 pub fn check(path: &Path) -> Result<Verdict> {
     let shown = crate::app::output::format::path(path);
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {shown}"))?
-        .len();
-    if size > MAX_FILE {
-        bail!("{shown} is {} MiB: too large for a BPF object", size >> 20);
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {shown}"))?;
+    let bytes = read_object(path)?;
     let spec = obj::parse(&bytes).with_context(|| format!("{shown} is not a usable BPF object"))?;
     print!("{}", describe(&spec));
     Ok(Verdict::of(&spec))
+}
+
+/// The bytes of the object file at `path`: a regular file of at most
+/// `MAX_OBJECT` bytes, else a one-line refusal, before anything is read.
+/// A path is anything a user types: `/dev/zero` (endless), a FIFO (whose
+/// open waits for a writer), a directory, a 10 GB file.
+///
+/// Symlinks are followed: the user named the object, and the checks are
+/// made on the file reached. The type is looked at before opening, since
+/// opening some devices acts by itself (a tape rewinds, a watchdog arms);
+/// then again on the opened descriptor, since the path may have been
+/// swapped in between: O_NONBLOCK so that a FIFO swapped in does not hold
+/// open(2), O_NOCTTY so that a terminal does not become ours. At most one
+/// byte past the cap is read: a file that grew after fstat is refused too.
+pub fn read_object(path: &Path) -> Result<Vec<u8>> {
+    let shown = crate::app::output::format::path(path);
+    let before = std::fs::metadata(path).with_context(|| format!("cannot read {shown}"))?;
+    refuse_unless_object_file(&shown, &before)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .with_context(|| format!("cannot read {shown}"))?;
+    let opened = file
+        .metadata()
+        .with_context(|| format!("cannot read {shown}"))?;
+    refuse_unless_object_file(&shown, &opened)?;
+    let mut bytes = Vec::with_capacity(opened.len() as usize);
+    Read::take(&file, MAX_OBJECT + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {shown}"))?;
+    if bytes.len() as u64 > MAX_OBJECT {
+        bail!(
+            "{shown} grew past {} MiB while being read: not a BPF object file",
+            MAX_OBJECT >> 20
+        );
+    }
+    Ok(bytes)
+}
+
+/// Refuses what is not a regular file, or is larger than `MAX_OBJECT`.
+fn refuse_unless_object_file(shown: &str, meta: &Metadata) -> Result<()> {
+    let t = meta.file_type();
+    let kind = match () {
+        _ if t.is_file() => None,
+        _ if t.is_dir() => Some("a directory"),
+        _ if t.is_fifo() => Some("a FIFO"),
+        _ if t.is_socket() => Some("a socket"),
+        _ if t.is_char_device() => Some("a character device"),
+        _ if t.is_block_device() => Some("a block device"),
+        _ => Some("something else"),
+    };
+    if let Some(kind) = kind {
+        bail!("{shown} is {kind}, not a regular file: give the path of a BPF object file (.o)");
+    }
+    if meta.len() > MAX_OBJECT {
+        bail!(
+            "{shown} is {} bytes, more than the {} MiB a BPF object file may be here: not read",
+            meta.len(),
+            MAX_OBJECT >> 20
+        );
+    }
+    Ok(())
 }
 
 /// `check` for callers that only tell success from failure: an object

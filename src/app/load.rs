@@ -4,7 +4,8 @@
 //! their own: the verifier's verdict without writing a loader.
 //!
 //! Exit status: 0 when every program loaded, 1 otherwise (or when the file
-//! is not a usable object).
+//! is not a usable object, not a regular file, or larger than
+//! `inspect::MAX_OBJECT`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -13,9 +14,6 @@ use anyhow::{Context, Result};
 
 use crate::loader::{LoadError, Loaded};
 use crate::obj;
-
-/// Files larger than this are not BPF objects anyone compiled by hand.
-const MAX_FILE: u64 = 64 << 20;
 
 /// What happened to each program, as text, and whether all loaded.
 pub struct Verdicts {
@@ -26,15 +24,9 @@ pub struct Verdicts {
 /// Loads every program of the object at `path` and unloads it again.
 pub fn run(path: &Path) -> Result<Verdicts> {
     let shown = crate::app::output::format::path(path);
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {shown}"))?
-        .len();
-    anyhow::ensure!(
-        size <= MAX_FILE,
-        "{shown} is {} MiB: too large for a BPF object",
-        size >> 20
-    );
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {shown}"))?;
+    // A regular file of at most inspect::MAX_OBJECT bytes, or refused
+    // before anything is read.
+    let bytes = crate::app::inspect::read_object(path)?;
     let spec = obj::parse(&bytes).with_context(|| format!("{shown} is not a usable BPF object"))?;
     let mut loaded = Loaded::create_maps(spec, crate::cpus::possible_count()?)
         .with_context(|| format!("{shown}: its maps could not be created"))?;
