@@ -199,10 +199,65 @@ fn normalized(line: &str) -> String {
 fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
     require_root!();
     let _turn = serial();
+    // The map rings (the default): two arrays mapped into the probe; the
+    // perf rings: a ring mapped per CPU.
+    for ring in ["map", "perf"] {
+        explained_run(ring);
+    }
+}
+
+/// `probe top` reads its table from a mapped array: the mapping is told,
+/// once, and its unmapping at the end, once, after the hooks are gone.
+#[test]
+fn explain_tells_top_s_mapped_table() {
+    require_root!();
+    let _turn = serial();
+    let stderr = run_probe(&[
+        "top",
+        "--explain",
+        "-c",
+        "nothing",
+        "-q",
+        "-i",
+        "0.1",
+        "-d",
+        "0.3",
+    ]);
+    let told: Vec<String> = stderr
+        .iter()
+        .filter_map(|l| l.strip_prefix("probe: [sys] "))
+        .map(normalized)
+        .filter(|l| l.starts_with("mmap(") || l.starts_with("munmap(") || l.contains("_IOC_"))
+        .collect();
+    // The default --keys rows of 360 bytes.
+    let len = 360 * 10240;
+    assert_eq!(
+        told.iter()
+            .filter(|l| l.starts_with("mmap("))
+            .collect::<Vec<_>>(),
+        [&format!(
+            "mmap(NULL, {len}, PROT_READ|PROT_WRITE, MAP_SHARED, N<map:top_rows>, 0) = 0xADDR"
+        )]
+    );
+    assert_eq!(
+        told.last().unwrap(),
+        &format!("munmap(0xADDR, {len}) = 0"),
+        "{told:#?}"
+    );
+    assert_eq!(told.iter().filter(|l| l.starts_with("munmap(")).count(), 1);
+    assert!(
+        told[told.len() - 2].contains("PERF_EVENT_IOC_DISABLE"),
+        "{told:#?}"
+    );
+    assert_nothing_left();
+}
+
+/// One run with `--ring RING`: what `--explain` says, line for line.
+fn explained_run(ring: &str) {
     let stderr = run_probe(&[
         "--explain",
         "--ring",
-        "perf",
+        ring,
         "--attach",
         "tracepoint",
         "-c",
@@ -219,6 +274,7 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
         .collect();
     let online = cpus::online().unwrap();
     let possible = cpus::possible_count().unwrap();
+    let map_rings = ring == "map";
     let id = |name: &str| {
         fs::read_to_string(format!("/sys/kernel/tracing/events/syscalls/{name}/id"))
             .unwrap()
@@ -251,25 +307,32 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
         "bpf(BPF_BTF_LOAD, {{btf_size={btf_size}, btf_log_level=0}}) = N<btf>"
     ));
     // Key and value types from the BTF, for the maps whose types take
-    // them (not fd arrays, not a queue).
+    // them (not fd arrays, not a queue, not the map rings' 64-byte slots).
     let spec = probe::obj::parse(probe::app::PROBE_OBJECT).unwrap();
     let types = |name: &str| {
         // The names the kernel keeps are 15 bytes long.
         let m = spec.maps.iter().find(|m| m.name.starts_with(name)).unwrap();
         match m.map_type {
             4 | 8 | 22 => String::new(),
+            _ if map_rings && name == "ring_events" => String::new(),
             _ => format!(
                 ", btf_fd=N<btf>, btf_key_type_id={}, btf_value_type_id={}",
                 m.btf_key_type_id, m.btf_value_type_id
             ),
         }
     };
+    // --ring map: 1024 pages of 64 slots of 64 bytes per CPU; --ring
+    // perf: the map rings' arrays stay at one entry.
+    let slots = 1024 * 64;
+    let (pos_entries, event_size, event_entries) = match map_rings {
+        true => (possible, 64, possible * slots),
+        false => (1, 80, 1),
+    };
     for (name, kind, key, value, entries, flags) in [
         ("events", "PERF_EVENT_ARRAY", 4, 4, possible, 0),
         ("config_map", "ARRAY", 4, 72, 1, 0),
-        // --ring perf: the map rings' arrays stay at one entry.
-        ("ring_pos", "ARRAY", 4, 128, 1, 0x400),
-        ("ring_events", "ARRAY", 4, 80, 1, 0x400),
+        ("ring_pos", "ARRAY", 4, 128, pos_entries, 0x400),
+        ("ring_events", "ARRAY", 4, event_size, event_entries, 0x400),
         ("drops", "PERCPU_ARRAY", 4, 8, 1, 0),
         ("cgroup_filter", "CGROUP_ARRAY", 4, 4, 1, 0),
         // Without --exit the in-flight table is shrunk to one entry, and
@@ -295,13 +358,26 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
          flags=BPF_ANY}) = 0"
             .into(),
     );
+    // The map rings' two arrays, mapped whole (in pages).
+    let page = 4096;
+    let mapped = [
+        ("ring_pos", (128 * possible as usize).next_multiple_of(page)),
+        ("ring_events", 64 * slots as usize * possible as usize),
+    ];
+    if map_rings {
+        for (name, len) in mapped {
+            push(format!(
+                "mmap(NULL, {len}, PROT_READ|PROT_WRITE, MAP_SHARED, N<map:{name}>, 0) = 0xADDR"
+            ));
+        }
+    }
     push("epoll_create1(EPOLL_CLOEXEC) = N<epoll>".into());
     push("eventfd2(0, EFD_CLOEXEC|EFD_NONBLOCK) = N<eventfd>".into());
     push(format!(
         "epoll_ctl(N<epoll>, EPOLL_CTL_ADD, N<eventfd>, {{events=EPOLLIN, data={}}}) = 0",
         u64::MAX
     ));
-    for (i, cpu) in online.iter().enumerate() {
+    for (i, cpu) in online.iter().enumerate().filter(|_| !map_rings) {
         let ring = format!("N<perf:bpf-output/cpu{cpu}>");
         push(format!(
             "perf_event_open({{type=PERF_TYPE_SOFTWARE, config=PERF_COUNT_SW_BPF_OUTPUT, \
@@ -317,7 +393,7 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
             "epoll_ctl(N<epoll>, EPOLL_CTL_ADD, {ring}, {{events=EPOLLIN, data={i}}}) = 0"
         ));
     }
-    for cpu in &online {
+    for cpu in online.iter().filter(|_| !map_rings) {
         push(format!(
             "bpf(BPF_MAP_UPDATE_ELEM, {{map_fd=N<map:events>, key=[{cpu}, 0, 0, 0], \
              value=[FD, 0, 0, 0], flags=BPF_ANY}}) = 0"
@@ -328,7 +404,6 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
         ("tracepoint_read", "sys_enter_read"),
         ("tracepoint_writ", "sys_enter_write"),
     ] {
-        let spec = probe::obj::parse(probe::app::PROBE_OBJECT).unwrap();
         let p = spec
             .programs
             .iter()
@@ -381,7 +456,14 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
         push(format!("close(N<perf:syscalls/{event}>) = 0"));
         push(format!("close(N<prog:{prog}>) = 0"));
     }
-    for cpu in &online {
+    // The reader told to stop; it unmaps its rings on its way out.
+    push("write(N<eventfd>, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8) = 8".into());
+    if map_rings {
+        for (_, len) in mapped {
+            push(format!("munmap(0xADDR, {len}) = 0"));
+        }
+    }
+    for cpu in online.iter().filter(|_| !map_rings) {
         push("munmap(0xADDR, 4198400) = 0".into());
         push(format!("close(N<perf:bpf-output/cpu{cpu}>) = 0"));
     }
@@ -407,7 +489,7 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
     }
     push("close(N<btf>) = 0".into());
     push("close(N<eventfd>) = 0".into());
-    assert_eq!(told, want);
+    assert_eq!(told, want, "--ring {ring}");
     assert_eq!(stderr.last().unwrap(), "probe: received=0 lost=0");
     assert_nothing_left();
 }

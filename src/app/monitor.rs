@@ -13,7 +13,7 @@
 //! skipped, never waited for.
 
 use std::cell::Cell;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
@@ -593,7 +593,7 @@ fn drop_privileges(o: &Options, loaded: &Loaded, attachment: &Attachment) -> Res
             && kprobe_events.as_ref().is_none_or(|path| {
                 // Opening for append is the permission check a legacy
                 // kprobe's removal makes, with no effect of its own.
-                OpenOptions::new().append(true).open(path).is_ok()
+                crate::sys::file::open_append(path).is_ok()
             })
     };
     let kept = privileges::drop_capabilities(&shutdown_works)?;

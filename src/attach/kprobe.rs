@@ -4,9 +4,10 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
 
 use super::AttachError;
-use crate::sys::{Fd, perf};
+use crate::sys::{Fd, file, perf};
 
 const PMU_TYPE: &str = "/sys/bus/event_source/devices/kprobe/type";
 /// "config:N": the bit of perf_event_attr.config that asks for a return
@@ -15,7 +16,7 @@ const RETPROBE_FORMAT: &str = "/sys/bus/event_source/devices/kprobe/format/retpr
 
 /// The kprobe PMU's perf type, which the kernel numbers at boot.
 pub fn pmu_type() -> Result<u32, AttachError> {
-    std::fs::read_to_string(PMU_TYPE)
+    file::read_text(Path::new(PMU_TYPE))
         .ok()
         .and_then(|t| t.trim().parse().ok())
         .ok_or_else(|| {
@@ -27,7 +28,7 @@ pub fn pmu_type() -> Result<u32, AttachError> {
 
 /// The config bit for a return probe, from the PMU's own description.
 fn retprobe_bit() -> Result<u32, AttachError> {
-    std::fs::read_to_string(RETPROBE_FORMAT)
+    file::read_text(Path::new(RETPROBE_FORMAT))
         .ok()
         .and_then(|f| f.trim().strip_prefix("config:")?.parse().ok())
         .filter(|&bit| bit < 64)

@@ -17,13 +17,11 @@
 //!   writing it and opening a perf event on it (it is not in use yet): then
 //!   the open finds it gone, and we make it again.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use super::{AttachError, tracefs};
-use crate::sys::{Fd, explain, perf};
+use crate::sys::{Fd, file, perf};
 
 /// The tracefs group every event of ours goes in.
 pub const GROUP: &str = "probe_rs";
@@ -41,20 +39,7 @@ impl Drop for LegacyKprobe {
 }
 
 fn write_kprobe_events(tracefs: &Path, line: &str) -> std::io::Result<()> {
-    let path = tracefs.join("kprobe_events");
-    let text = format!("{line}\n");
-    let r = OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .and_then(|mut file| file.write_all(text.as_bytes()));
-    explain::tell(
-        || format!("write({}, {text:?})", path.display()),
-        || match &r {
-            Ok(()) => text.len().to_string(),
-            Err(e) => explain::error(e),
-        },
-    );
-    r
+    file::append(&tracefs.join("kprobe_events"), &format!("{line}\n"))
 }
 
 /// This kernel makes kprobes through tracefs, and we may write there.
@@ -68,9 +53,7 @@ pub fn check(tracefs: &Path) -> Result<(), AttachError> {
     }
     // Opening for append is the permission check a write makes, with no
     // effect of its own.
-    OpenOptions::new()
-        .append(true)
-        .open(&events)
+    file::open_append(&events)
         .map(drop)
         .map_err(|e| AttachError::from_io(events.display(), &e))
 }
@@ -151,7 +134,7 @@ pub fn attach(
 /// with EBUSY to remove one in use: a live monitor's, in any namespace).
 /// Returns the names removed.
 pub fn remove_stale(tracefs: &Path) -> Vec<String> {
-    let Ok(text) = fs::read_to_string(tracefs.join("kprobe_events")) else {
+    let Ok(text) = file::read_text(&tracefs.join("kprobe_events")) else {
         return Vec::new();
     };
     let mut removed = Vec::new();

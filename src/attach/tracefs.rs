@@ -82,15 +82,7 @@ fn find_mounted() -> Option<PathBuf> {
 /// The numeric id of a trace event, as perf_event_open wants it.
 pub fn event_id(tracefs: &Path, category: &str, name: &str) -> Result<u64, AttachError> {
     let path = tracefs.join("events").join(category).join(name).join("id");
-    let read = fs::read_to_string(&path);
-    explain::tell(
-        || format!("read({})", path.display()),
-        || match &read {
-            Ok(text) => format!("{:?}", text.trim()),
-            Err(e) => explain::error(e),
-        },
-    );
-    let text = read.map_err(|e| {
+    let text = crate::sys::file::read_text(&path).map_err(|e| {
         AttachError::from_io(
             format_args!(
                 "no trace event {category}/{name} ({} unreadable)",

@@ -49,7 +49,7 @@ pub fn apply(
 
 /// The target BTF's bytes, or why there are none.
 pub fn read_target(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| {
+    crate::sys::file::read_bytes(path).map_err(|e| {
         format!(
             "no BTF of the kernel to resolve them against: {}: {e}",
             path.display()

@@ -117,14 +117,30 @@ impl EventFd {
 
     /// Adds 1 to the counter, waking whoever polls it. Cannot block (the
     /// counter would have to reach 2^64 - 1); an error is returned as is.
+    /// Told to `--explain` before anything the woken thread does.
     pub fn signal(&self) -> io::Result<()> {
         let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a live u64 to our eventfd.
-        let n = unsafe { libc::write(self.0.as_raw_fd(), &one as *const u64 as *const _, 8) };
-        if n == 8 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        let write = || {
+            // SAFETY: writing 8 bytes from a live u64 to our eventfd.
+            let n = unsafe { libc::write(self.0.as_raw_fd(), &one as *const u64 as *const _, 8) };
+            if n == 8 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        };
+        explain::call_and_tell(
+            write,
+            || {
+                format!(
+                    "write({}, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8)",
+                    explain::fd(self.0.as_raw_fd())
+                )
+            },
+            |r| match r {
+                Ok(()) => "8".into(),
+                Err(e) => explain::error(e),
+            },
+        )
     }
 }

@@ -20,6 +20,8 @@ use std::sync::{Mutex, OnceLock};
 type Sink = Box<dyn Fn(&str) + Send + Sync>;
 
 static SINK: OnceLock<Sink> = OnceLock::new();
+/// Held while a line is told, and by `call_and_tell` across its call too.
+static ORDER: Mutex<()> = Mutex::new(());
 /// What each open fd is, for the narration (only kept while explaining).
 static LABELS: Mutex<Option<HashMap<RawFd, String>>> = Mutex::new(None);
 
@@ -39,8 +41,27 @@ pub fn enabled() -> bool {
 /// Tells one call: `text` is the call, `result` what it returned.
 pub(crate) fn tell(text: impl FnOnce() -> String, result: impl FnOnce() -> String) {
     if let Some(sink) = SINK.get() {
+        let _order = ORDER.lock().unwrap_or_else(|e| e.into_inner());
         sink(&format!("{} = {}", text(), result()));
     }
+}
+
+/// Makes `call` and tells it with no other thread's line in between: for
+/// a call that wakes another thread (the reader's stop), whose own calls
+/// must then be told after it, as they happen after it. `call` must tell
+/// nothing itself.
+pub(crate) fn call_and_tell<T>(
+    call: impl FnOnce() -> T,
+    text: impl FnOnce() -> String,
+    result: impl FnOnce(&T) -> String,
+) -> T {
+    let Some(sink) = SINK.get() else {
+        return call();
+    };
+    let _order = ORDER.lock().unwrap_or_else(|e| e.into_inner());
+    let r = call();
+    sink(&format!("{} = {}", text(), result(&r)));
+    r
 }
 
 /// `N<label>` for an fd that was labelled, else `N`.

@@ -1,8 +1,67 @@
-//! Anonymous memory straight from mmap(2), for buffers that must go back
-//! to the system when they are no longer needed: the allocator keeps
-//! freed memory for later, and after a burst that can be a lot of it.
+//! Memory straight from mmap(2): anonymous, for buffers that must go back
+//! to the system when they are no longer needed (the allocator keeps
+//! freed memory for later, and after a burst that can be a lot of it); and
+//! shared with the kernel, for a perf ring or an mmapable BPF array.
+//!
+//! The shared mappings are part of setting up and are told to `--explain`
+//! (`map_shared`, `unmap`); the anonymous ones are not: they are the
+//! output queue's memory, taken and given back as the load comes and goes,
+//! like the allocator's.
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use super::explain;
+
+/// mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0), told.
+pub(crate) fn map_shared(fd: BorrowedFd, len: usize) -> io::Result<*mut u8> {
+    // SAFETY: a fresh shared mapping of the fd; the caller owns it.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    let r = if ptr == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ptr as *mut u8)
+    };
+    explain::tell(
+        || {
+            format!(
+                "mmap(NULL, {len}, PROT_READ|PROT_WRITE, MAP_SHARED, {}, 0)",
+                explain::borrowed(fd)
+            )
+        },
+        || match &r {
+            Ok(p) => format!("{:p}", *p),
+            Err(e) => explain::error(e),
+        },
+    );
+    r
+}
+
+/// munmap of a mapping `map_shared` made, told.
+///
+/// # Safety
+/// `ptr` and `len` are such a mapping, unmapped once, and nothing reads
+/// or writes it afterwards.
+pub(crate) unsafe fn unmap(ptr: *mut u8, len: usize) {
+    // SAFETY: the caller's promise.
+    let ret = unsafe { libc::munmap(ptr as *mut libc::c_void, len) };
+    explain::tell(
+        || format!("munmap({ptr:p}, {len})"),
+        || match ret {
+            0 => "0".into(),
+            _ => explain::error(&io::Error::last_os_error()),
+        },
+    );
+}
 
 /// A private anonymous read-write mapping, zero-filled, page-aligned,
 /// unmapped on drop. Pages become resident only when first written.
@@ -85,29 +144,12 @@ unsafe impl Sync for SharedMapping {}
 
 impl SharedMapping {
     /// Maps the first `len` bytes of `fd`, read-write, shared.
-    pub fn new(fd: std::os::fd::BorrowedFd, len: usize) -> io::Result<SharedMapping> {
-        use std::os::fd::AsRawFd;
+    pub fn new(fd: BorrowedFd, len: usize) -> io::Result<SharedMapping> {
         if len == 0 {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
-        // SAFETY: a fresh shared mapping of the fd, owned by the result.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(SharedMapping {
-            ptr: ptr as *mut u8,
-            len,
-        })
+        let ptr = map_shared(fd, len)?;
+        Ok(SharedMapping { ptr, len })
     }
 
     /// Its length in bytes.
@@ -180,7 +222,8 @@ impl SharedMapping {
 
 impl Drop for SharedMapping {
     fn drop(&mut self) {
-        // SAFETY: ptr and len are the mapping made in new().
-        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+        // SAFETY: ptr and len are the mapping made in new(), and no borrow
+        // of it outlives self.
+        unsafe { unmap(self.ptr, self.len) };
     }
 }

@@ -1,5 +1,5 @@
 //! perf_event_open(2), the ioctls that enable an event and attach a BPF
-//! program to it, and the mmap of a perf ring.
+//! program to it, and the mmap of a perf ring (mem.rs makes it).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -218,38 +218,8 @@ unsafe impl Send for Mapping {}
 impl Mapping {
     /// Maps `len` bytes of the event's ring (1 + 2^n pages).
     pub fn new(event: BorrowedFd, len: usize) -> io::Result<Mapping> {
-        // SAFETY: a fresh mapping of the event's fd, owned by the result.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                event.as_raw_fd(),
-                0,
-            )
-        };
-        let r = if ptr == libc::MAP_FAILED {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(Mapping {
-                ptr: ptr as *mut u8,
-                len,
-            })
-        };
-        explain::tell(
-            || {
-                format!(
-                    "mmap(NULL, {len}, PROT_READ|PROT_WRITE, MAP_SHARED, {}, 0)",
-                    explain::borrowed(event)
-                )
-            },
-            || match &r {
-                Ok(m) => format!("{:p}", m.ptr),
-                Err(e) => explain::error(e),
-            },
-        );
-        r
+        let ptr = super::mem::map_shared(event, len)?;
+        Ok(Mapping { ptr, len })
     }
 
     /// Where it starts.
@@ -270,12 +240,9 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: ptr and len are the mapping made in new().
-        let ret = unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
-        explain::tell(
-            || format!("munmap({:p}, {})", self.ptr, self.len),
-            || ret.to_string(),
-        );
+        // SAFETY: ptr and len are the mapping made in new(); the ring that
+        // read it is dropped with it.
+        unsafe { super::mem::unmap(self.ptr, self.len) };
     }
 }
 

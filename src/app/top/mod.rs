@@ -199,7 +199,7 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
         loaded.sum_per_cpu("drops").is_ok()
             && kprobe_events
                 .as_ref()
-                .is_none_or(|path| std::fs::OpenOptions::new().append(true).open(path).is_ok())
+                .is_none_or(|path| crate::sys::file::open_append(path).is_ok())
             && metrics.as_ref().is_none_or(Metrics::file_writable)
     };
     // --by file reads other users' /proc/PID/fd links.
