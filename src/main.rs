@@ -22,10 +22,10 @@ fn main() -> ExitCode {
     }
     // Written with errors ignored: `probe --help | head -1` is no error.
     match command {
-        Err(cli::UsageError(message)) => {
+        Err(cli::UsageError { message, usage }) => {
             // It quotes the user's bytes: one line whatever they are.
             say(&probe::app::output::format::printable(message.as_bytes()));
-            let _ = writeln!(std::io::stderr(), "{}", cli::USAGE);
+            let _ = writeln!(std::io::stderr(), "{usage}");
             ExitCode::from(2)
         }
         Ok(Command::Help) => {

@@ -1047,6 +1047,7 @@ fn screen_round(t: &Tmux, comm: &str, quit_key: &str, round: &str) {
     t.type_line("clear");
     t.run(&["clear-history", "-t", &t.session]);
     t.type_line(&format!("{PROBE} top -i 0.3 -c {comm}"));
+    let typed = Instant::now();
     let screen = t.wait_for(false, Duration::from_secs(20), "the table", |s| {
         let lines: Vec<&str> = s.lines().collect();
         lines.first().is_some_and(|l| l.starts_with("probe top "))
@@ -1091,6 +1092,21 @@ fn screen_round(t: &Tmux, comm: &str, quit_key: &str, round: &str) {
     });
     // The probe's last frame is gone with the alternate screen.
     assert!(!after.contains("q or Ctrl+C: quit"), "{after}");
+    // The totals cover the run: at least its first interval (the table
+    // shown above came after it), at most the time since it was typed.
+    let title = after
+        .lines()
+        .find(|l| l.contains("totals of the run"))
+        .unwrap_or_else(|| panic!("{after}"));
+    let secs: f64 = title
+        .split_once("since the start, ")
+        .and_then(|(_, rest)| rest.split_once(" s "))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `since the start, N s` in {title:?}"));
+    assert!(
+        (0.3..=typed.elapsed().as_secs_f64() + 0.05).contains(&secs),
+        "{title}"
+    );
     t.type_line(&format!("echo rc{round}=$?"));
     t.wait_for(true, Duration::from_secs(10), "the exit status", |s| {
         s.lines().any(|l| l.trim() == format!("rc{round}=0"))
@@ -1134,19 +1150,26 @@ fn a_bad_by_is_a_usage_error_and_help_is_top_s() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l == "probe: --by bogus: one of process, thread, syscall, file"),
-        "{stderr}"
-    );
-    let out = Command::new(PROBE)
+    let help = Command::new(PROBE)
         .args(["top", "--help"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("usage: probe top"), "{stdout}");
+    assert_eq!(help.status.code(), Some(0));
+    let top_usage = String::from_utf8_lossy(&help.stdout);
+    assert!(top_usage.starts_with("usage: probe top"), "{top_usage}");
+    // The error, then top's usage (not the streaming monitor's).
+    assert_eq!(
+        stderr,
+        format!("probe: --by bogus: one of process, thread, syscall, file\n{top_usage}")
+    );
+    for args in [&["top", "--bogus"][..], &["top", "-i"], &["top", "-n", "0"]] {
+        let out = Command::new(PROBE).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (first, rest) = stderr.split_once('\n').unwrap();
+        assert!(first.starts_with("probe: "), "{args:?}: {stderr}");
+        assert_eq!(rest, top_usage, "{args:?}");
+    }
 }
 
 #[test]

@@ -235,12 +235,20 @@ pub enum Command {
     Version,
 }
 
-/// A usage error, shown as `probe: MESSAGE` and a hint to `--help`.
+/// A usage error, shown as `probe: MESSAGE`, then the usage of the
+/// command it was made to (`probe top`'s for `probe top ...`).
 #[derive(Debug, PartialEq)]
-pub struct UsageError(pub String);
+pub struct UsageError {
+    pub message: String,
+    /// `USAGE` or `TOP_USAGE`.
+    pub usage: &'static str,
+}
 
 fn usage<T>(message: impl Into<String>) -> Result<T, UsageError> {
-    Err(UsageError(message.into()))
+    Err(UsageError {
+        message: message.into(),
+        usage: USAGE,
+    })
 }
 
 /// Parses the arguments after the program name.
@@ -260,7 +268,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     }
     if args.peek().is_some_and(|a| a == "top") {
         args.next();
-        return parse_top(args);
+        return parse_top(args).map_err(|e| UsageError {
+            usage: TOP_USAGE,
+            ..e
+        });
     }
     let mut o = Options::default();
     let mut log_flag = None::<&str>;

@@ -98,6 +98,7 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
     }
+    let started = Instant::now();
     let mut out = Out::new(o)?;
     let keep_rows = o.cumulative || matches!(out, Out::Screen { .. });
     let mut table = Table::new(&running.loaded, o.by, keep_rows)?;
@@ -127,7 +128,7 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     let totals = table.totals();
     let total = table.run_total().clone();
     let in_other = table.other_calls();
-    out.finish(totals, &total, o)?;
+    out.finish(totals, &total, started.elapsed(), o)?;
     Ok(Some(TopSummary {
         counted: total.calls,
         in_other,
@@ -438,8 +439,14 @@ impl Out {
     }
 
     /// After the last interval: on a terminal, the screen goes and the
-    /// run's totals are printed.
-    fn finish(self, totals: Vec<table::Row>, total: &Counts, o: &TopOptions) -> Result<()> {
+    /// run's totals (over `length`, the whole run) are printed.
+    fn finish(
+        self,
+        totals: Vec<table::Row>,
+        total: &Counts,
+        length: Duration,
+        o: &TopOptions,
+    ) -> Result<()> {
         let Out::Screen { screen, mut files } = self else {
             return Ok(());
         };
@@ -447,7 +454,7 @@ impl Out {
         let order = render::sorted(&totals, o.sort);
         let view = View {
             time: SystemTime::now(),
-            length: Duration::ZERO,
+            length,
             by: o.by,
             sort: o.sort,
             rows: &order,
