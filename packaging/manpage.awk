@@ -2,9 +2,12 @@
 # that the page says what the packaged binary does (scripts/package runs it).
 #
 #   awk -v version=0.1.0 -v date=2026-01-31 -f packaging/manpage.awk \
-#       main-help.txt top-help.txt > probe.1
+#       main-help.txt top-help.txt packaging/manpage-sections.txt > probe.1
 #
-# The first file is `probe --help`, the second `probe top --help`. Each is:
+# The first file is `probe --help`, the second `probe top --help`, the
+# third (optional) the sections help texts do not carry: OUTPUT FORMAT,
+# SIGNALS, EXIT STATUS, FILES... (its own format: see that file). Each help
+# text is:
 #
 #   usage: probe FORM...   description          (one or more forms; a form's
 #          probe FORM...   description           description may go on over
@@ -19,7 +22,8 @@
 # Sections: NAME (the first form's description), SYNOPSIS (every form of
 # the first file), DESCRIPTION (each form with its description), OPTIONS
 # (the options of each file under a subsection named after its first form,
-# with that form's description and the file's paragraphs).
+# with that form's description and the file's paragraphs), then the third
+# file's sections in its order.
 #
 # Text is escaped for troff: backslashes become \e, every "-" becomes \-
 # (a minus: what one types, not a typographic hyphen), and a line that
@@ -93,6 +97,46 @@ FNR == 1 {
     blocks[file] = 0
     forms[file] = 0
     paras[file] = 0
+}
+
+# The third file: SECTION lines, items ("  term  text", indent 2, more of
+# the text at indent 4 or more) and paragraphs (no indent). Each piece is
+# kept in order as a troff line ("T" a term, "D" text of an item, "P" a
+# new paragraph, "L" a line of it).
+file >= 3 {
+    if ($0 ~ /^#/)
+        next
+    if ($0 ~ /^ *$/) { xmode = ""; next }
+    if ($0 ~ /^[A-Z][A-Z ]*[A-Z]$/) {
+        xsection[++xsections] = $0
+        xitems[xsections] = 0
+        xmode = ""
+        next
+    }
+    if (xsections == 0) {
+        print "manpage.awk: text before the first SECTION in " FILENAME > "/dev/stderr"
+        exit 1
+    }
+    n = ++xitems[xsections]
+    if (indent_of($0) == 2 && match(substr($0, 3), /  +/)) {
+        xkind[xsections, n] = "T"
+        xtext[xsections, n] = substr($0, 3, RSTART - 1)
+        n = ++xitems[xsections]
+        xkind[xsections, n] = "D"
+        xtext[xsections, n] = trim(substr($0, 3 + RSTART + RLENGTH - 1))
+        xmode = "item"
+    } else if (indent_of($0) >= 4 && xmode == "item") {
+        xkind[xsections, n] = "D"
+        xtext[xsections, n] = trim($0)
+    } else if (indent_of($0) == 0) {
+        xkind[xsections, n] = (xmode == "para") ? "L" : "P"
+        xtext[xsections, n] = $0
+        xmode = "para"
+    } else {
+        print "manpage.awk: " FILENAME ":" FNR ": neither an item, its text nor a paragraph" > "/dev/stderr"
+        exit 1
+    }
+    next
 }
 
 # usage: the command forms, each "probe ...  description".
@@ -250,6 +294,19 @@ END {
         for (p = 1; p <= paras[f]; p++) {
             print ".PP"
             print_lines(body["para" SUBSEP f SUBSEP p])
+        }
+    }
+    for (x = 1; x <= xsections; x++) {
+        printf ".SH %s\n", xsection[x]
+        for (i = 1; i <= xitems[x]; i++) {
+            if (xkind[x, i] == "T") {
+                print ".TP"
+                print "\\fB" esc(xtext[x, i]) "\\fR"
+            } else if (xkind[x, i] == "P") {
+                print ".PP"
+                print textline(xtext[x, i])
+            } else
+                print textline(xtext[x, i])
         }
     }
 }

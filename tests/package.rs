@@ -1,8 +1,11 @@
 //! scripts/package (issue 13): the .deb it builds, installed with dpkg on
 //! this machine and removed again. What it holds (the static binary, the
-//! man page, the unit, node_exporter's textfile directory, and nothing
-//! else; no Depends); the binary saying the package's version; the man
-//! page where `man` finds it, with every option of the binary's help; the
+//! man page, the copyright file, the unit, node_exporter's textfile
+//! directory, and nothing else; no Depends); the binary saying the
+//! package's version; the copyright file naming the GPL, version 2 only,
+//! and every crate the binary links; the man page where `man` finds it,
+//! with every option of the binary's help and its sections on output,
+//! signals, exit status (every code) and files; the
 //! unit passing `systemd-analyze verify` and `systemd-analyze security
 //! --offline=yes`, and not enabled; `dpkg -r` removing every file, and
 //! `dpkg --purge` every trace. The machine is left as it was, even when a
@@ -31,7 +34,13 @@ const TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
 /// What the unit writes; the package's prerm deletes it.
 const METRICS_FILE: &str = "/var/lib/prometheus/node-exporter/probe.prom";
 /// Every file (not directory) the package may hold.
-const FILES: [&str; 3] = ["/usr/bin/probe", "/usr/share/man/man1/probe.1.gz", UNIT];
+const FILES: [&str; 4] = [
+    "/usr/bin/probe",
+    "/usr/share/man/man1/probe.1.gz",
+    COPYRIGHT,
+    UNIT,
+];
+const COPYRIGHT: &str = "/usr/share/doc/probe/copyright";
 
 /// True as root with dpkg. Otherwise the test says it is skipped and why,
 /// and returns false; where PROBE_TESTS_NEED_ROOT says every test must
@@ -488,6 +497,9 @@ fn the_package_installs_works_and_removes_every_file() {
     let said = ok("/usr/bin/probe", &["--version"]);
     assert_eq!(said.trim(), format!("probe {VERSION}"));
 
+    // Its license, in Debian's format, and what it links besides.
+    check_copyright();
+
     // The man page: where man looks, and saying what the binary says.
     let page = Path::new("/usr/share/man/man1/probe.1.gz");
     if runs("man", &["--version"]) {
@@ -499,10 +511,40 @@ fn the_package_installs_works_and_removes_every_file() {
     }
     if runs("groff", &["--version"]) {
         let shown = rendered_man_page(page);
-        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS"] {
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "OUTPUT FORMAT",
+            "SIGNALS",
+            "EXIT STATUS",
+            "FILES",
+            "COPYRIGHT",
+        ] {
             assert!(
                 shown.lines().any(|l| l == section),
                 "the man page has no {section} section:\n{shown}"
+            );
+        }
+        // Every exit status, each on a line of its own in its section.
+        let codes: Vec<&str> = shown
+            .lines()
+            .skip_while(|l| *l != "EXIT STATUS")
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with(' '))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
+            .collect();
+        assert_eq!(codes, ["0", "1", "2", "3", "4"], "{shown}");
+        for words in [
+            "SIGINT, SIGTERM, SIGHUP",
+            "syscalls.log",
+            "probe: received=N lost=M",
+        ] {
+            assert!(
+                shown.contains(words),
+                "the man page lacks {words:?}:\n{shown}"
             );
         }
         let name = shown.lines().skip_while(|l| *l != "NAME").nth(1);
@@ -584,6 +626,55 @@ fn the_package_installs_works_and_removes_every_file() {
     let _ = fs::remove_dir_all(&scratch);
 }
 
+/// /usr/share/doc/probe/copyright, installed: Debian's machine-readable
+/// format, the GPL version 2 only for probe, and every crate the static
+/// binary links (Cargo.lock's normal dependencies) with its license.
+fn check_copyright() {
+    let text = fs::read_to_string(COPYRIGHT).unwrap();
+    let mode = fs::metadata(COPYRIGHT).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o644, "{COPYRIGHT}");
+    assert!(
+        text.starts_with(
+            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
+             Upstream-Name: probe\n"
+        ),
+        "{text}"
+    );
+    for line in [
+        "Files: *",
+        "License: GPL-2",
+        " (SPDX: GPL-2.0-only), as published by the Free Software Foundation.",
+        " version 2 can be found in \"/usr/share/common-licenses/GPL-2\".",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    // Paragraphs: fields start a line, continuations start with a space.
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        assert!(
+            line.starts_with(' ') || line.split_once(": ").is_some_and(|(f, _)| !f.contains(' ')),
+            "not a field or a continuation: {line:?}"
+        );
+    }
+    for (name, license) in [
+        ("anyhow", "MIT OR Apache-2.0"),
+        ("crossbeam-channel", "MIT OR Apache-2.0"),
+        ("libc", "MIT OR Apache-2.0"),
+        ("nix", "MIT"),
+        ("object", "Apache-2.0 OR MIT"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("  {name} v"))
+                    && l.ends_with(&format!(": {license}"))),
+            "{name} ({license}) not listed:\n{text}"
+        );
+    }
+    let license = fs::read_to_string(format!("{ROOT}/LICENSE")).unwrap();
+    assert!(
+        license.contains("GNU GENERAL PUBLIC LICENSE\n                       Version 2, June 1991")
+    );
+}
+
 /// packaging/manpage.awk on a help text full of troff's special
 /// characters: lines that begin with `.` or `'` (requests to troff, which
 /// would swallow them), backslashes (escapes), hyphens; every word still
@@ -613,6 +704,20 @@ fn the_man_page_generator_escapes_troff() {
         "usage: probe top [options]    top's own words\n\noptions:\n  -i SECS          interval\n",
     )
     .unwrap();
+    // The third file: sections of items and paragraphs.
+    fs::write(
+        dir.join("sections.txt"),
+        "# a comment, not shown\n\
+         EXIT STATUS\n\
+         \x20 0  all \\done\n\
+         \x20   .more of it\n\
+         \x20 4  lost some\n\
+         \n\
+         FILES\n\
+         .a dotted paragraph\n\
+         going on\n",
+    )
+    .unwrap();
     let page = ok(
         "awk",
         &[
@@ -624,8 +729,17 @@ fn the_man_page_generator_escapes_troff() {
             &format!("{ROOT}/packaging/manpage.awk"),
             dir.join("main.txt").to_str().unwrap(),
             dir.join("top.txt").to_str().unwrap(),
+            dir.join("sections.txt").to_str().unwrap(),
         ],
     );
+    assert!(
+        page.contains(
+            "\n.SH EXIT STATUS\n.TP\n\\fB0\\fR\nall \\edone\n\\&.more of it\n\
+             .TP\n\\fB4\\fR\nlost some\n.SH FILES\n.PP\n\\&.a dotted paragraph\ngoing on\n"
+        ),
+        "{page}"
+    );
+    assert!(!page.contains("comment"), "{page}");
     for line in page.lines() {
         let request = line.starts_with('\'') || (line.starts_with('.') && line.contains("dot"));
         assert!(
@@ -666,6 +780,8 @@ fn the_man_page_generator_escapes_troff() {
             "the second form goes on here",
             "top's own words",
             ".a paragraph with a dot",
+            "EXIT STATUS 0 all \\done .more of it 4 lost some",
+            "FILES .a dotted paragraph going on",
         ] {
             assert!(shown.contains(words), "{words:?} not shown:\n{shown}");
         }

@@ -335,8 +335,13 @@ fn start(o: &Options) -> Result<Option<Running>> {
         })
         .context("cannot start the reader thread")?;
 
-    for reason in &attachment.fallbacks {
-        output::say(&format!("not attached via {reason}"));
+    // A method this kernel lacks is said with -v (it is so on every run
+    // here); a refusal always. Asked for by name, a method that fails is
+    // the run's error, said in full.
+    for fallback in &attachment.fallbacks {
+        if !fallback.absent() || o.verbose >= 1 {
+            output::say(&format!("not attached via {fallback}"));
+        }
     }
     for note in &attachment.notes {
         output::say(note);

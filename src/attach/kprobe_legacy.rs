@@ -45,11 +45,16 @@ fn write_kprobe_events(tracefs: &Path, line: &str) -> std::io::Result<()> {
 /// This kernel makes kprobes through tracefs, and we may write there.
 pub fn check(tracefs: &Path) -> Result<(), AttachError> {
     let events = tracefs.join("kprobe_events");
-    if !events.exists() {
-        return Err(AttachError::Unsupported(format!(
-            "{} does not exist (kernel without CONFIG_KPROBE_EVENTS)",
-            events.display()
-        )));
+    // Absent only if the kernel says so: a tracefs we may not search
+    // (mode 0700, not root) hides it too, and that is a refusal.
+    if let Err(e) = std::fs::metadata(&events) {
+        return Err(match e.kind() {
+            std::io::ErrorKind::NotFound => AttachError::Unsupported(format!(
+                "{} does not exist (kernel without CONFIG_KPROBE_EVENTS)",
+                events.display()
+            )),
+            _ => AttachError::from_io(events.display(), &e),
+        });
     }
     // Opening for append is the permission check a write makes, with no
     // effect of its own.

@@ -193,12 +193,38 @@ pub struct DetachReport {
     pub recursion_misses: Option<u64>,
 }
 
+/// A method `auto` tried before the one that attached, and why it did not.
+#[derive(Debug)]
+pub struct Fallback {
+    /// The method tried.
+    pub method: Method,
+    /// Why it did not attach.
+    pub error: AttachError,
+}
+
+impl Fallback {
+    /// The method is simply absent on this kernel (`Unsupported`: no
+    /// kprobe PMU, no kprobe_events, no such tracepoint), which is no
+    /// news on every run there: a caller says it only when asked for
+    /// details. A refusal (`NotPermitted`: EPERM, EACCES) is always worth
+    /// saying: someone could change it.
+    pub fn absent(&self) -> bool {
+        matches!(self.error, AttachError::Unsupported(_))
+    }
+}
+
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.method, self.error)
+    }
+}
+
 /// Every program attached by one method; detached when dropped.
 pub struct Attachment {
     /// The method that attached them.
     pub method: Method,
     /// Why the methods tried before this one failed (for `auto`).
-    pub fallbacks: Vec<String>,
+    pub fallbacks: Vec<Fallback>,
     /// What was done on the way that the user should hear of.
     pub notes: Vec<String>,
     /// How many calls at once each return hook follows (returns beyond
@@ -317,20 +343,23 @@ pub fn attach_with_options(
         slots: vec![None; loaded.spec.programs.len()],
     };
     let Some(method) = method else {
-        let mut fallbacks = Vec::new();
+        let mut fallbacks: Vec<Fallback> = Vec::new();
         for m in Method::ALL {
             match attach_with(&mut programs, m, options) {
                 Ok(mut a) => {
                     a.fallbacks = fallbacks;
                     return Ok(a);
                 }
-                Err(e) if e.next_method_may_work() => fallbacks.push(format!("{m}: {e}")),
+                Err(error) if error.next_method_may_work() => {
+                    fallbacks.push(Fallback { method: m, error })
+                }
                 Err(e) => return Err(e),
             }
         }
+        let reasons: Vec<String> = fallbacks.iter().map(Fallback::to_string).collect();
         return Err(AttachError::Unsupported(format!(
             "no attach method worked: {}",
-            fallbacks.join("; ")
+            reasons.join("; ")
         )));
     };
     attach_with(&mut programs, method, options).map_err(|e| match e {

@@ -209,8 +209,10 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
         _ => 0,
     };
     privileges::drop_capabilities_keeping(also, &shutdown_works)?;
-    for reason in &attachment.fallbacks {
-        say(&format!("not attached via {reason}"));
+    // A method this kernel lacks is not said (top has no -v); a refusal
+    // is.
+    for fallback in attachment.fallbacks.iter().filter(|f| !f.absent()) {
+        say(&format!("not attached via {fallback}"));
     }
     for note in &attachment.notes {
         say(note);
