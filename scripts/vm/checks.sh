@@ -26,6 +26,10 @@
 #                           readers than the return probes hold (default 1)
 #   VMTEST_TOP              1: run `probe top` on each method: the family's
 #                           known calls summed per syscall (default 1)
+#   VMTEST_EXPLAIN          1: run `probe --explain --exit` on each method: every
+#                           fd told opened is told closed, every mapping
+#                           unmapped, every kprobe_events entry removed, and
+#                           the method's own files told (default 1)
 #   VMTEST_EXIT_ROUNDS      times the --exit checks are repeated (default 1;
 #                           more to soak the kernel's return probes)
 #   VMTEST_CHECK_NO_TRACEFS 1: fail if tracefs is mounted before the first run (default 0)
@@ -46,6 +50,7 @@ VMTEST_NAMESPACES=${VMTEST_NAMESPACES:-1}
 VMTEST_EXIT=${VMTEST_EXIT:-1}
 VMTEST_EXIT_ROUNDS=${VMTEST_EXIT_ROUNDS:-1}
 VMTEST_TOP=${VMTEST_TOP:-1}
+VMTEST_EXPLAIN=${VMTEST_EXPLAIN:-1}
 VMTEST_CHECK_NO_TRACEFS=${VMTEST_CHECK_NO_TRACEFS:-0}
 ATTACH_TIMEOUT=${VMTEST_ATTACH_TIMEOUT:-30}
 EXIT_TIMEOUT=${VMTEST_EXIT_TIMEOUT:-60}
@@ -236,6 +241,42 @@ run_sigkill() {
         dump_failure sigkill-first-run "$err1"
         dump_failure sigkill-second-run "$err2"
     fi
+}
+
+# run_explain METHOD: `probe --explain --exit` narrates set-up and
+# teardown whole, whatever the method: each fd it tells opened (`= N<what>`)
+# it tells closed, each mmap it tells unmapped, each kprobe_events entry it
+# tells added removed; the kprobe PMU's type (kprobe) and the permission
+# open of kprobe_events (kprobe-legacy) are told.
+run_explain() {
+    m=$1
+    err=$VMTEST_TMP/explain-$m.err
+    fail=
+    t0=$(now_cs)
+    "$PROBE" --explain --exit --attach "$m" -c nothing -q --no-log -d 0.3 >/dev/null 2>"$err" ||
+        fail="$fail exit-code:$?"
+    [ "$(tail -n 1 "$err")" = "probe: received=0 lost=0" ] || fail="$fail last-line"
+    told=$VMTEST_TMP/explain-$m.told
+    sed -n 's/^probe: \[sys\] //p' "$err" >"$told"
+    opened=$(sed -n 's/.* = \([0-9][0-9]*<[^>]*>\)$/\1/p' "$told" | sort | tr '\n' ' ')
+    closed=$(sed -n 's/^close(\([0-9][0-9]*<[^>]*>\)) = 0$/\1/p' "$told" | sort | tr '\n' ' ')
+    [ -n "$opened" ] && [ "$opened" = "$closed" ] || fail="$fail fds-opened:'$opened'closed:'$closed'"
+    [ "$(grep -c '^mmap(' "$told")" = "$(grep -c '^munmap(' "$told")" ] || fail="$fail mmaps"
+    grep -q '^mmap(' "$told" || fail="$fail no-mmap"
+    added=$(sed -n 's/^write([^,]*kprobe_events, "[pr][0-9]*:\([^ ]*\) .*/\1/p' "$told" | sort | tr '\n' ' ')
+    removed=$(sed -n 's/^write([^,]*kprobe_events, "-:\([^\\]*\)\\n") = .*/\1/p' "$told" | sort | tr '\n' ' ')
+    [ "$added" = "$removed" ] || fail="$fail kprobes-added:'$added'removed:'$removed'"
+    case $m in
+    kprobe) grep -q '^read(/sys/bus/event_source/devices/kprobe/type) = "[0-9]*"$' "$told" ||
+        fail="$fail no-pmu-type-read" ;;
+    kprobe-legacy)
+        grep -q '^open(.*kprobe_events, O_WRONLY|O_APPEND|O_CLOEXEC) = [0-9]' "$told" ||
+            fail="$fail no-kprobe_events-open"
+        [ -n "$added" ] || fail="$fail no-kprobe-added" ;;
+    esac
+    finish "explain-$m" "$t0"
+    [ -n "$fail" ] && out "$err"
+    rm -f "$err" "$told"
 }
 
 # finish NAME T0: print the result line of a check from $fail.
@@ -755,6 +796,11 @@ fi
 if [ "$VMTEST_TOP" = 1 ]; then
     for m in $VMTEST_METHODS; do
         run_top "$m"
+    done
+fi
+if [ "$VMTEST_EXPLAIN" = 1 ]; then
+    for m in $VMTEST_METHODS; do
+        run_explain "$m"
     done
 fi
 if [ "$VMTEST_NAMESPACES" = 1 ]; then
