@@ -88,6 +88,9 @@ pub struct LineWriter {
     lifecycle: Option<Lifecycle>,
     /// After a rotation failed: the size at which it is tried again.
     rotate_retry_at: u64,
+    /// The log's size after our last write: a smaller one later means it
+    /// was truncated under us (copytruncate), and gets the header again.
+    known_end: u64,
 }
 
 /// The name of the error a write failed with (`ENOSPC`).
@@ -263,6 +266,7 @@ impl LineWriter {
             gap_line: super::format::gap_comment,
             lifecycle: None,
             rotate_retry_at: 0,
+            known_end: 0,
         }
     }
 
@@ -274,6 +278,7 @@ impl LineWriter {
     /// The log: rotated by size, reopened when asked (`reopen`).
     pub fn set_lifecycle(&mut self, lifecycle: Lifecycle) {
         self.lifecycle = Some(lifecycle);
+        self.known_end = self.file_end();
     }
 
     pub fn name(&self) -> &str {
@@ -419,7 +424,12 @@ impl LineWriter {
         unsafe {
             let end = libc::lseek(fd, 0, libc::SEEK_CUR);
             if end >= bytes as libc::off_t {
-                libc::ftruncate(fd, end - bytes as libc::off_t);
+                let cut = end - bytes as libc::off_t;
+                libc::ftruncate(fd, cut);
+                // Without O_APPEND (stdout redirected with `>`) the next
+                // write goes where the offset is: back to the new end, or
+                // it would leave a hole of zeros.
+                libc::lseek(fd, cut, libc::SEEK_SET);
             }
         }
     }
@@ -433,26 +443,49 @@ impl LineWriter {
         mark
     }
 
-    /// `--log-max`: a write that would take the log past it goes to a new
-    /// file instead. A rotation that fails is said, and tried again once
-    /// the file has grown by as much again; the lines stay buffered
-    /// meanwhile, and go to the file still open.
-    fn rotate_if_due(&mut self, extra: usize) {
+    /// What goes before the lines of the next write: the header again if
+    /// someone truncated the log under us (logrotate's `copytruncate`),
+    /// then the mark of a gap not marked yet (true: there is one). With
+    /// `--log-max`, a write that would take the log past it goes to a new
+    /// file instead (which starts with its header).
+    fn lead(&mut self) -> (Vec<u8>, bool) {
+        let mark = self.gap_mark();
+        let marked = !mark.is_empty();
         let Some(lifecycle) = &self.lifecycle else {
-            return;
+            return (mark, marked);
         };
-        let Some(max) = lifecycle.max else { return };
         let Ok(size) = self.file.metadata().map(|m| m.len()) else {
-            return;
+            return (mark, marked);
         };
-        let after = size + (self.buf.len() + extra) as u64;
-        if size == 0 || after <= max || size < self.rotate_retry_at {
-            return;
+        let mut lead = Vec::new();
+        if size < self.known_end {
+            lead.extend_from_slice(lifecycle.header.as_bytes());
         }
+        lead.extend_from_slice(&mark);
+        let after = size + (self.buf.len() + lead.len()) as u64;
+        let due = lifecycle.max.is_some_and(|max| after > max)
+            && size > 0
+            && size >= self.rotate_retry_at;
+        // A new file starts with its header: only the mark goes first.
+        if due && self.rotate(size) {
+            return (mark, marked);
+        }
+        (lead, marked)
+    }
+
+    /// Rotates the log (of `size` bytes now); true if a new file is open.
+    /// A rotation that fails is said, and tried again once the file has
+    /// grown by `--log-max` again; the lines go to the file still open.
+    fn rotate(&mut self, size: u64) -> bool {
+        let Some(lifecycle) = &self.lifecycle else {
+            return false;
+        };
         match lifecycle.rotate(&self.file) {
             Ok(file) => {
                 self.file = file;
                 self.rotate_retry_at = 0;
+                self.known_end = self.file_end();
+                true
             }
             Err(e) => {
                 say(&format!(
@@ -460,9 +493,18 @@ impl LineWriter {
                      --log-max",
                     self.name
                 ));
-                self.rotate_retry_at = size + max;
+                self.rotate_retry_at = size + lifecycle.max.unwrap_or(0);
+                false
             }
         }
+    }
+
+    /// The size of the file open now (0 if it cannot be known).
+    fn file_end(&self) -> u64 {
+        // SAFETY: lseek on our own fd; with O_APPEND the offset is only
+        // where the next write would go anyway.
+        let end = unsafe { libc::lseek(self.file.as_raw_fd(), 0, libc::SEEK_END) };
+        end.max(0) as u64
     }
 
     /// SIGUSR1: what is buffered goes to the file open now, then the log
@@ -477,7 +519,10 @@ impl LineWriter {
             return;
         };
         match lifecycle.reopen() {
-            Ok(file) => self.file = file,
+            Ok(file) => {
+                self.file = file;
+                self.known_end = self.file_end();
+            }
             Err(e) => say(&format!(
                 "{e:#} (SIGUSR1); still writing to the file open until now"
             )),
@@ -501,15 +546,14 @@ impl LineWriter {
     /// gap goes on), so a disk that is still full never gets a mark where
     /// no line follows.
     fn flush_file(&mut self) {
-        let mark = self.gap_mark();
-        self.rotate_if_due(mark.len());
-        let marked_at = mark.len();
-        if marked_at > 0 {
-            self.buf.splice(0..0, mark);
+        let (lead, marked) = self.lead();
+        let lead_len = lead.len();
+        if lead_len > 0 {
+            self.buf.splice(0..0, lead);
         }
         let (done, result) = self.write_out();
-        let lines_out = if done > marked_at {
-            self.buf[marked_at..done]
+        let lines_out = if done > lead_len {
+            self.buf[lead_len..done]
                 .iter()
                 .filter(|&&b| b == b'\n')
                 .count()
@@ -524,10 +568,13 @@ impl LineWriter {
             };
             self.cut_back(cut);
         }
+        if self.lifecycle.is_some() {
+            self.known_end = self.file_end();
+        }
         self.progress
             .written
             .fetch_add(lines_out as u64, Ordering::Relaxed);
-        if marked_at > 0 && (result.is_ok() || lines_out > 0) {
+        if marked && (result.is_ok() || lines_out > 0) {
             self.gap_marked();
         }
         if let Err(e) = result {
