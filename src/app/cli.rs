@@ -49,7 +49,7 @@ options:
       --log PATH   the detailed log (default: syscalls.log)
       --no-log     no log file
       --log-max SIZE  rotate the log before it grows past SIZE, e.g. 100M
-                   (1M at least): PATH becomes PATH.1, PATH.1 PATH.2, ...
+                   (1M at least): it moves to PATH.1, PATH.1 to PATH.2, ...
       --log-keep N  rotated logs kept, PATH.1 to PATH.N (default: 5)
       --pid-file PATH  write the probe's pid to PATH, removed at exit (for
                    logrotate: postrotate kill -USR1 $(cat PATH))
@@ -656,6 +656,42 @@ pub fn parse_size(text: &str) -> Option<usize> {
         _ => return None,
     };
     number.checked_mul(1 << shift)
+}
+
+#[cfg(test)]
+mod log_flag_tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Options, UsageError> {
+        match parse(args.iter().map(OsString::from))? {
+            Command::Run(o) => Ok(o),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn log_max_log_keep_and_pid_file() {
+        let o = run(&[
+            "--log-max",
+            "100M",
+            "--log-keep=3",
+            "--pid-file",
+            "/run/p.pid",
+        ])
+        .unwrap();
+        assert_eq!(o.log_max, Some(100 << 20));
+        assert_eq!(o.log_keep, 3);
+        assert_eq!(o.pid_file, Some(PathBuf::from("/run/p.pid")));
+        let o = run(&["--log-max", "1M"]).unwrap();
+        assert_eq!((o.log_max, o.log_keep), (Some(1 << 20), DEFAULT_LOG_KEEP));
+        assert_eq!(run(&[]).unwrap().log_max, None);
+        assert!(run(&["--log-max", "1048575"]).is_err());
+        assert!(run(&["--log-max", "1M", "--log-keep", "1001"]).is_err());
+        assert!(run(&["--log-keep", "2"]).is_err());
+        assert!(run(&["--log-max", "2M", "--no-log"]).is_err());
+        // --pid-file without a log is allowed: the pid is still useful.
+        assert!(run(&["--pid-file", "p", "--no-log"]).is_ok());
+    }
 }
 
 #[cfg(test)]

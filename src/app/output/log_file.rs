@@ -305,3 +305,64 @@ impl Lifecycle {
         self.reopen()
     }
 }
+
+#[cfg(test)]
+mod lifecycle_tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("probe-unit-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn rotation_moves_each_file_up_one_drops_the_oldest_and_starts_anew() {
+        let d = dir("rotate");
+        let path = d.join("l.log");
+        let lifecycle = Lifecycle {
+            path: path.clone(),
+            header: "# header\n".into(),
+            max: Some(1 << 20),
+            keep: 2,
+        };
+        let mut current = open(&path).unwrap();
+        current.write_all(b"# header\nnewest\n").unwrap();
+        std::fs::write(d.join("l.log.1"), "older\n").unwrap();
+        std::fs::write(d.join("l.log.2"), "oldest\n").unwrap();
+        let new = lifecycle.rotate(&current).unwrap();
+        let read = |n: &str| std::fs::read_to_string(d.join(n)).unwrap();
+        assert_eq!(read("l.log.2"), "older\n");
+        assert_eq!(read("l.log.1"), "# header\nnewest\n");
+        assert_eq!(read("l.log"), "# header\n");
+        assert!(!d.join("l.log.3").exists());
+        assert!(is_open_on(&path, &new));
+        let meta = new.metadata().unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o600);
+
+        // Moved away by someone else: nothing renamed, only reopened.
+        std::fs::rename(&path, d.join("moved")).unwrap();
+        let again = lifecycle.rotate(&new).unwrap();
+        assert_eq!(read("l.log.1"), "# header\nnewest\n");
+        assert_eq!(read("l.log"), "# header\n");
+        assert!(is_open_on(&path, &again));
+
+        // A step that fails moves nothing further: the log stays.
+        std::fs::remove_file(d.join("l.log.2")).unwrap();
+        std::fs::create_dir(d.join("l.log.2")).unwrap();
+        let e = lifecycle.rotate(&again).unwrap_err().to_string();
+        assert!(e.starts_with("cannot rotate log "), "{e}");
+        assert!(is_open_on(&path, &again), "the log was not moved");
+        assert_eq!(read("l.log.1"), "# header\nnewest\n");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn numbered_appends_to_the_whole_name() {
+        assert_eq!(
+            numbered(Path::new("dir.d/syscalls.log"), 12),
+            PathBuf::from("dir.d/syscalls.log.12")
+        );
+    }
+}
