@@ -568,7 +568,9 @@ impl LineWriter {
             };
             self.cut_back(cut);
         }
-        if self.lifecycle.is_some() {
+        // (A lead cut off again with the rest stays due: the header after
+        // a truncation is written by the next write that works.)
+        if self.lifecycle.is_some() && (result.is_ok() || lines_out > 0) {
             self.known_end = self.file_end();
         }
         self.progress
