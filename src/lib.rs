@@ -46,6 +46,7 @@ pub mod app {
     pub mod metrics;
     pub mod monitor;
     pub mod output;
+    pub mod pid_file;
     pub mod privileges;
     pub mod report;
     pub mod signals;

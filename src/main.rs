@@ -1,5 +1,6 @@
 //! The `probe` command: parses flags, checks privileges, runs the monitor
-//! and reports. Exit codes: 0 done, 1 error, 2 bad usage.
+//! and reports. Exit codes: 0 done, 1 error, 2 bad usage, 3 `probe
+//! inspect`: loadable in part, 4 done but events were lost.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -46,7 +47,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Command::Top(options)) => top(&options),
-        Ok(Command::Run(options)) => finish(run(&options)),
+        Ok(Command::Run(options)) => match run(&options) {
+            // Not an error (no line more), but not all there either: a
+            // script or a service manager can tell.
+            Ok(summary) if summary.fell_short() => ExitCode::from(4),
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => finish(Err(e)),
+        },
     }
 }
 
@@ -97,7 +104,8 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn run(options: &Options) -> anyhow::Result<()> {
+/// A streaming run: its summary, reported on stderr.
+fn run(options: &Options) -> anyhow::Result<Summary> {
     if options.explain {
         probe::sys::explain::set_sink(|call| say(&format!("[sys] {call}")));
     }
@@ -109,7 +117,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
         Some(e) => Err(anyhow::anyhow!(
             "the ring reader stopped early: {e}; events after that were not read"
         )),
-        None => Ok(()),
+        None => Ok(summary),
     }
 }
 

@@ -226,7 +226,16 @@ fn without_kernel_btf_a_co_re_program_is_refused_in_one_line() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&probe.stderr);
-    assert!(probe.status.success(), "{stderr}");
+    // Every call on the machine is followed: the kernel may skip a few
+    // (recursion misses), and a run that lost events exits 4.
+    let lost = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.split_once(" lost="))
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no summary line: {stderr}"));
+    let want = if lost > 0 { 4 } else { 0 };
+    assert_eq!(probe.status.code(), Some(want), "{stderr}");
     assert!(
         stderr.contains("probe: attached via tracepoint"),
         "{stderr}"

@@ -502,8 +502,26 @@ impl Drop for TinyFs {
     }
 }
 
+/// (N, ERRNO, T1, T2) of a `# N events not written here: ERRNO from T1
+/// to T2` line.
+fn gap_mark(line: &str) -> Option<(u64, String, u64, u64)> {
+    let rest = line.strip_prefix("# ")?;
+    let (n, rest) = rest.split_once(" event")?;
+    let rest = rest
+        .strip_prefix("s not written here: ")
+        .or_else(|| rest.strip_prefix(" not written here: "))?;
+    let (errno, rest) = rest.split_once(" from ")?;
+    let (from, to) = rest.split_once(" to ")?;
+    Some((
+        n.parse().ok()?,
+        errno.to_string(),
+        from.parse().ok()?,
+        to.parse().ok()?,
+    ))
+}
+
 #[test]
-fn a_full_disk_is_said_once_and_every_unwritten_line_is_counted() {
+fn a_full_disk_is_said_counted_and_its_gap_marked_where_it_is() {
     require_root!();
     let _turn = serial();
     let dir = scratch_dir("disk-full");
@@ -532,30 +550,54 @@ fn a_full_disk_is_said_once_and_every_unwritten_line_is_counted() {
     thread::sleep(Duration::from_millis(400));
     let done = probe.stop(libc::SIGINT);
 
-    assert_eq!(exit_code(&done.status), 0, "{:?}", done.stderr);
+    // Nothing lost on the way to the outputs, but lines of one that
+    // could not be written: exit status 4.
+    assert_eq!(exit_code(&done.status), 4, "{:?}", done.stderr);
     assert_eq!(done.counts(), (3100, 0), "{:?}", done.stderr);
-    let said: Vec<_> = remarks(&done.stderr)
-        .into_iter()
-        .filter(|l| l.starts_with("probe: cannot write to tiny/l.log: "))
-        .collect();
-    assert_eq!(
-        said,
-        [
-            "probe: cannot write to tiny/l.log: No space left on device (os error 28); \
-          monitoring goes on, lines not written are counted"
-        ],
-        "said once: {:?}",
-        done.stderr
-    );
     let short = shortfall(&done.stderr, "tiny/l.log").expect("unwritten lines reported");
     assert_eq!(short.why, "No space left on device (os error 28)");
     assert_eq!((short.of, short.skipped), (3100, 0));
     assert_eq!(short.written + short.failed, 3100);
     let failed = short.failed;
+    assert!(failed > 0 && failed <= 3000, "the disk was full: {failed}");
+    // Said once when it began, once when it ended, once at exit.
+    assert_eq!(
+        remarks(&done.stderr),
+        [
+            "probe: cannot write to tiny/l.log: No space left on device (os error 28); \
+             monitoring goes on, lines not written are counted and the gap is marked in the \
+             file once it can be written again"
+                .to_string(),
+            format!(
+                "probe: tiny/l.log: written again after {failed} events not written (ENOSPC); \
+                 the gap is marked in it"
+            ),
+            format!(
+                "probe: tiny/l.log: {} of 3100 written, {failed} failed (No space left on \
+                 device (os error 28))",
+                3100 - failed
+            ),
+            "probe: received=3100 lost=0".to_string(),
+        ],
+    );
+
     let log = fs::read(fs.0.join("l.log")).unwrap();
     assert_plain_ascii_lines("the log", &log);
     let log = String::from_utf8(log).unwrap();
+    let all: Vec<&str> = log.lines().collect();
+    assert!(all[0].starts_with("# probe "), "{}", all[0]);
+    // Exactly one mark, with the exact count, where the lines are missing.
+    let marks: Vec<usize> = (1..all.len())
+        .filter(|&i| all[i].starts_with('#'))
+        .collect();
+    assert_eq!(marks.len(), 1, "one mark: {marks:?}");
+    let at = marks[0];
+    let (n, errno, from, to) = gap_mark(all[at]).unwrap_or_else(|| panic!("{}", all[at]));
+    assert_eq!((n, errno.as_str()), (failed, "ENOSPC"), "{}", all[at]);
     let lines = event_lines(&log);
+    assert_eq!(lines.len() as u64 + n, 3100, "lines + the mark's count");
+    assert_eq!(lines.len() as u64, short.written, "written");
+    assert!(lines.len() >= 100, "the last 100 came after room was made");
     for line in &lines {
         let keys: Vec<&str> = fields(line).iter().map(|(k, _)| *k).collect();
         let want = [
@@ -563,10 +605,13 @@ fn a_full_disk_is_said_once_and_every_unwritten_line_is_counted() {
         ];
         assert_eq!(keys, want, "a whole line: {line}");
     }
-    assert_eq!(lines.len() as u64, short.written, "written");
-    assert!(failed > 0 && failed <= 3000, "the disk was full: {failed}");
-    assert!(lines.len() >= 100, "the last 100 came after room was made");
-    assert_eq!(remarks(&done.stderr).len(), 3, "{:?}", done.stderr);
+    // T1 and T2 are the first and last missing events': between the
+    // lines around the mark, in time order.
+    let ts = |line: &str| -> u64 { field(line, "ts").parse().unwrap() };
+    let before = all[..at].iter().rev().find(|l| !l.starts_with('#'));
+    assert!(before.is_none_or(|l| ts(l) <= from), "{before:?} {from}");
+    assert!(from <= to);
+    assert!(to <= ts(all[at + 1]), "{} {to}", all[at + 1]);
     drop(fs);
     assert_nothing_left();
 }
@@ -716,7 +761,12 @@ fn stuck(
     thread::sleep(Duration::from_millis(200));
     let took = stop_timed(&mut probe, signals);
     let done = probe.wait(Duration::from_secs(1));
-    assert_eq!(exit_code(&done.status), 0, "{:?}", done.stderr);
+    // Lines stdout skipped are no loss; events a second signal cut off,
+    // or the log's lines it kept from being written, are: exit status 4.
+    let (_, lost) = done.counts();
+    let log_failed = shortfall(&done.stderr, "t.log").is_some_and(|s| s.failed > 0);
+    let want = if lost > 0 || log_failed { 4 } else { 0 };
+    assert_eq!(exit_code(&done.status), want, "{:?}", done.stderr);
     assert!(took < Duration::from_secs(1), "took {took:?} to exit");
 
     let printed = String::from_utf8(read_all_now(read_end)).unwrap();

@@ -44,7 +44,8 @@ fn a_full_map_ring_loses_exactly_what_it_says() {
     }
     thread::sleep(Duration::from_millis(200));
     let done = probe.stop(libc::SIGINT);
-    assert_eq!(exit_code(&done.status), 0, "{:?}", done.stderr);
+    // Events were lost: exit status 4.
+    assert_eq!(exit_code(&done.status), 4, "{:?}", done.stderr);
     let (received, lost) = done.counts();
     assert_eq!(received + lost, made, "{:?}", done.stderr);
     assert!(lost > 0, "64 slots per CPU never filled: {:?}", done.stderr);

@@ -375,7 +375,8 @@ class Bench:
         rc, killed = reap_sigint(p, STOP_TIMEOUT)
         if killed:
             r["error"] = r["error"] or f"{mode.kind} did not exit {STOP_TIMEOUT:.0f} s after SIGINT (killed)"
-        elif rc != 0:
+        elif rc != 0 and not (mode.kind == "probe" and rc == 4):
+            # probe exits 4 when it lost events (checked against its count below).
             r["error"] = r["error"] or f"{mode.kind} exited rc={rc}: {last_line(read(err_p))}"
 
         err_text = read(err_p)
@@ -386,6 +387,8 @@ class Bench:
             m = re.search(rb"probe: received=(\d+) lost=(\d+)\s*$", err_text)
             if m:
                 r["received"], r["lost"] = int(m.group(1)), int(m.group(2))
+                if not killed and (rc == 4) != (r["lost"] > 0):
+                    r["error"] = r["error"] or f"probe exited rc={rc} with lost={r['lost']}"
             else:
                 r["error"] = r["error"] or f"no received/lost line: {last_line(err_text)}"
             text = err_text.decode(errors="replace")

@@ -16,6 +16,12 @@ pub const DEFAULT_BUFFER: usize = 128 << 20;
 const MIN_BUFFER: usize = 1 << 20;
 const MAX_BUFFER: usize = 1 << 40;
 pub const DEFAULT_LOG: &str = "syscalls.log";
+/// Rotated logs kept by default (`--log-keep`).
+pub const DEFAULT_LOG_KEEP: u32 = 5;
+const MAX_LOG_KEEP: u32 = 1000;
+/// The smallest `--log-max`: four of a file output's 256 KiB writes, so
+/// a file never grows past it.
+const MIN_LOG_MAX: usize = 1 << 20;
 /// What is followed without `--syscalls`: the seed's two calls.
 pub const DEFAULT_SYSCALLS: [Syscall; 2] = [Syscall::Read, Syscall::Write];
 const MAX_PAGES: usize = 1 << 16;
@@ -42,6 +48,11 @@ options:
       --json       one JSON object per event on stdout instead of hello lines
       --log PATH   the detailed log (default: syscalls.log)
       --no-log     no log file
+      --log-max SIZE  rotate the log before it grows past SIZE, e.g. 100M
+                   (1M at least): it moves to PATH.1, PATH.1 to PATH.2, ...
+      --log-keep N  rotated logs kept, PATH.1 to PATH.N (default: 5)
+      --pid-file PATH  write the probe's pid to PATH, removed at exit (for
+                   logrotate: postrotate kill -USR1 $(cat PATH))
   -d, --duration SECS  stop after SECS seconds (default: until Ctrl+C or SIGTERM)
       --exit       one event per call when it returns, with its result (ret=)
                    and latency (lat_ns=); two hooks per call instead of one
@@ -58,7 +69,17 @@ options:
       --buffer SIZE  memory for events the outputs have not written yet,
                    e.g. 512M or 2G (default: 128M; used only as needed)
   -h, --help       this text
-      --version    the version";
+      --version    the version
+
+Signals: SIGINT, SIGTERM and SIGHUP stop the probe (a second one stops it
+at once); SIGUSR1 reopens the log at its path (after a rotation by
+logrotate).
+
+Exit status: 0 done (also stopped by a signal, or by the reader of stdout
+going away); 1 error; 2 bad usage; 3 probe inspect: the object loads only in
+part; 4 done, but events were lost (the kernel's rings, the buffer, a file
+that could not be written: said on stderr; not stdout lines a slow terminal
+skipped, which are in the log).";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
@@ -74,6 +95,12 @@ pub struct Options {
     pub quiet: bool,
     pub json: bool,
     pub log: Option<PathBuf>,
+    /// `--log-max`: the log is rotated before it grows past this.
+    pub log_max: Option<u64>,
+    /// `--log-keep`: rotated logs kept.
+    pub log_keep: u32,
+    /// `--pid-file`: where the monitor's pid is written for the run.
+    pub pid_file: Option<PathBuf>,
     pub duration: Option<Duration>,
     pub pages: usize,
     /// Bytes the queue between the rings and the outputs may use.
@@ -111,6 +138,9 @@ impl Default for Options {
             quiet: false,
             json: false,
             log: Some(PathBuf::from(DEFAULT_LOG)),
+            log_max: None,
+            log_keep: DEFAULT_LOG_KEEP,
+            pid_file: None,
             duration: None,
             pages: DEFAULT_PAGES,
             buffer: DEFAULT_BUFFER,
@@ -275,6 +305,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     }
     let mut o = Options::default();
     let mut log_flag = None::<&str>;
+    let mut keep_flag = false;
     while let Some(arg) = args.next() {
         let bytes = arg.as_bytes();
         // --flag=value, and -xVALUE for the short flags that take a value.
@@ -311,6 +342,34 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                 log_flag.get_or_insert("--no-log");
                 o.log = None;
             }
+            "--log-max" => {
+                let v = value("--log-max")?;
+                let v = v.to_string_lossy();
+                match parse_size(&v) {
+                    Some(n) if (MIN_LOG_MAX..=MAX_BUFFER).contains(&n) => {
+                        o.log_max = Some(n as u64)
+                    }
+                    _ => {
+                        return usage(format!(
+                            "--log-max {v}: a size from 1M to 1T, in bytes or with K, M, G or T (1024-based)"
+                        ));
+                    }
+                }
+            }
+            "--log-keep" => {
+                let v = value("--log-keep")?;
+                let v = v.to_string_lossy();
+                match v.parse::<u32>() {
+                    Ok(n @ 1..=MAX_LOG_KEEP) => o.log_keep = n,
+                    _ => {
+                        return usage(format!(
+                            "--log-keep {v}: a number of files from 1 to {MAX_LOG_KEEP}"
+                        ));
+                    }
+                }
+                keep_flag = true;
+            }
+            "--pid-file" => o.pid_file = Some(path_value("--pid-file", value("--pid-file")?)?),
             "-d" | "--duration" => o.duration = Some(seconds("--duration", &value("--duration")?)?),
             "--pages" => {
                 let v = value("--pages")?;
@@ -360,6 +419,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     }
     if o.maxactive.is_some() && !o.exit {
         return usage("--maxactive applies to the return probes of --exit only");
+    }
+    if o.log_max.is_some() && o.log.is_none() {
+        return usage("--log-max rotates the log: not with --no-log");
+    }
+    if keep_flag && o.log_max.is_none() {
+        return usage("--log-keep applies to the files --log-max rotates: give --log-max SIZE too");
     }
     Ok(Command::Run(o))
 }
@@ -602,6 +667,42 @@ pub fn parse_size(text: &str) -> Option<usize> {
         _ => return None,
     };
     number.checked_mul(1 << shift)
+}
+
+#[cfg(test)]
+mod log_flag_tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Options, UsageError> {
+        match parse(args.iter().map(OsString::from))? {
+            Command::Run(o) => Ok(o),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn log_max_log_keep_and_pid_file() {
+        let o = run(&[
+            "--log-max",
+            "100M",
+            "--log-keep=3",
+            "--pid-file",
+            "/run/p.pid",
+        ])
+        .unwrap();
+        assert_eq!(o.log_max, Some(100 << 20));
+        assert_eq!(o.log_keep, 3);
+        assert_eq!(o.pid_file, Some(PathBuf::from("/run/p.pid")));
+        let o = run(&["--log-max", "1M"]).unwrap();
+        assert_eq!((o.log_max, o.log_keep), (Some(1 << 20), DEFAULT_LOG_KEEP));
+        assert_eq!(run(&[]).unwrap().log_max, None);
+        assert!(run(&["--log-max", "1048575"]).is_err());
+        assert!(run(&["--log-max", "1M", "--log-keep", "1001"]).is_err());
+        assert!(run(&["--log-keep", "2"]).is_err());
+        assert!(run(&["--log-max", "2M", "--no-log"]).is_err());
+        // --pid-file without a log is allowed: the pid is still useful.
+        assert!(run(&["--pid-file", "p", "--no-log"]).is_ok());
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use crate::app::inflight::{self, ExitCounts};
 use crate::app::output::{
     self, Control, Format, LineWriter, Output, OutputReport, Progress, format, log_file,
 };
+use crate::app::pid_file::PidFile;
 use crate::app::{cgroup, privileges, signals};
 use crate::attach::{self, AttachOptions, Attachment};
 use crate::loader::Loaded;
@@ -121,6 +122,13 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The run lost events, or a file (or a stream with a reader) failed
+    /// to write some: exit status 4. Lines a slow stream skipped are not
+    /// a loss (the log has them), nor those of a reader that went away.
+    pub fn fell_short(&self) -> bool {
+        self.lost() > 0 || self.outputs.iter().any(|o| !o.closed && o.failed > 0)
+    }
+
     pub fn lost(&self) -> u64 {
         self.kernel_dropped
             + self.reader.malformed
@@ -184,6 +192,10 @@ struct Running {
     unfinished: Option<Sender<Vec<Event>>>,
     /// `--exit`: the sweeps of dead threads' records so far.
     sweeps: Cell<inflight::Sweeps>,
+    /// Tells the log's thread to reopen it (SIGUSR1).
+    reopen: Option<Sender<()>>,
+    /// `--pid-file`: removed when the run ends (dropped).
+    _pid_file: Option<PidFile>,
 }
 
 /// How often `wait` looks whether a sweep is due.
@@ -235,6 +247,7 @@ fn start(o: &Options) -> Result<Option<Running>> {
         ),
     );
     let log_file = o.log.as_deref().map(log_file::open).transpose()?;
+    let pid_file = o.pid_file.as_deref().map(PidFile::write).transpose()?;
     if interrupted() {
         return Ok(None);
     }
@@ -268,19 +281,9 @@ fn start(o: &Options) -> Result<Option<Running>> {
     // Raising priority needs CAP_SYS_NICE, gone after the next step.
     sys::renice_this_thread(READER_NICE);
     let capabilities_kept = drop_privileges(o, &loaded, &attachment)?;
-    if let Some(mut file) = log_file.as_ref() {
-        let header = log_file::header(&log_file::Header {
-            method: attachment.method.name(),
-            kernel_pid: self_tgid,
-            pid_filter: o.pid,
-            comm_filter: o.comm.as_deref(),
-            cgroup_filter: o.cgroup.as_deref(),
-            exit: o.exit,
-        });
-        if let Err(e) = file.write_all(header.as_bytes()) {
-            output::say(&format!("cannot write the log header: {e}"));
-        }
-    }
+    let header = log_file
+        .as_ref()
+        .map(|file| write_header(o, file, &attachment, self_tgid));
 
     // The threads start after the privileges are dropped (capabilities
     // are per thread): outputs first, then the reader that feeds them.
@@ -289,36 +292,8 @@ fn start(o: &Options) -> Result<Option<Running>> {
     let control = Arc::new(Control::default());
     let closed = Arc::new(AtomicBool::new(false));
     let log_name = o.log.as_deref().map(format::path);
-    let mut outputs = Vec::new();
-    if let Some(file) = console_file {
-        let format = if o.json {
-            Format::Json
-        } else {
-            Format::Hello {
-                verbose: o.verbose > 0,
-            }
-        };
-        let writer = LineWriter::new("stdout", file, control.clone());
-        outputs.push(spawn_output(
-            &mut queue,
-            "out-stdout",
-            format,
-            writer,
-            &control,
-            &closed,
-        )?);
-    }
-    if let (Some(file), Some(name)) = (log_file, &log_name) {
-        let writer = LineWriter::new(name.clone(), file, control.clone());
-        outputs.push(spawn_output(
-            &mut queue,
-            "out-log",
-            Format::Log,
-            writer,
-            &control,
-            &closed,
-        )?);
-    }
+    let log = log_file.zip(header);
+    let (outputs, reopen) = spawn_outputs(o, &mut queue, console_file, log, &control, &closed)?;
     let stop = rings.stop_handle();
     let (unfinished, unfinished_rx) = bounded::<Vec<Event>>(1);
     let reader = thread::Builder::new()
@@ -365,7 +340,68 @@ fn start(o: &Options) -> Result<Option<Running>> {
         capabilities_kept,
         unfinished: o.exit.then_some(unfinished),
         sweeps: Cell::new(inflight::Sweeps::default()),
+        reopen,
+        _pid_file: pid_file,
     }))
+}
+
+/// The run's header line, written at the top of its part of the log;
+/// returned, to be repeated at the top of each new file.
+fn write_header(o: &Options, mut file: &File, attachment: &Attachment, self_tgid: u32) -> String {
+    let syscalls: Vec<&str> = o.syscalls.iter().map(|s| s.name()).collect();
+    let header = log_file::header(&log_file::Header {
+        method: attachment.method.name(),
+        kernel_pid: self_tgid,
+        pid_filter: o.pid,
+        comm_filter: o.comm.as_deref(),
+        cgroup_filter: o.cgroup.as_deref(),
+        syscalls: &syscalls,
+        exit: o.exit,
+    });
+    if let Err(e) = file.write_all(header.as_bytes()) {
+        output::say(&format!("cannot write the log header: {e}"));
+    }
+    header
+}
+
+/// The output threads: stdout's, and the log's (with its header, and
+/// the sender that tells it to reopen the log).
+fn spawn_outputs(
+    o: &Options,
+    queue: &mut Producer<Event>,
+    console_file: Option<File>,
+    log: Option<(File, String)>,
+    control: &Arc<Control>,
+    closed: &Arc<AtomicBool>,
+) -> Result<(Vec<OutputThread>, Option<Sender<()>>)> {
+    let mut outputs = Vec::new();
+    if let Some(file) = console_file {
+        let format = if o.json {
+            Format::Json
+        } else {
+            Format::Hello {
+                verbose: o.verbose > 0,
+            }
+        };
+        let writer = LineWriter::new("stdout", file, control.clone());
+        let spec = ("out-stdout", format, writer, None);
+        outputs.push(spawn_output(queue, spec, control, closed)?);
+    }
+    let mut reopen = None;
+    if let (Some((file, header)), Some(path)) = (log, &o.log) {
+        let mut writer = LineWriter::new(format::path(path), file, control.clone());
+        writer.set_lifecycle(log_file::Lifecycle {
+            path: path.clone(),
+            header,
+            max: o.log_max,
+            keep: o.log_keep,
+        });
+        let (tx, rx) = bounded(1);
+        reopen = Some(tx);
+        let spec = ("out-log", Format::Log, writer, Some(rx));
+        outputs.push(spawn_output(queue, spec, control, closed)?);
+    }
+    Ok((outputs, reopen))
 }
 
 /// `read and write`, `read, pread64 and preadv`: the calls followed.
@@ -593,6 +629,15 @@ fn open_map_rings(o: &Options, loaded: &Loaded, online: &[u32]) -> Result<RingSe
 /// Attached: the rest of the run needs almost no privilege.
 fn drop_privileges(o: &Options, loaded: &Loaded, attachment: &Attachment) -> Result<u64> {
     let kprobe_events = attachment.kprobe_events();
+    // The log's rotation (--log-max, or SIGUSR1 when --pid-file says
+    // logrotate will send it) renames and creates files beside the log,
+    // and the pid file is removed at exit: in directories that root may
+    // not write without CAP_DAC_OVERRIDE (a user's home, under sudo).
+    let rotated = o.log_max.is_some() || o.pid_file.is_some();
+    let dirs: Vec<&std::path::Path> = [o.log.as_deref().filter(|_| rotated), o.pid_file.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
     let shutdown_works = || {
         loaded.sum_per_cpu("drops").is_ok()
             && kprobe_events.as_ref().is_none_or(|path| {
@@ -600,6 +645,7 @@ fn drop_privileges(o: &Options, loaded: &Loaded, attachment: &Attachment) -> Res
                 // kprobe's removal makes, with no effect of its own.
                 crate::sys::file::open_append(path).is_ok()
             })
+            && dirs.iter().all(|file| privileges::may_write_beside(file))
     };
     let kept = privileges::drop_capabilities(&shutdown_works)?;
     debug(
@@ -612,11 +658,13 @@ fn drop_privileges(o: &Options, loaded: &Loaded, attachment: &Attachment) -> Res
     Ok(kept)
 }
 
+/// An output thread to start: its name, format, writer, and (the log)
+/// where it is told to reopen.
+type OutputSpec = (&'static str, Format, LineWriter, Option<Receiver<()>>);
+
 fn spawn_output(
     queue: &mut Producer<Event>,
-    thread_name: &str,
-    format: Format,
-    writer: LineWriter,
+    (thread_name, format, writer, reopen): OutputSpec,
     control: &Arc<Control>,
     closed: &Arc<AtomicBool>,
 ) -> Result<OutputThread> {
@@ -630,7 +678,11 @@ fn spawn_output(
     thread::Builder::new()
         .name(thread_name.into())
         .spawn(move || {
-            let output = Output { format, writer };
+            let output = Output {
+                format,
+                writer,
+                reopen,
+            };
             let _ = done_tx.send(output::run(output, segments, control, at, closed));
         })
         .with_context(|| format!("cannot start the thread writing {name}"))?;
@@ -697,6 +749,12 @@ fn wait(r: &Running, o: &Options) {
             return;
         }
         notices.check(r);
+        if signals::take_reopen()
+            && let Some(tx) = &r.reopen
+        {
+            // One pending is enough: the log is reopened once for all.
+            let _ = tx.try_send(());
+        }
         if o.exit && sweep_checked.elapsed() >= SWEEP_CHECK_EVERY {
             sweep_checked = Instant::now();
             let mut sweeps = r.sweeps.get();

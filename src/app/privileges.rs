@@ -131,6 +131,35 @@ pub fn cap_names(caps: u64) -> String {
     }
 }
 
+/// True when the calling thread, with the capabilities it has now, may
+/// create, rename and remove files in the directory of `file` (or when
+/// no capability would help: a read-only or missing directory).
+pub fn may_write_beside(file: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let Ok(dir) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // AT_EACCESS: the thread's own effective ids and capabilities.
+    // SAFETY: a valid C string; no other pointer.
+    let r = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            dir.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    r == 0
+        || !matches!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EACCES | libc::EPERM)
+        )
+}
+
 /// What the shutdown may need, smallest first: nothing (closing fds needs
 /// no privilege, nor does a map lookup on an fd we hold since Linux 6.5),
 /// CAP_BPF or else CAP_SYS_ADMIN for that lookup on older kernels when

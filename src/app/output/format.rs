@@ -238,6 +238,52 @@ pub fn push_json_string(buf: &mut Vec<u8>, text: &str) {
     buf.push(b'"');
 }
 
+/// A run of events a file output could not write (a write error, such as
+/// a full disk), marked in the file where they are missing once writing
+/// works again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    pub events: u64,
+    /// The write error: its errno name (`ENOSPC`).
+    pub error: String,
+    /// `ts` of the first and the last event missing.
+    pub from_ts: u64,
+    pub to_ts: u64,
+}
+
+/// `# 50031 events not written here: ENOSPC from 653028640151 to
+/// 653029640151`: a comment line, as the header is, for the log and the
+/// hello lines.
+pub fn gap_comment(buf: &mut Vec<u8>, g: &Gap) {
+    buf.extend_from_slice(b"# ");
+    push_u64(buf, g.events);
+    buf.extend_from_slice(if g.events == 1 {
+        b" event not written here: "
+    } else {
+        b" events not written here: "
+    });
+    buf.extend_from_slice(g.error.as_bytes());
+    buf.extend_from_slice(b" from ");
+    push_u64(buf, g.from_ts);
+    buf.extend_from_slice(b" to ");
+    push_u64(buf, g.to_ts);
+    buf.push(b'\n');
+}
+
+/// `{"gap":{"events":50031,"error":"ENOSPC","from_ts":..,"to_ts":..}}`:
+/// no event has a `gap` key, nor lacks `ts`.
+pub fn gap_json(buf: &mut Vec<u8>, g: &Gap) {
+    buf.extend_from_slice(b"{\"gap\":{\"events\":");
+    push_u64(buf, g.events);
+    buf.extend_from_slice(b",\"error\":\"");
+    push_escaped(buf, g.error.as_bytes(), true);
+    buf.extend_from_slice(b"\",\"from_ts\":");
+    push_u64(buf, g.from_ts);
+    buf.extend_from_slice(b",\"to_ts\":");
+    push_u64(buf, g.to_ts);
+    buf.extend_from_slice(b"}}\n");
+}
+
 /// Text a user gave (a path, say) made safe for one line on a terminal:
 /// control characters and bytes that are not UTF-8 become `\xNN`; the
 /// rest, spaces included, stays as it is.
@@ -265,6 +311,43 @@ pub fn printable(bytes: &[u8]) -> String {
 pub fn path(p: &std::path::Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     printable(p.as_os_str().as_bytes())
+}
+
+#[cfg(test)]
+mod gap_tests {
+    use super::*;
+
+    #[test]
+    fn a_gap_is_one_comment_line_or_one_json_object_that_is_no_event() {
+        let g = Gap {
+            events: 50031,
+            error: "ENOSPC".into(),
+            from_ts: 653028640151,
+            to_ts: 653029640151,
+        };
+        let mut buf = Vec::new();
+        gap_comment(&mut buf, &g);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "# 50031 events not written here: ENOSPC from 653028640151 to 653029640151\n"
+        );
+        let mut buf = Vec::new();
+        gap_comment(
+            &mut buf,
+            &Gap {
+                events: 1,
+                ..g.clone()
+            },
+        );
+        assert!(buf.starts_with(b"# 1 event not written here: ENOSPC"));
+        let mut buf = Vec::new();
+        gap_json(&mut buf, &g);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "{\"gap\":{\"events\":50031,\"error\":\"ENOSPC\",\"from_ts\":653028640151,\
+             \"to_ts\":653029640151}}\n"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ mod writer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, never, select};
 
 pub use writer::{LineWriter, PATIENCE, Progress, WriterReport, say};
 
@@ -51,12 +51,22 @@ impl Format {
             Format::Json => format::json(buf, event),
         }
     }
+
+    /// How a gap (lines a write error kept out of a file) is marked.
+    fn gap_line(self) -> fn(&mut Vec<u8>, &format::Gap) {
+        match self {
+            Format::Json => format::gap_json,
+            Format::Log | Format::Hello { .. } => format::gap_comment,
+        }
+    }
 }
 
 /// One output: how it formats, where it writes.
 pub struct Output {
     pub format: Format,
     pub writer: LineWriter,
+    /// The log: a message here reopens it (SIGUSR1).
+    pub reopen: Option<Receiver<()>>,
 }
 
 /// What an output thread did, for the monitor's accounting.
@@ -71,6 +81,25 @@ pub struct OutputReport {
     pub finished: bool,
 }
 
+/// The next segment, None once the queue is closed and empty. A reopen
+/// asked meanwhile is done first, at once even when no event comes
+/// (logrotate may compress the old file right after its `postrotate`).
+fn next_segment(
+    segments: &Receiver<Segment<Event>>,
+    reopen: &mut Receiver<()>,
+    writer: &mut LineWriter,
+) -> Option<Segment<Event>> {
+    loop {
+        select! {
+            recv(segments) -> segment => return segment.ok(),
+            recv(reopen) -> asked => match asked {
+                Ok(()) => writer.reopen(),
+                Err(_) => *reopen = never(),
+            },
+        }
+    }
+}
+
 /// Runs one output until its queue is closed and empty, or `control`
 /// says cut off. `position` is kept up to date for a monitor that has to
 /// stop without this thread (blocked in a write to a hung disk, say).
@@ -83,14 +112,20 @@ pub fn run(
     position: Arc<AtomicU64>,
     closed: Arc<AtomicBool>,
 ) -> OutputReport {
-    let Output { format, mut writer } = output;
+    let Output {
+        format,
+        mut writer,
+        reopen,
+    } = output;
+    writer.set_gap_line(format.gap_line());
+    let mut reopen = reopen.unwrap_or_else(never);
     // The reader thread is the one that loses events when it waits for a
     // CPU (the rings fill); an output that waits only uses more of the
     // queue's budget. So on a busy machine the outputs yield to it.
     crate::sys::renice_this_thread(OUTPUT_NICE);
     let mut at = 0u64;
     let mut finished = true;
-    'segments: while let Ok(segment) = segments.recv() {
+    'segments: while let Some(segment) = next_segment(&segments, &mut reopen, &mut writer) {
         if control.cutoff.load(Ordering::Relaxed) {
             at -= writer.discard();
             position.store(at, Ordering::Relaxed);
@@ -116,7 +151,7 @@ pub fn run(
                     break 'segments;
                 }
                 format.write(writer.buffer(), event);
-                writer.line_done();
+                writer.line_done(event.ts_ns);
             }
         }
         at = segment.end_seq();

@@ -3,10 +3,14 @@
 //! its own pace. Two kinds of file:
 //!
 //! - a **regular file** is written in large chunks, and only the disk can
-//!   slow it down. A failed write (disk full) is reported once on stderr
-//!   and every line in it counted as failed; the monitor goes on. A write
-//!   cut short is trimmed back to its last whole line, so the file never
-//!   holds half a line that a later write would glue to the next one;
+//!   slow it down. A failed write (disk full) is said on stderr and every
+//!   line in it counted as failed; the monitor goes on. A write cut short
+//!   is trimmed back to its last whole line, so the file never holds half
+//!   a line that a later write would glue to the next one. The lines that
+//!   failed make a gap, and the first write that works again starts with a
+//!   line marking it (`# N events not written here: ...`), so the file
+//!   shows where lines are missing. The log may also be rotated or
+//!   reopened between two writes (log_file.rs's `Lifecycle`);
 //! - a **stream** (a pipe, a terminal, a socket) may be read slowly or not
 //!   at all. It is written without blocking, through a non-blocking open
 //!   file description of its own (a second open of /proc/self/fd/N, so the
@@ -31,6 +35,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::Control;
+use super::errno;
+use super::format::Gap;
+use super::log_file::Lifecycle;
 
 /// A regular file is written when this much is buffered.
 const FILE_CHUNK: usize = 256 << 10;
@@ -71,6 +78,26 @@ pub struct LineWriter {
     /// A finishing stream already gave up once: it waits no more.
     gave_up: bool,
     control: Arc<Control>,
+    /// A regular file: the `ts` of each line in `buf`, for a gap's range.
+    line_ts: Vec<u64>,
+    /// Lines a write error kept out of the file, not marked in it yet.
+    gap: Option<Gap>,
+    /// How this output's format marks a gap.
+    gap_line: fn(&mut Vec<u8>, &Gap),
+    /// The log: how to rotate and reopen it.
+    lifecycle: Option<Lifecycle>,
+    /// After a rotation failed: the size at which it is tried again.
+    rotate_retry_at: u64,
+    /// The log's size after our last write: a smaller one later means it
+    /// was truncated under us (copytruncate), and gets the header again.
+    known_end: u64,
+}
+
+/// The name of the error a write failed with (`ENOSPC`).
+fn error_name(e: &io::Error) -> String {
+    e.raw_os_error()
+        .and_then(|n| errno::name(n as u64))
+        .map_or_else(|| format!("{:?}", e.kind()), str::to_string)
 }
 
 fn too_slow() -> io::Error {
@@ -234,7 +261,24 @@ impl LineWriter {
             closed: false,
             gave_up: false,
             control,
+            line_ts: Vec::new(),
+            gap: None,
+            gap_line: super::format::gap_comment,
+            lifecycle: None,
+            rotate_retry_at: 0,
+            known_end: 0,
         }
+    }
+
+    /// How a gap is marked in this output (`gap_comment` by default).
+    pub fn set_gap_line(&mut self, gap_line: fn(&mut Vec<u8>, &Gap)) {
+        self.gap_line = gap_line;
+    }
+
+    /// The log: rotated by size, reopened when asked (`reopen`).
+    pub fn set_lifecycle(&mut self, lifecycle: Lifecycle) {
+        self.lifecycle = Some(lifecycle);
+        self.known_end = self.file_end();
     }
 
     pub fn name(&self) -> &str {
@@ -256,9 +300,13 @@ impl LineWriter {
         &mut self.buf
     }
 
-    /// The line just formatted into `buffer()` is complete.
+    /// The line just formatted into `buffer()`, of the event at `ts`, is
+    /// complete.
     #[inline]
-    pub fn line_done(&mut self) {
+    pub fn line_done(&mut self, ts: u64) {
+        if !self.stream {
+            self.line_ts.push(ts);
+        }
         self.lines_buffered += 1;
         if self.buf.len() >= self.chunk {
             self.flush();
@@ -285,6 +333,7 @@ impl LineWriter {
     pub fn discard(&mut self) -> u64 {
         let lines = self.lines_buffered;
         self.buf.clear();
+        self.line_ts.clear();
         self.lines_buffered = 0;
         lines
     }
@@ -354,24 +403,129 @@ impl LineWriter {
         (done, Ok(()))
     }
 
-    /// A regular file whose write stopped inside a line: cut that part
-    /// line off again, so the next write starts on a line of its own.
-    fn trim_partial_line(&self, done: usize) {
-        let tail = self.buf[..done]
+    /// The bytes after the last line end of the first `done` of `buf`.
+    fn partial_tail(&self, done: usize) -> usize {
+        self.buf[..done]
             .iter()
             .rev()
             .position(|&b| b == b'\n')
-            .unwrap_or(done);
-        if self.stream || tail == 0 {
+            .unwrap_or(done)
+    }
+
+    /// A regular file whose write stopped where it must not end (inside a
+    /// line, or after a gap's mark with no line after it): cut its last
+    /// `bytes` off again, so the next write starts on a line of its own.
+    fn cut_back(&self, bytes: usize) {
+        if self.stream || bytes == 0 {
             return;
         }
         let fd = self.file.as_raw_fd();
         // SAFETY: plain syscalls on our own fd.
         unsafe {
             let end = libc::lseek(fd, 0, libc::SEEK_CUR);
-            if end >= tail as libc::off_t {
-                libc::ftruncate(fd, end - tail as libc::off_t);
+            if end >= bytes as libc::off_t {
+                let cut = end - bytes as libc::off_t;
+                libc::ftruncate(fd, cut);
+                // Without O_APPEND (stdout redirected with `>`) the next
+                // write goes where the offset is: back to the new end, or
+                // it would leave a hole of zeros.
+                libc::lseek(fd, cut, libc::SEEK_SET);
             }
+        }
+    }
+
+    /// The mark of the gap not yet in the file, as this output writes it.
+    fn gap_mark(&self) -> Vec<u8> {
+        let mut mark = Vec::new();
+        if let Some(gap) = &self.gap {
+            (self.gap_line)(&mut mark, gap);
+        }
+        mark
+    }
+
+    /// What goes before the lines of the next write: the header again if
+    /// someone truncated the log under us (logrotate's `copytruncate`),
+    /// then the mark of a gap not marked yet (true: there is one). With
+    /// `--log-max`, a write that would take the log past it goes to a new
+    /// file instead (which starts with its header).
+    fn lead(&mut self) -> (Vec<u8>, bool) {
+        let mark = self.gap_mark();
+        let marked = !mark.is_empty();
+        let Some(lifecycle) = &self.lifecycle else {
+            return (mark, marked);
+        };
+        let Ok(size) = self.file.metadata().map(|m| m.len()) else {
+            return (mark, marked);
+        };
+        let mut lead = Vec::new();
+        if size < self.known_end {
+            lead.extend_from_slice(lifecycle.header.as_bytes());
+        }
+        lead.extend_from_slice(&mark);
+        let after = size + (self.buf.len() + lead.len()) as u64;
+        let due = lifecycle.max.is_some_and(|max| after > max)
+            && size > 0
+            && size >= self.rotate_retry_at;
+        // A new file starts with its header: only the mark goes first.
+        if due && self.rotate(size) {
+            return (mark, marked);
+        }
+        (lead, marked)
+    }
+
+    /// Rotates the log (of `size` bytes now); true if a new file is open.
+    /// A rotation that fails is said, and tried again once the file has
+    /// grown by `--log-max` again; the lines go to the file still open.
+    fn rotate(&mut self, size: u64) -> bool {
+        let Some(lifecycle) = &self.lifecycle else {
+            return false;
+        };
+        match lifecycle.rotate(&self.file) {
+            Ok(file) => {
+                self.file = file;
+                self.rotate_retry_at = 0;
+                self.known_end = self.file_end();
+                true
+            }
+            Err(e) => {
+                say(&format!(
+                    "{e:#}; still writing to {} as it is, and trying again once it has grown by \
+                     --log-max",
+                    self.name
+                ));
+                self.rotate_retry_at = size + lifecycle.max.unwrap_or(0);
+                false
+            }
+        }
+    }
+
+    /// The size of the file open now (0 if it cannot be known).
+    fn file_end(&self) -> u64 {
+        // SAFETY: lseek on our own fd; with O_APPEND the offset is only
+        // where the next write would go anyway.
+        let end = unsafe { libc::lseek(self.file.as_raw_fd(), 0, libc::SEEK_END) };
+        end.max(0) as u64
+    }
+
+    /// SIGUSR1: what is buffered goes to the file open now, then the log
+    /// is reopened at its path (after an external rotation moved it). If
+    /// that fails, said, the file open now is kept.
+    pub fn reopen(&mut self) {
+        if self.lifecycle.is_none() {
+            return;
+        }
+        self.flush();
+        let Some(lifecycle) = &self.lifecycle else {
+            return;
+        };
+        match lifecycle.reopen() {
+            Ok(file) => {
+                self.file = file;
+                self.known_end = self.file_end();
+            }
+            Err(e) => say(&format!(
+                "{e:#} (SIGUSR1); still writing to the file open until now"
+            )),
         }
     }
 
@@ -379,19 +533,128 @@ impl LineWriter {
         if self.buf.is_empty() {
             return;
         }
+        if self.stream {
+            self.flush_stream();
+        } else {
+            self.flush_file();
+        }
+    }
+
+    /// A regular file: a gap not marked yet is marked first, in the same
+    /// write as the lines after it. The mark counts as written only with
+    /// at least one whole line after it (else it is cut off again and the
+    /// gap goes on), so a disk that is still full never gets a mark where
+    /// no line follows.
+    fn flush_file(&mut self) {
+        let (lead, marked) = self.lead();
+        let lead_len = lead.len();
+        if lead_len > 0 {
+            self.buf.splice(0..0, lead);
+        }
+        let (done, result) = self.write_out();
+        let lines_out = if done > lead_len {
+            self.buf[lead_len..done]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+        } else {
+            0
+        };
+        if result.is_err() {
+            let cut = if lines_out == 0 {
+                done
+            } else {
+                self.partial_tail(done)
+            };
+            self.cut_back(cut);
+        }
+        // (A lead cut off again with the rest stays due: the header after
+        // a truncation is written by the next write that works.)
+        if self.lifecycle.is_some() && (result.is_ok() || lines_out > 0) {
+            self.known_end = self.file_end();
+        }
+        self.progress
+            .written
+            .fetch_add(lines_out as u64, Ordering::Relaxed);
+        if marked && (result.is_ok() || lines_out > 0) {
+            self.gap_marked();
+        }
+        if let Err(e) = result {
+            let unwritten = self.lines_buffered - lines_out as u64;
+            self.count_unwritten(unwritten, false);
+            self.extend_gap(lines_out, e);
+        }
+        self.buf.clear();
+        self.line_ts.clear();
+        self.lines_buffered = 0;
+    }
+
+    /// The gap is marked in the file: said, and closed.
+    fn gap_marked(&mut self) {
+        if let Some(gap) = self.gap.take() {
+            say(&format!(
+                "{}: written again after {} events not written ({}); the gap is marked in it",
+                self.name, gap.events, gap.error
+            ));
+        }
+    }
+
+    /// The lines of `buf` from line `from` on were not written because of
+    /// `e`: they open a gap, or extend the one open. A new gap is said.
+    fn extend_gap(&mut self, from: usize, e: io::Error) {
+        let (Some(&first), Some(&last)) = (self.line_ts.get(from), self.line_ts.last()) else {
+            return;
+        };
+        let events = (self.line_ts.len() - from) as u64;
+        match &mut self.gap {
+            Some(gap) => {
+                gap.events += events;
+                gap.to_ts = last;
+            }
+            None => {
+                say(&format!(
+                    "cannot write to {}: {e}; monitoring goes on, lines not written are counted \
+                     and the gap is marked in the file once it can be written again",
+                    self.name
+                ));
+                self.gap = Some(Gap {
+                    events,
+                    error: error_name(&e),
+                    from_ts: first,
+                    to_ts: last,
+                });
+            }
+        }
+        self.first_error.get_or_insert(e);
+    }
+
+    /// At the end: a gap still open is marked if the file takes its line
+    /// now (the disk has room again, and no event came after it).
+    fn mark_last_gap(&mut self) {
+        if self.stream || self.gap.is_none() {
+            return;
+        }
+        self.buf = self.gap_mark();
+        let (done, result) = self.write_out();
+        if result.is_ok() {
+            self.gap_marked();
+        } else {
+            self.cut_back(done);
+        }
+        self.buf.clear();
+    }
+
+    /// A stream: whole lines, given up on when too slow.
+    fn flush_stream(&mut self) {
         let (done, result) = if self.closed {
             (0, Err(io::Error::from(io::ErrorKind::BrokenPipe)))
         } else {
             self.write_out()
         };
         let complete = self.buf[..done].iter().filter(|&&b| b == b'\n').count() as u64;
-        if result.is_err() {
-            self.trim_partial_line(done);
-        }
         // A terminal took half a line: the rest must go out before any
         // other line, or both would be garbled. It stays buffered.
-        let half_out = self.stream
-            && done > 0
+        let half_out = done > 0
             && self.buf[done - 1] != b'\n'
             && result
                 .as_ref()
@@ -435,6 +698,7 @@ impl LineWriter {
     /// Flushes, and counts what could still not be written.
     pub fn finish(mut self) -> WriterReport {
         self.flush();
+        self.mark_last_gap();
         // Half a line that never got its end out.
         self.count_unwritten(self.lines_buffered, true);
         WriterReport {
