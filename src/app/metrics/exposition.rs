@@ -135,7 +135,7 @@ pub fn render(r: &Registry, now: SystemTime) -> Vec<u8> {
     });
     let causes: Vec<String> = Cause::TOP
         .iter()
-        .map(|c| format!("{} ({})", c.label(), c.sentence()))
+        .map(|c| format!("{}: {}", c.label(), c.sentence()))
         .collect();
     help(
         &mut out,

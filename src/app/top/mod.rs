@@ -363,10 +363,15 @@ impl Metrics {
 /// once. `failing`: the intervals in a row not written.
 fn write_file(f: &TextFile, text: &[u8], failing: &mut u64) {
     let shown = crate::app::output::format::path(f.path());
+    let intervals = |n: u64| match n {
+        1 => "1 interval".to_string(),
+        n => format!("{n} intervals"),
+    };
     match f.write(text) {
         Ok(()) if *failing > 0 => {
             say(&format!(
-                "the metrics are written to {shown} again, after {failing} intervals not written"
+                "the metrics are written to {shown} again, after {} not written",
+                intervals(*failing)
             ));
             *failing = 0;
         }
@@ -374,8 +379,9 @@ fn write_file(f: &TextFile, text: &[u8], failing: &mut u64) {
         Err(e) => {
             *failing += 1;
             say(&format!(
-                "cannot write the metrics to {shown} ({e}): it keeps the values of {failing} \
-                 intervals ago; trying again every interval"
+                "cannot write the metrics to {shown} ({e}): {} not written now; trying again \
+                 every interval",
+                intervals(*failing)
             ));
         }
     }
