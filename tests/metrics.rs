@@ -2,12 +2,22 @@
 //! consumers: a Prometheus server scraping `--metrics-listen` (its query
 //! API must give the exact counts of a known load), promtool's checker,
 //! node_exporter's textfile collector reading `--metrics-file`; the
-//! listener against hostile clients; comms that need escaping; the sticky
-//! cardinality limit (`--metrics-comms`). Then what the counters must
-//! still be in the corners: failed calls in the kernel's other rows and
+//! listener against hostile clients; comms that need escaping. Then what
+//! the counters must still be in the corners: failed calls in the
+//! kernel's other rows and
 //! errors its errno table had no room for (each counted once),
 //! `--cumulative` (counts, not re-added totals), `--by syscall|file`
 //! (no comm's calls under another's name), the 8 KiB request head.
+//!
+//! Exporter health: losses scraped while they happen, under the cause
+//! stderr names (pending records planted in the probe's table of calls in
+//! flight, an eviction made by taking a blocked call's record out), the
+//! time of the last update, the README's alert rules through `promtool
+//! check rules` and `promtool test rules`. Cardinality: slots by activity
+//! with a margin, a flood of 100 names run by nobody then a steady
+//! `postgres`, pinned or not. The textfile in a world-writable directory
+//! whose guessable names another user took, and a write that fails for a
+//! few intervals.
 //!
 //! Loads of exactly known calls: loadgen under a comm (`-c`), or a
 //! `Puppet`, a child forked from the test that makes only the calls it is
@@ -819,10 +829,13 @@ fn prometheus_scrapes_the_exact_counts_of_a_known_load() {
     let _turn = serial();
     let dir = scratch_dir("metrics-prometheus");
     let comm = unique_comm("mp");
+    // A name of loopback (every /etc/hosts has localhost): its IPv4
+    // address is bound.
     let top = Top::start(
         &dir,
-        &["-i", "0.5", "-c", &comm, "--metrics-listen", "127.0.0.1:0"],
+        &["-i", "0.5", "-c", &comm, "--metrics-listen", "localhost:0"],
     );
+    assert_eq!(top.addr().ip().to_string(), "127.0.0.1");
     let prom = start_prometheus(&dir, top.addr());
 
     // 1234 writes; then 7 processes that each write once and read fd -1
@@ -2314,4 +2327,404 @@ fn the_readme_s_alert_rules_pass_promtool_and_fire_when_they_should() {
     assert!(out.status.success(), "{said}\n{test}");
     assert!(said.contains("SUCCESS"), "{said}");
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A cgroup v2 directory made for one test, removed after (its processes
+/// gone by then).
+struct TestCgroup(PathBuf);
+
+impl TestCgroup {
+    fn new(tag: &str) -> TestCgroup {
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+        let root = mounts
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
+            })
+            .expect("no cgroup2 mount: mount -t cgroup2 none /sys/fs/cgroup");
+        let dir = root.join(format!("probe-test-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir(&dir);
+        fs::create_dir(&dir).unwrap();
+        TestCgroup(dir)
+    }
+
+    fn add(&self, pid: u32) {
+        fs::write(self.0.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// True once `pid` waits in sigtimedwait (loadgen --wait-signal, for
+/// SIGUSR1: sent before, it would kill it).
+fn waits_for_a_signal(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .is_ok_and(|s| s.split(' ').next() == Some(libc::SYS_rt_sigtimedwait.to_string().as_str()))
+}
+
+/// Children killed and reaped when dropped (a failed test leaves none).
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `count` processes named junk1...junkN, run by nobody in `cgroup`, that
+/// each make `writes` writes and exit, all at once.
+fn junk_flood(cgroup: &TestCgroup, count: usize, writes: u64) {
+    use std::os::unix::process::CommandExt;
+    let mut junk = Children(Vec::new());
+    junk.0 = (1..=count)
+        .map(|i| {
+            Command::new(LOADGEN)
+                .args(["--comm", &format!("junk{i}"), "--wait-signal"])
+                .args(["--writes", &writes.to_string()])
+                .uid(65534)
+                .gid(65534)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("loadgen as nobody")
+        })
+        .collect();
+    for j in &junk.0 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !waits_for_a_signal(j.id()) {
+            assert!(Instant::now() < deadline, "loadgen {} not waiting", j.id());
+            thread::sleep(Duration::from_millis(2));
+        }
+        cgroup.add(j.id());
+    }
+    for j in &junk.0 {
+        // SAFETY: signalling a child of ours.
+        unsafe { libc::kill(j.id() as i32, libc::SIGUSR1) };
+    }
+    for j in &mut junk.0 {
+        assert!(j.wait().unwrap().success());
+    }
+}
+
+/// `probe_calls_total{syscall="write",comm=~"junk.*"}` of one scrape.
+fn junk_series(s: &[Sample]) -> BTreeMap<String, f64> {
+    s.iter()
+        .filter(|x| x.name == "probe_calls_total")
+        .filter_map(|x| {
+            let comm = &x.labels.iter().find(|(k, _)| k == "comm")?.1;
+            comm.starts_with("junk").then(|| (comm.clone(), x.number()))
+        })
+        .collect()
+}
+
+impl Puppet {
+    /// True once it has stopped itself (its phase done), without waiting.
+    fn stopped_now(&mut self) -> bool {
+        let mut status = 0;
+        // SAFETY: waiting for our own child, without blocking.
+        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WUNTRACED | libc::WNOHANG) };
+        assert!(r >= 0, "waitpid: {}", std::io::Error::last_os_error());
+        if r == self.pid {
+            assert!(libc::WIFSTOPPED(status), "the puppet ended: {status:#x}");
+        }
+        r == self.pid
+    }
+}
+
+/// The issue's scenario: 100 short processes junk1...junk100 started by
+/// `nobody` in the first seconds, then a steady `postgres` (1,000 writes
+/// a second for 6 s). `--metrics-comms` is 100. Returns every scrape from
+/// the flood on, the index of the last before postgres started, and how
+/// the probe ended.
+fn flood_then_postgres(pin: bool) -> (Vec<Vec<Sample>>, usize, Finished) {
+    const JUNK: usize = 100;
+    const JUNK_WRITES: u64 = 1000;
+    const PG_WRITES: u64 = 6000;
+    let tag = if pin { "flood-pin" } else { "flood" };
+    let dir = scratch_dir(&format!("metrics-{tag}"));
+    let cgroup = TestCgroup::new(tag);
+    let mut postgres = Puppet::start(&[vec![Step {
+        comm: b"postgres".to_vec(),
+        call: Call::WriteNull,
+        calls: PG_WRITES,
+        every: 100,
+        pause: Duration::from_millis(100),
+    }]]);
+    cgroup.add(postgres.pid as u32);
+    let cg = cgroup.0.to_string_lossy().into_owned();
+    let mut args = vec![
+        "-i",
+        "0.3",
+        "--cgroup",
+        &cg,
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    if pin {
+        args.extend(["--metrics-pin", "postgres"]);
+    }
+    let top = Top::start(&dir, &args);
+    let mut seen = Vec::new();
+
+    junk_flood(&cgroup, JUNK, JUNK_WRITES);
+    let junk_total = (JUNK as u64 * JUNK_WRITES) as f64;
+    scrape_until(&top, Duration::from_secs(10), "the flood", &mut seen, |s| {
+        junk_series(s).values().sum::<f64>() + calls(s, "write", "other").unwrap_or(0.0)
+            == junk_total
+    });
+    let before = seen.len() - 1;
+
+    // postgres, scraped every 100 ms while it runs.
+    postgres.go();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !postgres.stopped_now() {
+        assert!(Instant::now() < deadline, "postgres did not finish");
+        seen.push(parse(scrape(top.addr()).text()));
+        thread::sleep(Duration::from_millis(100));
+    }
+    // Every call in one series, those written now or gone stale (a junk
+    // name that lost its slot): their last values add up to the calls.
+    let all = junk_total + PG_WRITES as f64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        seen.push(parse(scrape(top.addr()).text()));
+        let ever = writes_ever(&seen);
+        if ever.values().sum::<f64>() == all {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the series ever scraped add up to {} calls, not {all}: postgres {:?}, other {:?}",
+            ever.values().sum::<f64>(),
+            ever.get("postgres"),
+            ever.get("other")
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    postgres.finish();
+    let done = top.stop();
+    (seen, before, done)
+}
+
+#[test]
+fn a_flood_of_names_cannot_blind_a_pinned_process() {
+    require_root!();
+    let _turn = serial();
+    let (seen, before, done) = flood_then_postgres(true);
+    let last = seen.last().unwrap();
+    // The flood: one slot is postgres', 99 for 100 names: the 100,000
+    // junk calls are in junk series and other, none elsewhere.
+    let flood = junk_series(&seen[before]);
+    assert!(flood.len() <= 99, "{}", flood.len());
+    let other_before = calls(&seen[before], "write", "other");
+    assert!(
+        other_before.is_some(),
+        "100 names for 99 slots: some in other"
+    );
+    // postgres has its own series from its first interval on: while it
+    // ran (6 s, a scrape every 100 ms), "other" stayed where the flood
+    // left it, and at the end postgres' series has all of its 6,000.
+    assert!(seen.len() - before > 40, "{} scrapes", seen.len() - before);
+    for s in &seen[before..] {
+        assert_eq!(calls(s, "write", "other"), other_before, "other moved");
+    }
+    assert_eq!(calls(last, "write", "postgres"), Some(6000.0));
+    assert_never_goes_back(&seen);
+    assert_eq!(done.last_line(), "probe: received=106000 lost=0");
+    assert_nothing_left();
+}
+
+#[test]
+fn a_flood_of_names_gives_way_to_a_steady_process_once_it_is_twice_as_active() {
+    require_root!();
+    let _turn = serial();
+    let (seen, before, done) = flood_then_postgres(false);
+    let last = seen.last().unwrap();
+    // The flood took the 100 slots: every junk name has its series, all
+    // its calls in it; nothing in other.
+    let flood = junk_series(&seen[before]);
+    assert_eq!(flood.len(), 100);
+    assert!(flood.values().all(|&n| n == 1000.0), "{flood:?}");
+    assert_eq!(calls(&seen[before], "write", "other"), None);
+    // postgres counted under other first (300 calls an interval against
+    // junk names of 1,000 each: not twice as active), then, once more
+    // than twice as active as the least active holder (its calls weigh
+    // less each minute), it took that one's slot: one junk series went
+    // stale, postgres' calls went to its own series from then on.
+    let own = calls(last, "write", "postgres").expect("postgres got a slot");
+    let other = calls(last, "write", "other").expect("postgres was other first");
+    assert_eq!(own + other, 6000.0);
+    assert!(own >= 1000.0, "postgres' own series: {own}");
+    let junk = junk_series(last);
+    assert_eq!(junk.len(), 99, "one junk name gave its slot to postgres");
+    assert!(junk.values().all(|&n| n == 1000.0), "{junk:?}");
+    // From the scrape where postgres has its series on, other stays.
+    let first = seen
+        .iter()
+        .position(|s| calls(s, "write", "postgres").is_some())
+        .unwrap();
+    for s in &seen[first..] {
+        assert_eq!(
+            calls(s, "write", "other"),
+            Some(other),
+            "other grew after the slot"
+        );
+    }
+    eprintln!(
+        "postgres: {other} writes under other, then {own} in its own series (its slot from \
+         scrape {} of {} after the flood's)",
+        first - before,
+        seen.len() - before
+    );
+    assert_never_goes_back(&seen);
+    assert_eq!(done.last_line(), "probe: received=106000 lost=0");
+    assert_nothing_left();
+}
+
+#[test]
+fn names_another_user_takes_do_not_stop_the_textfile_and_a_failed_write_is_said_each_interval() {
+    use std::os::unix::process::CommandExt;
+    require_root!();
+    let _turn = serial();
+    let dir = scratch_dir("metrics-shared-dir");
+    // A world-writable sticky directory, as /tmp is.
+    let shared = dir.join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    let file = shared.join("probe.prom");
+    let comm = unique_comm("sd");
+    let top = Top::start(
+        &dir,
+        &[
+            "-i",
+            "0.3",
+            "-c",
+            &comm,
+            "--metrics-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    // Another user makes directories at the names it can guess: the one
+    // a pid made, its neighbours', and others.
+    let pid = top.pid();
+    let mut taken: Vec<String> = (pid - 2..=pid + 2)
+        .map(|p| format!(".probe.prom.{p}.tmp"))
+        .collect();
+    taken.extend([".probe.prom.tmp", "probe.prom.tmp", ".probe.prom.0.tmp"].map(String::from));
+    for name in &taken {
+        let out = Command::new("mkdir")
+            .arg(shared.join(name))
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mkdir {name} as nobody: {out:?}");
+    }
+    let read = || parse(&fs::read_to_string(&file).unwrap());
+    let stamp = |s: &[Sample]| value_of(s, "probe_last_update_timestamp_seconds", &[]).unwrap();
+    let blocked_at = stamp(&read());
+    loadgen_ok(&["--comm", &comm, "--writes", "77"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let written = loop {
+        let s = read();
+        if calls(&s, "write", &comm) == Some(77.0) {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the file was not written after the names were taken"
+        );
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert!(stamp(&written) > blocked_at);
+
+    // The directory gone (renamed away): each interval says so, with how
+    // many it has missed; back, the file is written again, said once.
+    let away = dir.join("away");
+    fs::rename(&shared, &away).unwrap();
+    let failing = |p: &Top| -> Vec<String> {
+        p.probe
+            .as_ref()
+            .unwrap()
+            .stderr()
+            .into_iter()
+            .filter(|l| l.starts_with("probe: cannot write the metrics to "))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while failing(&top).len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            top.probe.as_ref().unwrap().stderr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    fs::rename(&away, &shared).unwrap();
+    let again = |p: &Top| {
+        p.probe
+            .as_ref()
+            .unwrap()
+            .stderr()
+            .into_iter()
+            .find(|l| l.starts_with("probe: the metrics are written to "))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let said = loop {
+        if let Some(l) = again(&top) {
+            break l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            top.probe.as_ref().unwrap().stderr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    let lines = failing(&top);
+    let shown = file.to_str().unwrap();
+    for (i, l) in lines.iter().enumerate() {
+        let n = i + 1;
+        let intervals = if n == 1 {
+            "1 interval".to_string()
+        } else {
+            format!("{n} intervals")
+        };
+        assert_eq!(
+            *l,
+            format!(
+                "probe: cannot write the metrics to {shown} (No such file or directory (os error \
+                 2)): {intervals} not written now; trying again every interval"
+            )
+        );
+    }
+    assert_eq!(
+        said,
+        format!(
+            "probe: the metrics are written to {shown} again, after {} intervals not written",
+            lines.len()
+        )
+    );
+    assert!(stamp(&read()) > stamp(&written));
+
+    let done = top.stop();
+    assert_eq!(done.last_line(), "probe: received=77 lost=0");
+    // Left in the directory: the file, and the other user's directories.
+    let mut left: Vec<String> = fs::read_dir(&shared)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut want = taken.clone();
+    want.push("probe.prom".into());
+    want.sort();
+    assert_eq!(left, want);
+    assert_nothing_left();
 }
