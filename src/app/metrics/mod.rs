@@ -230,6 +230,9 @@ impl Registry {
         for (_, label) in &candidates[..free] {
             self.set_slot(label, true);
         }
+        if candidates.len() == free {
+            return;
+        }
         // The holders, least active first. A name that just took a free
         // slot is at least as active as every candidate left, so it is
         // never more than HYSTERESIS times behind one: the two lists can
