@@ -545,7 +545,12 @@ fn listen_value(v: &str) -> Result<std::net::SocketAddr, UsageError> {
     }
     let addrs: Vec<SocketAddr> = match v.to_socket_addrs() {
         Ok(a) => a.collect(),
-        Err(e) => return usage(format!("{what}: {host} does not resolve ({e})")),
+        Err(e) => {
+            return usage(format!(
+                "--metrics-listen {v}: {host} does not resolve ({e}); give IP:PORT, or a name \
+                 of loopback such as localhost:PORT"
+            ));
+        }
     };
     if let Some(out) = addrs.iter().find(|a| !a.ip().is_loopback()) {
         return usage(format!(
