@@ -43,6 +43,7 @@ pub mod app {
     pub mod inflight;
     pub mod inspect;
     pub mod load;
+    pub mod loss;
     pub mod metrics;
     pub mod monitor;
     pub mod output;

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use probe::app::cli::{self, Command, Options, RingKind};
+use probe::app::loss::{Cause, say_lost};
 use probe::app::monitor::{self, Cutoff, Summary};
 use probe::app::output::say;
 use probe::app::{privileges, signals};
@@ -137,19 +138,27 @@ fn report(s: &Summary, o: &Options) {
             RingKind::Perf => format!("the rings full (perf reported {})", s.reader.ring_lost),
             RingKind::Map => "the map rings full".to_string(),
         };
-        say(&format!(
-            "lost {} events: the kernel found {which}; \
-             try a larger --pages (now {}), or filter with -c or -p",
-            s.kernel_dropped, o.pages
-        ));
+        say_lost(
+            s.kernel_dropped,
+            "events",
+            Cause::RingFull,
+            &format!(
+                "the kernel found {which}; try a larger --pages (now {}), or filter with -c or -p",
+                o.pages
+            ),
+        );
     }
     if s.queue.dropped > 0 {
-        say(&format!(
-            "lost {} events: the outputs fell more than --buffer ({}) behind; \
-             try a larger --buffer, a faster disk for the log, -q, or --no-log",
+        say_lost(
             s.queue.dropped,
-            size(s.buffer)
-        ));
+            "events",
+            Cause::BufferFull,
+            &format!(
+                "the outputs fell more than --buffer ({}) behind; try a larger --buffer, a \
+                 faster disk for the log, -q, or --no-log",
+                size(s.buffer)
+            ),
+        );
     }
     if s.cut > 0 {
         let when = match s.cutoff {
@@ -159,10 +168,12 @@ fn report(s: &Summary, o: &Options) {
                 monitor::DRAIN_LIMIT.as_secs()
             ),
         };
-        say(&format!(
-            "lost {} events: still buffered, not written {when}",
-            s.cut
-        ));
+        say_lost(
+            s.cut,
+            "events",
+            Cause::CutAtStop,
+            &format!("still buffered, not written {when}"),
+        );
     }
     if let Some(e) = &s.exit {
         probe::app::report::exit_losses(
@@ -175,12 +186,17 @@ fn report(s: &Summary, o: &Options) {
     }
     if let Some(n @ 1..) = s.recursion_misses {
         let filtered = o.pid.is_some() || o.comm.is_some() || o.cgroup.is_some();
-        say(&format!(
-            "lost {n} events: the kernel skipped the probe on calls made while a BPF \
-             program (another, or a preempted run of the probe's) ran on the same CPU (its \
-             recursion protection){}",
-            probe::app::report::before_filters(filtered)
-        ));
+        say_lost(
+            n,
+            "events",
+            Cause::KernelSkipped,
+            &format!(
+                "the kernel skipped the probe on calls made while a BPF program (another, or \
+                 a preempted run of the probe's) ran on the same CPU (its recursion \
+                 protection){}",
+                probe::app::report::before_filters(filtered)
+            ),
+        );
     }
     if let (Some(e), 2..) = (&s.exit, o.verbose) {
         say(&format!(
@@ -198,10 +214,12 @@ fn report(s: &Summary, o: &Options) {
         });
     }
     if s.reader.malformed > 0 {
-        say(&format!(
-            "lost {} events: malformed records in the rings (a bug: please report it)",
-            s.reader.malformed
-        ));
+        say_lost(
+            s.reader.malformed,
+            "events",
+            Cause::Malformed,
+            "malformed records in the rings (a bug: please report it)",
+        );
     }
     if s.output_stuck {
         say(

@@ -51,7 +51,7 @@ fn a_full_map_ring_loses_exactly_what_it_says() {
     assert!(lost > 0, "64 slots per CPU never filled: {:?}", done.stderr);
     let said = format!(
         "probe: lost {lost} events: the kernel found the map rings full; \
-         try a larger --pages (now 1), or filter with -c or -p"
+         try a larger --pages (now 1), or filter with -c or -p [ring_full]"
     );
     assert!(done.stderr.contains(&said), "{:?}", done.stderr);
     let log = fs::read_to_string(dir.join("f.log")).unwrap();

@@ -2,12 +2,22 @@
 //! consumers: a Prometheus server scraping `--metrics-listen` (its query
 //! API must give the exact counts of a known load), promtool's checker,
 //! node_exporter's textfile collector reading `--metrics-file`; the
-//! listener against hostile clients; comms that need escaping; the sticky
-//! cardinality limit (`--metrics-comms`). Then what the counters must
-//! still be in the corners: failed calls in the kernel's other rows and
+//! listener against hostile clients; comms that need escaping. Then what
+//! the counters must still be in the corners: failed calls in the
+//! kernel's other rows and
 //! errors its errno table had no room for (each counted once),
 //! `--cumulative` (counts, not re-added totals), `--by syscall|file`
 //! (no comm's calls under another's name), the 8 KiB request head.
+//!
+//! Exporter health: losses scraped while they happen, under the cause
+//! stderr names (pending records planted in the probe's table of calls in
+//! flight, an eviction made by taking a blocked call's record out), the
+//! time of the last update, the README's alert rules through `promtool
+//! check rules` and `promtool test rules`. Cardinality: slots by activity
+//! with a margin, a flood of 100 names run by nobody then a steady
+//! `postgres`, pinned or not. The textfile in a world-writable directory
+//! whose guessable names another user took, and a write that fails for a
+//! few intervals.
 //!
 //! Loads of exactly known calls: loadgen under a comm (`-c`), or a
 //! `Puppet`, a child forked from the test that makes only the calls it is
@@ -206,6 +216,13 @@ fn start_node_exporter(dir: &Path, textfiles: &Path) -> Daemon {
         None,
         "/metrics",
     )
+}
+
+/// `.NAME.` 16 hex digits `.tmp`: a temporary file of the textfile NAME.
+fn is_temp_name(n: &str, name: &str) -> bool {
+    n.strip_prefix(&format!(".{name}."))
+        .and_then(|r| r.strip_suffix(".tmp"))
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// `promtool check metrics` on `text`: (passed, what it said).
@@ -533,10 +550,16 @@ impl Top {
 
     /// Stops it with SIGINT: exit 0, nothing on stdout (-q), the summary
     /// line last.
-    fn stop(mut self) -> Finished {
+    fn stop(self) -> Finished {
+        let done = self.finish();
+        assert_eq!(done.stdout, "", "-q writes nothing on stdout");
+        done
+    }
+
+    /// Stops it with SIGINT: exit 0, the summary line last.
+    fn finish(mut self) -> Finished {
         let done = self.probe.take().unwrap().stop(libc::SIGINT);
         assert_eq!(exit_code(&done.status), 0, "{:?}", done.stderr);
-        assert_eq!(done.stdout, "", "-q writes nothing on stdout");
         done.counts();
         done
     }
@@ -806,10 +829,13 @@ fn prometheus_scrapes_the_exact_counts_of_a_known_load() {
     let _turn = serial();
     let dir = scratch_dir("metrics-prometheus");
     let comm = unique_comm("mp");
+    // A name of loopback (every /etc/hosts has localhost): its IPv4
+    // address is bound.
     let top = Top::start(
         &dir,
-        &["-i", "0.5", "-c", &comm, "--metrics-listen", "127.0.0.1:0"],
+        &["-i", "0.5", "-c", &comm, "--metrics-listen", "localhost:0"],
     );
+    assert_eq!(top.addr().ip().to_string(), "127.0.0.1");
     let prom = start_prometheus(&dir, top.addr());
 
     // 1234 writes; then 7 processes that each write once and read fd -1
@@ -861,9 +887,10 @@ fn prometheus_scrapes_the_exact_counts_of_a_known_load() {
         (q("probe_latency_seconds_count", ",syscall=\"read\""), m),
         (format!("count(probe_errors_total{{comm=\"{comm}\"}})"), 1),
         (
-            "probe_events_lost_total{where=\"missed_return\"}".to_string(),
+            "probe_events_lost_total{cause=\"missed_return\"}".to_string(),
             0,
         ),
+        ("probe_events_lost_total{cause=\"evicted\"}".to_string(), 0),
         ("probe_map_overflow_total".to_string(), 0),
         ("up{job=\"probe\"}".to_string(), 1),
         (
@@ -955,7 +982,6 @@ fn node_exporter_serves_the_textfile_with_the_exact_counts() {
 
     let n = 1234u64;
     loadgen_ok(&["--comm", &comm, "--writes", &n.to_string()]);
-    let tmp_name = format!(".probe.prom.{}.tmp", top.pid());
     let mut listings = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
@@ -1025,9 +1051,10 @@ fn node_exporter_serves_the_textfile_with_the_exact_counts() {
     let meta = fs::symlink_metadata(&file).unwrap();
     assert!(meta.file_type().is_file());
     assert_eq!(meta.mode() & 0o7777, 0o644, "{:o}", meta.mode());
-    let allowed: BTreeSet<String> = ["probe.prom".to_string(), tmp_name.clone()].into();
     assert!(
-        listings.is_subset(&allowed),
+        listings
+            .iter()
+            .all(|n| n == "probe.prom" || is_temp_name(n, "probe.prom")),
         "files in the directory while it ran: {listings:?}"
     );
 
@@ -1428,16 +1455,64 @@ fn hostile_comms_are_escaped_into_valid_distinct_series() {
     assert_nothing_left();
 }
 
+/// Over successive scrapes: no series goes down from one scrape to the
+/// next, and one that comes back after it went away (its name lost its
+/// slot, then won one back) comes back where it was, or higher.
+fn assert_never_goes_back(seen: &[Vec<Sample>]) {
+    let mut last: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    let mut went_back = Vec::new();
+    for (i, scrape) in seen.iter().enumerate() {
+        for s in scrape {
+            if let Some(&(j, before)) = last.get(&s.key())
+                && s.number() < before
+            {
+                went_back.push(format!(
+                    "{}: {before} (scrape {j}) -> {} (scrape {i})",
+                    s.key(),
+                    s.value
+                ));
+            }
+            last.insert(s.key(), (i, s.number()));
+        }
+    }
+    assert!(
+        went_back.is_empty(),
+        "over {} scrapes:\n{}",
+        seen.len(),
+        went_back.join("\n")
+    );
+}
+
+/// `probe_calls_total{syscall="write"}` of every series ever scraped, at
+/// its last value: each call is in exactly one series, so they add up to
+/// the calls made.
+fn writes_ever(seen: &[Vec<Sample>]) -> BTreeMap<String, f64> {
+    let mut last = BTreeMap::new();
+    for scrape in seen {
+        for s in scrape.iter().filter(|s| s.name == "probe_calls_total") {
+            if s.labels
+                .contains(&("syscall".to_string(), "write".to_string()))
+            {
+                let comm = s.labels.iter().find(|(k, _)| k == "comm").unwrap();
+                last.insert(comm.1.clone(), s.number());
+            }
+        }
+    }
+    last
+}
+
 #[test]
-fn comms_past_the_limit_count_as_other_and_no_series_goes_back() {
+fn slots_go_to_the_most_active_names_past_a_margin_and_no_series_goes_back() {
     require_root!();
     let _turn = serial();
-    let dir = scratch_dir("metrics-sticky");
-    let (a, b, c, d) = (b"stickyA", b"stickyB", b"stickyC", b"stickyD");
+    let dir = scratch_dir("metrics-slots");
+    let (a, b, c) = (b"slotA", b"slotB", b"slotC");
+    // Two slots. Each phase's calls take microseconds: one interval's.
     let mut puppet = Puppet::start(&[
-        vec![step(a, 3), step(b, 5)],
-        vec![step(c, 7)],
-        vec![step(a, 11), step(d, 2), step(c, 1)],
+        vec![step(a, 4), step(b, 6)],
+        vec![step(c, 5)],
+        vec![step(c, 5)],
+        vec![step(a, 20)],
     ]);
     let pid = puppet.pid.to_string();
     let top = Top::start(
@@ -1455,30 +1530,50 @@ fn comms_past_the_limit_count_as_other_and_no_series_goes_back() {
     );
     let mut seen = Vec::new();
     let state = |s: &[Sample]| {
-        (
-            calls(s, "write", "stickyA"),
-            calls(s, "write", "stickyB"),
+        [
+            calls(s, "write", "slotA"),
+            calls(s, "write", "slotB"),
+            calls(s, "write", "slotC"),
             calls(s, "write", "other"),
-        )
+        ]
     };
     seen.push(parse(scrape(top.addr()).text()));
+    // A and B take the two free slots.
     puppet.phase();
     scrape_until(&top, Duration::from_secs(10), "A and B", &mut seen, |s| {
-        state(s) == (Some(3.0), Some(5.0), None)
+        state(s) == [Some(4.0), Some(6.0), None, None]
     });
+    // C: 5 calls, not more than twice A's 4 (the least active holder):
+    // other.
     puppet.phase();
     scrape_until(
         &top,
         Duration::from_secs(10),
         "C as other",
         &mut seen,
-        |s| state(s) == (Some(3.0), Some(5.0), Some(7.0)),
+        |s| state(s) == [Some(4.0), Some(6.0), None, Some(5.0)],
     );
+    // 5 more: C's activity is about 10 now, more than 2 x 4: it takes A's
+    // slot, from this interval's calls on. A's series is no longer
+    // written.
     puppet.phase();
-    let last = scrape_until(&top, Duration::from_secs(10), "A again", &mut seen, |s| {
-        state(s) == (Some(14.0), Some(5.0), Some(10.0))
-    });
-    // A few more scrapes with nothing new.
+    scrape_until(
+        &top,
+        Duration::from_secs(10),
+        "C takes A's slot",
+        &mut seen,
+        |s| state(s) == [None, Some(6.0), Some(5.0), Some(5.0)],
+    );
+    // A comes back with 20 calls, more than 2 x B's 6: it takes B's slot
+    // and its series goes on from 4.
+    puppet.phase();
+    let last = scrape_until(
+        &top,
+        Duration::from_secs(10),
+        "A takes B's slot",
+        &mut seen,
+        |s| state(s) == [Some(24.0), None, Some(5.0), Some(5.0)],
+    );
     for _ in 0..3 {
         thread::sleep(Duration::from_millis(350));
         seen.push(parse(scrape(top.addr()).text()));
@@ -1486,51 +1581,22 @@ fn comms_past_the_limit_count_as_other_and_no_series_goes_back() {
     assert_eq!(state(seen.last().unwrap()), state(&last));
     assert_eq!(
         comm_labels(&last),
-        ["other", "stickyA", "stickyB"]
+        ["other", "slotA", "slotC"]
             .into_iter()
             .map(String::from)
             .collect()
     );
-    assert_eq!(
-        value_of(
-            &last,
-            "probe_bytes_total",
-            &[("syscall", "write"), ("comm", "other")]
-        ),
-        Some(10.0)
-    );
     // The kernel's table had room: nothing of "other" is overflow.
     assert_eq!(value_of(&last, "probe_map_overflow_total", &[]), Some(0.0));
-
-    // From one scrape to the next, no series goes away and no value goes
-    // down.
-    let mut went_back = Vec::new();
-    for (i, pair) in seen.windows(2).enumerate() {
-        let next: BTreeMap<String, f64> = pair[1].iter().map(|s| (s.key(), s.number())).collect();
-        for s in &pair[0] {
-            match next.get(&s.key()) {
-                None => went_back.push(format!("scrape {i}->{}: {} gone", i + 1, s.key())),
-                Some(&v) if v < s.number() => went_back.push(format!(
-                    "scrape {i}->{}: {} {} -> {v}",
-                    i + 1,
-                    s.key(),
-                    s.value
-                )),
-                Some(_) => {}
-            }
-        }
-    }
-    assert!(
-        went_back.is_empty(),
-        "over {} scrapes:\n{}",
-        seen.len(),
-        went_back.join("\n")
-    );
-    assert!(seen.len() >= 5, "{} scrapes", seen.len());
+    assert_never_goes_back(&seen);
+    // Every call in one series: 4 + 6 + 5 + 5 + 20.
+    let ever = writes_ever(&seen);
+    assert_eq!(ever.values().sum::<f64>(), 40.0, "{ever:?}");
+    assert!(seen.len() >= 6, "{} scrapes", seen.len());
 
     puppet.finish();
     let done = top.stop();
-    assert_eq!(done.last_line(), "probe: received=29 lost=0");
+    assert_eq!(done.last_line(), "probe: received=40 lost=0");
     assert_nothing_left();
 }
 
@@ -1874,5 +1940,791 @@ fn a_request_head_over_8_kib_is_answered_431() {
     }
     drop(top);
     assert_eq!(got, want, "(head size, status)");
+    assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------
+// Exporter health: losses as they happen, the time of the last update,
+// the alert rules; cardinality that cannot be blinded; the textfile in a
+// shared directory.
+
+/// The probe's `inflight` map (a call's record by thread id, `--exit` and
+/// `top`), opened by its id, found among the probe's fds (the only LRU
+/// hash of its size).
+fn inflight_map(pid: i32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
+    let size = probe::app::abi::INFLIGHT_SIZE.to_string();
+    for entry in fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
+        let text = fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
+        if field("map_type:") != Some("9") || field("value_size:") != Some(size.as_str()) {
+            continue;
+        }
+        let id: u32 = field("map_id:").unwrap().parse().unwrap();
+        let mut attr = [0u8; 16];
+        attr[..4].copy_from_slice(&id.to_ne_bytes());
+        // SAFETY: attr is a zeroed bpf_attr prefix of the size passed.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_GET_FD_BY_ID,
+                attr.as_mut_ptr(),
+                16u32,
+            )
+        };
+        assert!(fd >= 0, "map {id}: {}", std::io::Error::last_os_error());
+        // SAFETY: a new fd the kernel just gave us.
+        return unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+    }
+    panic!("no inflight map among the fds of {pid}");
+}
+
+/// What a call's entry leaves and its return has not taken yet: a record
+/// in `inflight` marked pending. The next entry of that thread finds it
+/// and counts a return never seen, as when the kernel skipped the exit
+/// program (tracepoints) or a return probe's maxactive did (kprobes).
+fn plant_pending_record(map: &std::os::fd::OwnedFd, tid: i32) {
+    use std::os::fd::AsFd;
+    let mut value = [0u8; probe::app::abi::INFLIGHT_SIZE];
+    // struct event's flags (bpf/event.h), at byte 38.
+    value[38..40].copy_from_slice(&probe::app::abi::EVENT_PENDING.to_ne_bytes());
+    // SAFETY: a u32 key and a value of the map's value size.
+    unsafe { probe::sys::bpf::map_update(map.as_fd(), &(tid as u32).to_ne_bytes(), &value) }
+        .expect("update inflight");
+}
+
+/// The sum of N over the stderr lines `probe: lost N UNIT: ... [cause]`.
+fn said_lost(stderr: &[String], cause: &str) -> u64 {
+    stderr
+        .iter()
+        .filter(|l| l.ends_with(&format!(" [{cause}]")))
+        .map(|l| {
+            let n = l
+                .strip_prefix("probe: lost ")
+                .unwrap_or_else(|| panic!("{l}"));
+            n.split(' ').next().unwrap().parse::<u64>().unwrap()
+        })
+        .sum()
+}
+
+/// `probe top ARGS` with stdout to a file (for --json): attached, its
+/// metrics' address and attach method.
+fn top_with_stdout(dir: &Path, args: &[&str]) -> (Probe, SocketAddr, String) {
+    let mut all = vec!["top"];
+    all.extend_from_slice(args);
+    let mut probe = Probe::start(dir, &all);
+    let attached = probe.wait_attached();
+    let method = attached
+        .strip_prefix("probe: attached via ")
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .to_string();
+    let addr = probe
+        .stderr()
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("probe: serving metrics on http://")?
+                .strip_suffix("/metrics")?
+                .parse()
+                .ok()
+        })
+        .expect("serving metrics on");
+    (probe, addr, method)
+}
+
+#[test]
+fn losses_are_scraped_as_they_happen_under_the_cause_stderr_names() {
+    require_root!();
+    if !tools_or_skip(&[PROMTOOL]) {
+        return;
+    }
+    let _turn = serial();
+    let dir = scratch_dir("metrics-losses");
+    let file = dir.join("probe.prom");
+    let mut puppet = Puppet::start(&[
+        vec![step(b"lossy", 1)],
+        vec![step(b"lossy", 1)],
+        vec![step(b"lossy", 1)],
+    ]);
+    let pid = puppet.pid.to_string();
+    let (probe, addr, method) = top_with_stdout(
+        &dir,
+        &[
+            "-i",
+            "0.3",
+            "-p",
+            &pid,
+            "--json",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--metrics-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    let top = Top {
+        probe: Some(probe),
+        addr: Some(addr),
+        method: method.clone(),
+    };
+    // Where a return never seen is counted: on tracepoints only the
+    // kernel's skipping the exit program leaves one.
+    let cause = match method.as_str() {
+        "tracepoint" | "raw-tracepoint" => "kernel_skipped",
+        _ => "missed_return",
+    };
+    let lost = |s: &[Sample]| value_of(s, "probe_events_lost_total", &[("cause", cause)]);
+    let stamp = |s: &[Sample]| value_of(s, "probe_last_update_timestamp_seconds", &[]);
+    let map = inflight_map(top.pid());
+    let mut seen = vec![parse(scrape(top.addr()).text())];
+    // Every cause is there from the start.
+    for c in ["kernel_skipped", "missed_return", "evicted"] {
+        assert!(
+            value_of(&seen[0], "probe_events_lost_total", &[("cause", c)]).is_some(),
+            "{c}"
+        );
+    }
+    let mut stamps = vec![stamp(&seen[0]).expect("the timestamp")];
+    for k in 1..=3u64 {
+        plant_pending_record(&map, puppet.pid);
+        puppet.phase();
+        // Seen while the probe runs, not at its stop. (The kernel may
+        // also skip a call of any process meanwhile: counted too.)
+        let s = scrape_until(&top, Duration::from_secs(10), "a loss", &mut seen, |s| {
+            lost(s) >= Some(k as f64) && calls(s, "write", "lossy") == Some(k as f64)
+        });
+        stamps.push(stamp(&s).unwrap());
+    }
+    assert!(
+        stamps.windows(2).all(|w| w[0] < w[1]),
+        "the time of the last update moves on: {stamps:?}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - stamps[3]).abs() < 5.0,
+        "{} s from now",
+        now - stamps[3]
+    );
+    assert_never_goes_back(&seen);
+    puppet.finish();
+    drop(map);
+    let done = top.finish();
+
+    // stderr names the cause; the three returns never seen are said on
+    // their own line, the only one of its kind.
+    let returns_line: Vec<&String> = done
+        .stderr
+        .iter()
+        .filter(|l| l.contains("their returns were never seen"))
+        .collect();
+    assert_eq!(returns_line.len(), 1, "{:?}", done.stderr);
+    assert!(
+        returns_line[0].starts_with("probe: lost 3 events: ")
+            && returns_line[0].ends_with(&format!(" [{cause}]")),
+        "{returns_line:?}"
+    );
+    let on_stderr = said_lost(&done.stderr, cause);
+    let (received, lost_total) = done.counts();
+    assert_eq!(received, 3);
+    let all_said: u64 = ["kernel_skipped", "missed_return", "evicted"]
+        .iter()
+        .map(|c| said_lost(&done.stderr, c))
+        .sum();
+    assert_eq!(lost_total, all_said, "{:?}", done.stderr);
+
+    // The last text written (the stop's) has what stderr says, cause by
+    // cause, and passes promtool.
+    let last = fs::read(&file).unwrap();
+    let (ok, said) = promtool_check(&last);
+    assert!(ok, "{said}");
+    let samples = parse(std::str::from_utf8(&last).unwrap());
+    for c in ["kernel_skipped", "missed_return", "evicted"] {
+        assert_eq!(
+            value_of(&samples, "probe_events_lost_total", &[("cause", c)]),
+            Some(said_lost(&done.stderr, c) as f64),
+            "{c}: {:?}",
+            done.stderr
+        );
+    }
+    assert!(on_stderr >= 3);
+
+    // --json: each interval that lost calls ends with an object of them;
+    // added up, they are the run's.
+    let mut by_cause: BTreeMap<String, u64> = BTreeMap::new();
+    let mut json_calls = 0;
+    for line in done.stdout.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        match v.get("lost") {
+            Some(l) => {
+                assert!(v.get("calls").is_none(), "{line}");
+                for (c, n) in l.as_object().unwrap() {
+                    *by_cause.entry(c.clone()).or_default() += n.as_u64().unwrap();
+                }
+            }
+            None => json_calls += v["calls"].as_u64().unwrap(),
+        }
+    }
+    assert_eq!(json_calls, 3);
+    let said: BTreeMap<String, u64> = ["kernel_skipped", "missed_return", "evicted"]
+        .iter()
+        .map(|c| (c.to_string(), said_lost(&done.stderr, c)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(by_cause, said);
+    assert_nothing_left();
+}
+
+#[test]
+fn an_eviction_shows_at_the_next_sweep_of_the_table_of_calls_in_flight() {
+    require_root!();
+    let _turn = serial();
+    let dir = scratch_dir("metrics-evicted");
+    let comm = unique_comm("ev");
+    let top = Top::start(
+        &dir,
+        &["-i", "0.3", "-c", &comm, "--metrics-listen", "127.0.0.1:0"],
+    );
+    // A thread blocked in a read: its record is pending for as long as
+    // it blocks. Its record taken out of the table is what an eviction
+    // is (the LRU's, when the table is full).
+    let mut reader = Command::new(LOADGEN)
+        .args([
+            "--comm",
+            &comm,
+            "--blocked-readers",
+            "1",
+            "--release-after",
+            "0",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let map = inflight_map(top.pid());
+    let reader_tid = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let tasks: Vec<i32> = fs::read_dir(format!("/proc/{}/task", reader.id()))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+                .collect();
+            let blocked = tasks.iter().copied().find(|t| {
+                fs::read_to_string(format!("/proc/{t}/syscall"))
+                    .is_ok_and(|s| s.split(' ').next() == Some("0"))
+            });
+            if let Some(t) = blocked {
+                break t;
+            }
+            assert!(Instant::now() < deadline, "no thread blocked in read");
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // SAFETY: a u32 key of the map.
+    unsafe {
+        probe::sys::bpf::map_delete(
+            std::os::fd::AsFd::as_fd(&map),
+            &(reader_tid as u32).to_ne_bytes(),
+        )
+    }
+    .expect("the blocked reader's record");
+    drop(map);
+    let evicted = |s: &[Sample]| value_of(s, "probe_events_lost_total", &[("cause", "evicted")]);
+    let mut seen = vec![parse(scrape(top.addr()).text())];
+    assert_eq!(evicted(&seen[0]), Some(0.0));
+    // 4,200 threads' first calls: a sweep is due after 4,096.
+    loadgen_ok(&["--comm", &comm, "--short-threads", "4200"]);
+    scrape_until(
+        &top,
+        Duration::from_secs(10),
+        "the eviction",
+        &mut seen,
+        |s| evicted(s) == Some(1.0),
+    );
+    assert_never_goes_back(&seen);
+    let done = top.stop();
+    let _ = reader.kill();
+    let _ = reader.wait();
+    assert!(
+        done.stderr.iter().any(|l| l
+            == "probe: lost 1 events: evicted from the table of calls in flight (more at once \
+                than it holds) [evicted]"),
+        "{:?}",
+        done.stderr
+    );
+    assert_nothing_left();
+}
+
+#[test]
+fn the_readme_s_alert_rules_pass_promtool_and_fire_when_they_should() {
+    if !tools_or_skip(&[PROMTOOL]) {
+        return;
+    }
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("<!-- alert-rules")
+        .expect("the README's alert rules");
+    let block = &readme[start..];
+    let body = block.split_once("```yaml\n").unwrap().1;
+    let rules = body.split_once("```").unwrap().0;
+    let dir = std::env::temp_dir().join(format!("probe-test-{}-rules", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("rules.yml"), rules).unwrap();
+    let out = Command::new(PROMTOOL)
+        .args(["check", "rules"])
+        .arg(dir.join("rules.yml"))
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("SUCCESS: 2 rules found"), "{said}");
+
+    // Minute by minute: 10 calls lost in minutes 3-4, then none; the
+    // probe updates its metrics every minute until minute 6, then stalls.
+    let annotations = |cause: &str| {
+        format!(
+            "            exp_annotations:\n\
+             \x20             summary: \"probe on h:9545 is losing calls ({cause})\"\n\
+             \x20             description: \"probe top counts fewer calls than were made: its \
+             stderr line ending in [{cause}] says why and what to do.\"\n"
+        )
+    };
+    let test = format!(
+        "rule_files:\n  - rules.yml\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    \
+         input_series:\n\
+         \x20     - series: 'probe_events_lost_total{{instance=\"h:9545\",job=\"probe\",cause=\"kernel_skipped\"}}'\n\
+         \x20       values: '0 0 0 5 10 10 10 10 10 10 10 10 10 10 10'\n\
+         \x20     - series: 'probe_events_lost_total{{instance=\"h:9545\",job=\"probe\",cause=\"evicted\"}}'\n\
+         \x20       values: '0x14'\n\
+         \x20     - series: 'probe_last_update_timestamp_seconds{{instance=\"h:9545\",job=\"probe\"}}'\n\
+         \x20       values: '0+60x6 360x8'\n\
+         \x20   alert_rule_test:\n\
+         \x20     - eval_time: 2m\n        alertname: ProbeLosingCalls\n        exp_alerts: []\n\
+         \x20     - eval_time: 4m\n        alertname: ProbeLosingCalls\n        exp_alerts:\n\
+         \x20         - exp_labels:\n              severity: warning\n              instance: h:9545\n              \
+         job: probe\n              cause: kernel_skipped\n{}\
+         \x20     - eval_time: 12m\n        alertname: ProbeLosingCalls\n        exp_alerts: []\n\
+         \x20     - eval_time: 10m\n        alertname: ProbeMetricsStale\n        exp_alerts: []\n\
+         \x20     - eval_time: 12m\n        alertname: ProbeMetricsStale\n        exp_alerts:\n\
+         \x20         - exp_labels:\n              severity: warning\n              instance: h:9545\n              \
+         job: probe\n            exp_annotations:\n              \
+         summary: \"probe on h:9545 has not updated its metrics for 5 minutes\"\n              \
+         description: \"probe top stalled or stopped, or its --metrics-file can no longer be \
+         written (its stderr says why).\"\n",
+        annotations("kernel_skipped")
+    );
+    fs::write(dir.join("test.yml"), &test).unwrap();
+    let out = Command::new(PROMTOOL)
+        .args(["test", "rules", "test.yml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}\n{test}");
+    assert!(said.contains("SUCCESS"), "{said}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A cgroup v2 directory made for one test, removed after (its processes
+/// gone by then).
+struct TestCgroup(PathBuf);
+
+impl TestCgroup {
+    fn new(tag: &str) -> TestCgroup {
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+        let root = mounts
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
+            })
+            .expect("no cgroup2 mount: mount -t cgroup2 none /sys/fs/cgroup");
+        let dir = root.join(format!("probe-test-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir(&dir);
+        fs::create_dir(&dir).unwrap();
+        TestCgroup(dir)
+    }
+
+    fn add(&self, pid: u32) {
+        fs::write(self.0.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// True once `pid` waits in sigtimedwait (loadgen --wait-signal, for
+/// SIGUSR1: sent before, it would kill it).
+fn waits_for_a_signal(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .is_ok_and(|s| s.split(' ').next() == Some(libc::SYS_rt_sigtimedwait.to_string().as_str()))
+}
+
+/// Children killed and reaped when dropped (a failed test leaves none).
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `count` processes named junk1...junkN, run by nobody in `cgroup`, that
+/// each make `writes` writes and exit, all at once.
+fn junk_flood(cgroup: &TestCgroup, count: usize, writes: u64) {
+    use std::os::unix::process::CommandExt;
+    let mut junk = Children(Vec::new());
+    junk.0 = (1..=count)
+        .map(|i| {
+            Command::new(LOADGEN)
+                .args(["--comm", &format!("junk{i}"), "--wait-signal"])
+                .args(["--writes", &writes.to_string()])
+                .uid(65534)
+                .gid(65534)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("loadgen as nobody")
+        })
+        .collect();
+    for j in &junk.0 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !waits_for_a_signal(j.id()) {
+            assert!(Instant::now() < deadline, "loadgen {} not waiting", j.id());
+            thread::sleep(Duration::from_millis(2));
+        }
+        cgroup.add(j.id());
+    }
+    for j in &junk.0 {
+        // SAFETY: signalling a child of ours.
+        unsafe { libc::kill(j.id() as i32, libc::SIGUSR1) };
+    }
+    for j in &mut junk.0 {
+        assert!(j.wait().unwrap().success());
+    }
+}
+
+/// `probe_calls_total{syscall="write",comm=~"junk.*"}` of one scrape.
+fn junk_series(s: &[Sample]) -> BTreeMap<String, f64> {
+    s.iter()
+        .filter(|x| x.name == "probe_calls_total")
+        .filter_map(|x| {
+            let comm = &x.labels.iter().find(|(k, _)| k == "comm")?.1;
+            comm.starts_with("junk").then(|| (comm.clone(), x.number()))
+        })
+        .collect()
+}
+
+impl Puppet {
+    /// True once it has stopped itself (its phase done), without waiting.
+    fn stopped_now(&mut self) -> bool {
+        let mut status = 0;
+        // SAFETY: waiting for our own child, without blocking.
+        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WUNTRACED | libc::WNOHANG) };
+        assert!(r >= 0, "waitpid: {}", std::io::Error::last_os_error());
+        if r == self.pid {
+            assert!(libc::WIFSTOPPED(status), "the puppet ended: {status:#x}");
+        }
+        r == self.pid
+    }
+}
+
+/// The issue's scenario: 100 short processes junk1...junk100 started by
+/// `nobody` in the first seconds, then a steady `postgres` (1,000 writes
+/// a second for 6 s). `--metrics-comms` is 100. Returns every scrape from
+/// the flood on, the index of the last before postgres started, and how
+/// the probe ended.
+fn flood_then_postgres(pin: bool) -> (Vec<Vec<Sample>>, usize, Finished) {
+    const JUNK: usize = 100;
+    const JUNK_WRITES: u64 = 1000;
+    const PG_WRITES: u64 = 6000;
+    let tag = if pin { "flood-pin" } else { "flood" };
+    let dir = scratch_dir(&format!("metrics-{tag}"));
+    let cgroup = TestCgroup::new(tag);
+    let mut postgres = Puppet::start(&[vec![Step {
+        comm: b"postgres".to_vec(),
+        call: Call::WriteNull,
+        calls: PG_WRITES,
+        every: 100,
+        pause: Duration::from_millis(100),
+    }]]);
+    cgroup.add(postgres.pid as u32);
+    let cg = cgroup.0.to_string_lossy().into_owned();
+    let mut args = vec![
+        "-i",
+        "0.3",
+        "--cgroup",
+        &cg,
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    if pin {
+        args.extend(["--metrics-pin", "postgres"]);
+    }
+    let top = Top::start(&dir, &args);
+    let mut seen = Vec::new();
+
+    junk_flood(&cgroup, JUNK, JUNK_WRITES);
+    let junk_total = (JUNK as u64 * JUNK_WRITES) as f64;
+    scrape_until(&top, Duration::from_secs(10), "the flood", &mut seen, |s| {
+        junk_series(s).values().sum::<f64>() + calls(s, "write", "other").unwrap_or(0.0)
+            == junk_total
+    });
+    let before = seen.len() - 1;
+
+    // postgres, scraped every 100 ms while it runs.
+    postgres.go();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !postgres.stopped_now() {
+        assert!(Instant::now() < deadline, "postgres did not finish");
+        seen.push(parse(scrape(top.addr()).text()));
+        thread::sleep(Duration::from_millis(100));
+    }
+    // Every call in one series, those written now or gone stale (a junk
+    // name that lost its slot): their last values add up to the calls.
+    let all = junk_total + PG_WRITES as f64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        seen.push(parse(scrape(top.addr()).text()));
+        let ever = writes_ever(&seen);
+        if ever.values().sum::<f64>() == all {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the series ever scraped add up to {} calls, not {all}: postgres {:?}, other {:?}",
+            ever.values().sum::<f64>(),
+            ever.get("postgres"),
+            ever.get("other")
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    postgres.finish();
+    let done = top.stop();
+    (seen, before, done)
+}
+
+#[test]
+fn a_flood_of_names_cannot_blind_a_pinned_process() {
+    require_root!();
+    let _turn = serial();
+    let (seen, before, done) = flood_then_postgres(true);
+    let last = seen.last().unwrap();
+    // The flood: one slot is postgres', 99 for 100 names: the 100,000
+    // junk calls are in junk series and other, none elsewhere.
+    let flood = junk_series(&seen[before]);
+    assert!(flood.len() <= 99, "{}", flood.len());
+    let other_before = calls(&seen[before], "write", "other");
+    assert!(
+        other_before.is_some(),
+        "100 names for 99 slots: some in other"
+    );
+    // postgres has its own series from its first interval on: while it
+    // ran (6 s, a scrape every 100 ms), "other" stayed where the flood
+    // left it, and at the end postgres' series has all of its 6,000.
+    assert!(seen.len() - before > 40, "{} scrapes", seen.len() - before);
+    for s in &seen[before..] {
+        assert_eq!(calls(s, "write", "other"), other_before, "other moved");
+    }
+    assert_eq!(calls(last, "write", "postgres"), Some(6000.0));
+    assert_never_goes_back(&seen);
+    assert_eq!(done.last_line(), "probe: received=106000 lost=0");
+    assert_nothing_left();
+}
+
+#[test]
+fn a_flood_of_names_gives_way_to_a_steady_process_once_it_is_twice_as_active() {
+    require_root!();
+    let _turn = serial();
+    let (seen, before, done) = flood_then_postgres(false);
+    let last = seen.last().unwrap();
+    // The flood took the 100 slots: every junk name has its series, all
+    // its calls in it; nothing in other.
+    let flood = junk_series(&seen[before]);
+    assert_eq!(flood.len(), 100);
+    assert!(flood.values().all(|&n| n == 1000.0), "{flood:?}");
+    assert_eq!(calls(&seen[before], "write", "other"), None);
+    // postgres counted under other first (300 calls an interval against
+    // junk names of 1,000 each: not twice as active), then, once more
+    // than twice as active as the least active holder (its calls weigh
+    // less each minute), it took that one's slot: one junk series went
+    // stale, postgres' calls went to its own series from then on.
+    let own = calls(last, "write", "postgres").expect("postgres got a slot");
+    let other = calls(last, "write", "other").expect("postgres was other first");
+    assert_eq!(own + other, 6000.0);
+    assert!(own >= 1000.0, "postgres' own series: {own}");
+    let junk = junk_series(last);
+    assert_eq!(junk.len(), 99, "one junk name gave its slot to postgres");
+    assert!(junk.values().all(|&n| n == 1000.0), "{junk:?}");
+    // From the scrape where postgres has its series on, other stays.
+    let first = seen
+        .iter()
+        .position(|s| calls(s, "write", "postgres").is_some())
+        .unwrap();
+    for s in &seen[first..] {
+        assert_eq!(
+            calls(s, "write", "other"),
+            Some(other),
+            "other grew after the slot"
+        );
+    }
+    eprintln!(
+        "postgres: {other} writes under other, then {own} in its own series (its slot from \
+         scrape {} of {} after the flood's)",
+        first - before,
+        seen.len() - before
+    );
+    assert_never_goes_back(&seen);
+    assert_eq!(done.last_line(), "probe: received=106000 lost=0");
+    assert_nothing_left();
+}
+
+#[test]
+fn names_another_user_takes_do_not_stop_the_textfile_and_a_failed_write_is_said_each_interval() {
+    use std::os::unix::process::CommandExt;
+    require_root!();
+    let _turn = serial();
+    let dir = scratch_dir("metrics-shared-dir");
+    // A world-writable sticky directory, as /tmp is.
+    let shared = dir.join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    let file = shared.join("probe.prom");
+    let comm = unique_comm("sd");
+    let top = Top::start(
+        &dir,
+        &[
+            "-i",
+            "0.3",
+            "-c",
+            &comm,
+            "--metrics-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    // Another user makes directories at the names it can guess: the one
+    // a pid made, its neighbours', and others.
+    let pid = top.pid();
+    let mut taken: Vec<String> = (pid - 2..=pid + 2)
+        .map(|p| format!(".probe.prom.{p}.tmp"))
+        .collect();
+    taken.extend([".probe.prom.tmp", "probe.prom.tmp", ".probe.prom.0.tmp"].map(String::from));
+    for name in &taken {
+        let out = Command::new("mkdir")
+            .arg(shared.join(name))
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mkdir {name} as nobody: {out:?}");
+    }
+    let read = || parse(&fs::read_to_string(&file).unwrap());
+    let stamp = |s: &[Sample]| value_of(s, "probe_last_update_timestamp_seconds", &[]).unwrap();
+    let blocked_at = stamp(&read());
+    loadgen_ok(&["--comm", &comm, "--writes", "77"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let written = loop {
+        let s = read();
+        if calls(&s, "write", &comm) == Some(77.0) {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the file was not written after the names were taken"
+        );
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert!(stamp(&written) > blocked_at);
+
+    // The directory gone (renamed away): each interval says so, with how
+    // many it has missed; back, the file is written again, said once.
+    let away = dir.join("away");
+    fs::rename(&shared, &away).unwrap();
+    let failing = |p: &Top| -> Vec<String> {
+        p.probe
+            .as_ref()
+            .unwrap()
+            .stderr()
+            .into_iter()
+            .filter(|l| l.starts_with("probe: cannot write the metrics to "))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while failing(&top).len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            top.probe.as_ref().unwrap().stderr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    fs::rename(&away, &shared).unwrap();
+    let again = |p: &Top| {
+        p.probe
+            .as_ref()
+            .unwrap()
+            .stderr()
+            .into_iter()
+            .find(|l| l.starts_with("probe: the metrics are written to "))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let said = loop {
+        if let Some(l) = again(&top) {
+            break l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            top.probe.as_ref().unwrap().stderr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    let lines = failing(&top);
+    let shown = file.to_str().unwrap();
+    for (i, l) in lines.iter().enumerate() {
+        let n = i + 1;
+        let intervals = if n == 1 {
+            "1 interval".to_string()
+        } else {
+            format!("{n} intervals")
+        };
+        assert_eq!(
+            *l,
+            format!(
+                "probe: cannot write the metrics to {shown} (No such file or directory (os error \
+                 2)): {intervals} not written now; trying again every interval"
+            )
+        );
+    }
+    assert_eq!(
+        said,
+        format!(
+            "probe: the metrics are written to {shown} again, after {} intervals not written",
+            lines.len()
+        )
+    );
+    assert!(stamp(&read()) > stamp(&written));
+
+    let done = top.stop();
+    assert_eq!(done.last_line(), "probe: received=77 lost=0");
+    // Left in the directory: the file, and the other user's directories.
+    let mut left: Vec<String> = fs::read_dir(&shared)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut want = taken.clone();
+    want.push("probe.prom".into());
+    want.sort();
+    assert_eq!(left, want);
     assert_nothing_left();
 }

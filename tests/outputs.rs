@@ -705,7 +705,7 @@ fn a_backlog_at_the_stop_is_written_for_at_most_3_s_and_the_rest_counted() {
     assert!(stderr.iter().any(|l| l
         == &format!(
             "probe: lost {lost} events: still buffered, not written 3 s after the stop; \
-             a faster disk for the log, or -q"
+             a faster disk for the log, or -q [cut_at_stop]"
         )));
     eprintln!("drain: exit {took:?} after SIGINT; written {received}, cut {lost}");
 }
@@ -719,7 +719,8 @@ fn a_second_signal_stops_the_drain_at_once() {
     assert!(took < second + Duration::from_millis(700), "took {took:?}");
     assert!(stderr.iter().any(|l| l
         == &format!(
-            "probe: lost {lost} events: still buffered, not written when a second signal said stop now"
+            "probe: lost {lost} events: still buffered, not written when a second signal said stop \
+             now [cut_at_stop]"
         )));
     eprintln!("second signal: exit {took:?} after the first; written {received}, cut {lost}");
 }

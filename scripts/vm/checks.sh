@@ -628,7 +628,8 @@ run_top() {
     # the JSON rows.
     awk '{ c[$2]++; q[$2] += $4; if ($5 < 0) e[$2]++; else b[$2] += $5 }
          END { for (s in c) print s, c[s], b[s] + 0, q[s], e[s] + 0 }' "$truth" | sort >"$truth.sum"
-    sed 's/"errno":{[^}]*}//; s/[{}]//g' "$json" | awk -F, '
+    # (An interval's object of losses, "lost":{...}, is no row.)
+    grep -v '"lost":' "$json" | sed 's/"errno":{[^}]*}//; s/[{}]//g' | awk -F, '
         { s = ""; for (i = 1; i <= NF; i++) { split($i, kv, ":"); k = kv[1]; gsub(/"/, "", k)
               v = kv[2]; gsub(/"/, "", v); f[k] = v }
           s = f["syscall"]; c[s] += f["calls"]; b[s] += f["bytes"]; q[s] += f["bytes_requested"]

@@ -183,6 +183,8 @@ pub struct TopOptions {
     pub metrics_file: Option<PathBuf>,
     /// `--metrics-comms`: comm labels with series of their own.
     pub metrics_comms: usize,
+    /// `--metrics-pin`: comms that always have series of their own.
+    pub metrics_pins: Vec<Vec<u8>>,
 }
 
 /// The port `--metrics-listen PORT` binds on loopback (ebpf_exporter's is
@@ -217,6 +219,7 @@ impl Default for TopOptions {
             metrics_listen: None,
             metrics_file: None,
             metrics_comms: DEFAULT_METRICS_COMMS,
+            metrics_pins: Vec::new(),
         }
     }
 }
@@ -244,11 +247,15 @@ options:
       --attach METHOD, --maxactive N, --explain   as in streaming mode
   -q, --quiet      no tables on stdout (with the metrics flags: an exporter)
       --metrics-listen ADDR  serve Prometheus metrics at http://ADDR/metrics
-                   (ADDR: HOST:PORT, or a PORT on 127.0.0.1; 9545 is ours)
+                   (ADDR: IP:PORT, a name of this machine's loopback such as
+                   localhost:PORT, or a PORT on 127.0.0.1; 9545 is ours)
       --metrics-file PATH  write them to PATH every interval, atomically, for
                    node_exporter's textfile collector (PATH ending in .prom)
-      --metrics-comms N  process names with series of their own, the first N
-                   seen (default: 100); the rest count as comm=\"other\"
+      --metrics-comms N  process names with series of their own (default:
+                   100): the pinned ones, then the most active of the last
+                   minute or so; the rest count as comm=\"other\"
+      --metrics-pin NAME  a process name that always has series of its own
+                   (one of the N; repeat the flag for more)
   -h, --help       this text
 
 -d and -n are not top(1)'s: -d is the run's duration (top(1)'s -d is the
@@ -524,17 +531,23 @@ fn parse_top(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError
             "-q" | "--quiet" => o.quiet = true,
             "--metrics-listen" => {
                 let v = value("--metrics-listen")?;
-                let v = v.to_string_lossy();
-                o.metrics_listen = Some(match (v.parse(), v.parse::<u16>()) {
-                    (Ok(addr), _) => addr,
-                    (_, Ok(port)) => std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-                    _ => {
-                        return usage(format!(
-                            "--metrics-listen {v}: HOST:PORT (127.0.0.1:{DEFAULT_METRICS_PORT}, \
-                             [::1]:{DEFAULT_METRICS_PORT}) or a PORT"
-                        ));
-                    }
-                });
+                o.metrics_listen = Some(listen_value(&v.to_string_lossy())?);
+            }
+            "--metrics-pin" => {
+                let v = value("--metrics-pin")?;
+                let pin = comm_value(&v).map_err(|e| UsageError {
+                    message: e.message.replacen("--comm", "--metrics-pin", 1),
+                    ..e
+                })?;
+                if pin == b"other" {
+                    return usage(
+                        "--metrics-pin other: \"other\" is the label of the names without \
+                         series of their own",
+                    );
+                }
+                if !o.metrics_pins.contains(&pin) {
+                    o.metrics_pins.push(pin);
+                }
             }
             "--metrics-file" => {
                 o.metrics_file = Some(path_value("--metrics-file", value("--metrics-file")?)?);
@@ -571,7 +584,63 @@ fn parse_top(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError
     if o.maxactive.is_some() && o.attach != Some(Method::KprobeLegacy) && o.attach.is_some() {
         return usage("--maxactive applies to kprobe-legacy's return probes only");
     }
+    if o.metrics_pins.len() > o.metrics_comms {
+        return usage(format!(
+            "--metrics-pin: {} names pinned, more than --metrics-comms {} has series for; \
+             raise --metrics-comms",
+            o.metrics_pins.len(),
+            o.metrics_comms
+        ));
+    }
     Ok(Command::Top(o))
+}
+
+/// `--metrics-listen`'s value: an address (`127.0.0.1:9545`, `[::1]:9545`,
+/// any other IP, said on stderr when it is not loopback), a PORT alone
+/// (on 127.0.0.1), or `NAME:PORT` where NAME resolves (/etc/hosts, DNS) to
+/// loopback addresses only (`localhost`): the IPv4 one is bound when there
+/// is one, else the first. A name that resolves elsewhere is refused: where
+/// the metrics are open to other machines is said with an address, not
+/// left to a resolver.
+fn listen_value(v: &str) -> Result<std::net::SocketAddr, UsageError> {
+    use std::net::{SocketAddr, ToSocketAddrs};
+    if let Ok(addr) = v.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(port) = v.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let what = format!(
+        "--metrics-listen {v}: IP:PORT (127.0.0.1:{DEFAULT_METRICS_PORT}, \
+         [::1]:{DEFAULT_METRICS_PORT}), localhost:PORT (a name of loopback addresses only), \
+         or a PORT"
+    );
+    let Some((host, port)) = v.rsplit_once(':') else {
+        return usage(what);
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return usage(what);
+    }
+    let addrs: Vec<SocketAddr> = match v.to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            return usage(format!(
+                "--metrics-listen {v}: {host} does not resolve ({e}); give IP:PORT, or a name \
+                 of loopback such as localhost:PORT"
+            ));
+        }
+    };
+    if let Some(out) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+        return usage(format!(
+            "--metrics-listen {v}: {host} resolves to {}, not a loopback address; give the \
+             address itself (IP:PORT) to listen beyond this machine",
+            out.ip()
+        ));
+    }
+    match addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
+        Some(addr) => Ok(*addr),
+        None => usage(format!("{what}: {host} resolves to no address")),
+    }
 }
 
 /// A path flag's value: any bytes but none.
@@ -724,5 +793,89 @@ mod size_tests {
         assert_eq!(parse_size("-1M"), None);
         assert_eq!(parse_size("1.5G"), None);
         assert_eq!(parse_size("99999999999999999999T"), None);
+    }
+}
+
+#[cfg(test)]
+mod metrics_flag_tests {
+    use super::*;
+
+    fn top(args: &[&str]) -> Result<TopOptions, UsageError> {
+        let all = std::iter::once("top").chain(args.iter().copied());
+        match parse(all.map(OsString::from))? {
+            Command::Top(o) => Ok(o),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn listen(v: &str) -> Result<std::net::SocketAddr, String> {
+        top(&["--metrics-listen", v])
+            .map(|o| o.metrics_listen.unwrap())
+            .map_err(|e| e.message)
+    }
+
+    #[test]
+    fn listen_takes_addresses_ports_and_names_of_loopback_only() {
+        assert_eq!(
+            listen("127.0.0.1:9545").unwrap().to_string(),
+            "127.0.0.1:9545"
+        );
+        assert_eq!(listen("[::1]:9545").unwrap().to_string(), "[::1]:9545");
+        assert_eq!(listen("9545").unwrap().to_string(), "127.0.0.1:9545");
+        // Any address is taken as given (the run says so if not loopback).
+        assert_eq!(listen("0.0.0.0:9545").unwrap().to_string(), "0.0.0.0:9545");
+        // localhost: its IPv4 address when it has one (it does in every
+        // /etc/hosts this project knows).
+        assert_eq!(
+            listen("localhost:9545").unwrap().to_string(),
+            "127.0.0.1:9545"
+        );
+        for bad in [
+            "localhost",
+            "localhost:",
+            ":9545",
+            "localhost:99999",
+            "a b:1",
+        ] {
+            let e = listen(bad).unwrap_err();
+            assert!(e.starts_with(&format!("--metrics-listen {bad}: ")), "{e}");
+        }
+        let e = listen("no-such-host.invalid:9545").unwrap_err();
+        assert!(e.contains("no-such-host.invalid does not resolve"), "{e}");
+    }
+
+    #[test]
+    fn pins_are_process_names_and_fit_in_the_comms() {
+        let o = top(&["--metrics-pin", "postgres", "--metrics-pin", "nginx"]).unwrap();
+        assert_eq!(o.metrics_pins, [b"postgres".to_vec(), b"nginx".to_vec()]);
+        let o = top(&["--metrics-pin", "a", "--metrics-pin", "a"]).unwrap();
+        assert_eq!(o.metrics_pins, [b"a".to_vec()]);
+        assert_eq!(
+            top(&["--metrics-pin", "0123456789abcdef"])
+                .unwrap_err()
+                .message,
+            "--metrics-pin 0123456789abcdef: a process name is 1 to 15 bytes (the kernel \
+             keeps no more)"
+        );
+        assert!(
+            top(&["--metrics-pin", "other"])
+                .unwrap_err()
+                .message
+                .starts_with("--metrics-pin other: ")
+        );
+        assert_eq!(
+            top(&[
+                "--metrics-comms",
+                "1",
+                "--metrics-pin",
+                "a",
+                "--metrics-pin",
+                "b"
+            ])
+            .unwrap_err()
+            .message,
+            "--metrics-pin: 2 names pinned, more than --metrics-comms 1 has series for; \
+             raise --metrics-comms"
+        );
     }
 }

@@ -217,29 +217,31 @@ pub struct Sweeps {
 
 impl Sweeps {
     /// Sweeps the table of dead threads' records once
-    /// `SWEEP_AFTER_INSERTS` new records have come since the last sweep.
-    /// A failure is said once, and no sweep is tried after it.
-    pub fn sweep_if_due(&mut self, loaded: &Loaded) {
+    /// `SWEEP_AFTER_INSERTS` new records have come since the last sweep;
+    /// true when it did. A failure is said once, and no sweep is tried
+    /// after it.
+    pub fn sweep_if_due(&mut self, loaded: &Loaded) -> bool {
         if self.failed {
-            return;
+            return false;
         }
         let result = inserted(loaded).and_then(|inserted| {
             if inserted < self.inserted_at + SWEEP_AFTER_INSERTS {
-                return Ok(());
+                return Ok(false);
             }
             let swept = sweep(loaded)?;
             self.swept.removed += swept.removed;
             self.swept.missed += swept.missed;
             self.inserted_at = inserted;
-            Ok(())
+            Ok(true)
         });
-        if let Err(e) = result {
+        result.unwrap_or_else(|e| {
             crate::app::output::say(&format!(
                 "cannot sweep the table of calls in flight ({e:#}); calls of threads that \
                  exited may be evicted from it and counted lost"
             ));
             self.failed = true;
-        }
+            false
+        })
     }
 }
 
@@ -254,6 +256,31 @@ pub fn missed_returns_so_far(loaded: &Loaded) -> Result<u64> {
     Ok(loaded
         .map("exit_counts")?
         .sum_per_cpu_u64(&abi::COUNT_MISSED_RETURN.to_ne_bytes())?)
+}
+
+/// While the monitor runs: at least how many pending records the table
+/// has evicted so far, from `stored - matched - missed - pending`, read in
+/// the order that can only make it smaller than the truth: `stored` first
+/// (calls stored later are not in it), the pending records next (a
+/// record that completes meanwhile may also be in `matched`, read last).
+/// Every record present for the whole walk is seen: the kernel's walk of
+/// a hash goes from a key to the next, and starts again from the first
+/// when the key it is at was deleted. It walks the whole table, two
+/// system calls per record: for the sweeps, which do so anyway, not for
+/// every interval. `swept`: what the sweeps have removed so far.
+pub fn evicted_so_far(loaded: &Loaded, swept: Swept) -> Result<u64> {
+    let counts = loaded.map("exit_counts")?;
+    let count = |slot: u32| counts.sum_per_cpu_u64(&slot.to_ne_bytes());
+    let stored = count(abi::COUNT_STORED)?;
+    // A walk that started again lists some records twice: each counts once.
+    let pending: HashSet<(u32, u64)> = pending(loaded)?
+        .iter()
+        .map(|r| (r.event.pid, r.event.ts_ns))
+        .collect();
+    let pending = pending.len() as u64;
+    let matched = count(abi::COUNT_MATCHED)?;
+    let missed = count(abi::COUNT_MISSED_RETURN)? + swept.missed;
+    Ok(stored.saturating_sub(matched + missed + pending))
 }
 
 /// Records added to the table since the probe attached.

@@ -28,6 +28,7 @@ use crate::app::abi::{Event, PidNs, ProbeConfig, Syscall};
 use crate::app::batch::{Batcher, ReaderStats};
 use crate::app::cli::{MAP_RING_SLOTS_PER_PAGE, Options, RingKind};
 use crate::app::inflight::{self, ExitCounts};
+use crate::app::loss::{Cause, Losses};
 use crate::app::output::{
     self, Control, Format, LineWriter, Output, OutputReport, Progress, format, log_file,
 };
@@ -130,12 +131,22 @@ impl Summary {
     }
 
     pub fn lost(&self) -> u64 {
-        self.kernel_dropped
-            + self.reader.malformed
-            + self.queue.dropped
-            + self.cut
-            + self.recursion_misses.unwrap_or(0)
-            + self.exit.map_or(0, |e| e.missed_returns + e.evicted)
+        self.losses().total()
+    }
+
+    /// The events lost, by cause (the stderr lines' `[cause]`).
+    pub fn losses(&self) -> Losses {
+        let mut l = Losses::default();
+        l.add(Cause::RingFull, self.kernel_dropped);
+        l.add(Cause::Malformed, self.reader.malformed);
+        l.add(Cause::BufferFull, self.queue.dropped);
+        l.add(Cause::CutAtStop, self.cut);
+        l.add(Cause::KernelSkipped, self.recursion_misses.unwrap_or(0));
+        if let Some(e) = self.exit {
+            l.add(Cause::of_missed_returns(self.method), e.missed_returns);
+            l.add(Cause::Evicted, e.evicted);
+        }
+        l
     }
 }
 

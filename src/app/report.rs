@@ -1,6 +1,7 @@
 //! Reports on stderr shared by the streaming monitor and `probe top`.
 
 use crate::app::inflight::ExitCounts;
+use crate::app::loss::{Cause, say_lost};
 use crate::app::output::say;
 use crate::attach::Method;
 
@@ -16,16 +17,19 @@ pub fn exit_losses(
     unfinished: &str,
     no_entry: &str,
 ) {
-    if e.missed_returns > 0 && method == Some(Method::Tracepoint) {
+    let cause = Cause::of_missed_returns(method);
+    if e.missed_returns > 0 && cause == Cause::KernelSkipped {
         // No maxactive here: an exit tracepoint runs for every return,
         // unless the kernel skips the program, which it does while
         // another BPF program (or this one, preempted) runs on that CPU.
-        say(&format!(
-            "lost {} events: their returns were never seen: the kernel skipped the exit hook \
-             (its recursion protection: another BPF program was running on that CPU); fewer \
-             BPF tools at once, or filter with -c or -p",
-            e.missed_returns
-        ));
+        say_lost(
+            e.missed_returns,
+            "events",
+            cause,
+            "their returns were never seen: the kernel skipped the exit hook (its recursion \
+             protection: another BPF program was running on that CPU); fewer BPF tools at \
+             once, or filter with -c or -p",
+        );
     } else if e.missed_returns > 0 {
         let limit = match return_maxactive {
             Some(n) => format!("at most {n} calls at once (maxactive)"),
@@ -36,18 +40,23 @@ pub fn exit_losses(
         } else {
             "--attach tracepoint (no such limit), or kprobe-legacy with --maxactive"
         };
-        say(&format!(
-            "lost {} events: their returns were never seen: each return probe follows {limit}, \
-             and more were in flight (a blocked read holds one all along); try {fix}",
-            e.missed_returns
-        ));
+        say_lost(
+            e.missed_returns,
+            "events",
+            cause,
+            &format!(
+                "their returns were never seen: each return probe follows {limit}, and more \
+                 were in flight (a blocked read holds one all along); try {fix}"
+            ),
+        );
     }
     if e.evicted > 0 {
-        say(&format!(
-            "lost {} events: evicted from the table of calls in flight (more at once than it \
-             holds)",
-            e.evicted
-        ));
+        say_lost(
+            e.evicted,
+            "events",
+            Cause::Evicted,
+            "evicted from the table of calls in flight (more at once than it holds)",
+        );
     }
     let calls_were = |n: u64| match n {
         1 => "1 call was".to_string(),

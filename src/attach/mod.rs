@@ -276,22 +276,28 @@ impl Attachment {
         }
     }
 
+    /// Calls on which the kernel has skipped the entry hooks so far
+    /// (their recursion protection): read from the kernel whenever asked,
+    /// so a monitor can show them while it runs. Those of the entry hooks
+    /// only: a skipped return hook leaves its call in flight, counted
+    /// there. None where this kernel does not count them.
+    pub fn recursion_misses(&self) -> Option<u64> {
+        self.links
+            .iter()
+            .filter(|l| !l.on_return)
+            .map(|l| l.program.recursion_misses())
+            .sum::<Option<u64>>()
+    }
+
     /// Disables every event first so no program runs after this returns:
     /// the entry hooks, then the return hooks (so that no call begins
     /// unseen at its end; what is still in flight then stays in flight).
-    /// Reads what the kernel counted, then closes everything. The
-    /// recursion misses are those of the entry hooks: a skipped return
-    /// hook leaves its call in flight, counted there.
+    /// Reads what the kernel counted, then closes everything.
     pub fn detach(mut self) -> DetachReport {
         for on_return in [false, true] {
             self.disable(on_return);
         }
-        let recursion_misses = self
-            .links
-            .iter()
-            .filter(|l| !l.on_return)
-            .map(|l| l.program.recursion_misses())
-            .sum::<Option<u64>>();
+        let recursion_misses = self.recursion_misses();
         drop(self);
         DetachReport { recursion_misses }
     }

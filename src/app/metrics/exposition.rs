@@ -8,9 +8,11 @@
 //! one series.
 
 use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{OTHER, Registry, Series};
 use crate::app::abi::LAT_SLOTS;
+use crate::app::loss::Cause;
 use crate::app::output::{errno, format};
 
 /// A comm as a label value, both escapings applied.
@@ -43,12 +45,16 @@ fn help(out: &mut String, name: &str, kind: &str, text: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// The whole exposition of `r`.
-pub fn render(r: &Registry) -> Vec<u8> {
+/// The whole exposition of `r`, as of `now` (the interval's end).
+pub fn render(r: &Registry, now: SystemTime) -> Vec<u8> {
     let mut out = String::with_capacity(r.series.len() * 2048 + 1024);
+    // The series of names that hold a slot now, and "other"; the others
+    // are kept, not written (Prometheus marks them stale).
     let each = |out: &mut String, f: &dyn Fn(&mut String, &str, &str, &Series)| {
         for ((syscall, comm), s) in &r.series {
-            f(out, syscall.name(), comm, s);
+            if comm == OTHER || r.has_own(comm) {
+                f(out, syscall.name(), comm, s);
+            }
         }
     };
     help(
@@ -127,18 +133,26 @@ pub fn render(r: &Registry) -> Vec<u8> {
             s.calls
         );
     });
+    let causes: Vec<String> = Cause::TOP
+        .iter()
+        .map(|c| format!("{}: {}", c.label(), c.sentence()))
+        .collect();
     help(
         &mut out,
         "probe_events_lost_total",
         "counter",
-        "Calls never counted, by where they were lost.",
+        &format!(
+            "Calls never counted, by cause, as the stderr lines name them: {}.",
+            causes.join("; ")
+        ),
     );
-    for (place, n) in [
-        ("missed_return", r.lost.missed_return),
-        ("evicted", r.lost.evicted),
-        ("recursion", r.lost.recursion),
-    ] {
-        let _ = writeln!(out, "probe_events_lost_total{{where=\"{place}\"}} {n}");
+    for cause in Cause::TOP {
+        let _ = writeln!(
+            out,
+            "probe_events_lost_total{{cause=\"{}\"}} {}",
+            cause.label(),
+            r.lost.get(cause)
+        );
     }
     help(
         &mut out,
@@ -160,13 +174,31 @@ pub fn render(r: &Registry) -> Vec<u8> {
         "probe_build_info{{version=\"{}\",attach=\"{}\"}} 1",
         r.version, r.attach
     );
+    help(
+        &mut out,
+        "probe_last_update_timestamp_seconds",
+        "gauge",
+        "When these values were last updated (the end of the last interval), in seconds since \
+         the epoch: far behind time(), the probe has stopped or stalled.",
+    );
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "probe_last_update_timestamp_seconds {}.{:03}",
+        since_epoch.as_secs(),
+        since_epoch.subsec_millis()
+    );
     out.into_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::time::Duration;
+
     use crate::app::abi::{Syscall, TopKey};
+    use crate::app::loss::Losses;
     use crate::app::top::table::{Counts, Row, RowKey};
 
     fn row(comm: &[u8], calls: u64, slot: usize) -> Row {
@@ -199,12 +231,37 @@ mod tests {
         assert_eq!(comm_label(b"bash"), "bash");
     }
 
+    fn text(r: &Registry) -> String {
+        String::from_utf8(render(
+            r,
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_250),
+        ))
+        .unwrap()
+    }
+
+    /// `probe_calls_total{syscall="write",comm=...}` of each series written.
+    fn writes(text: &str) -> BTreeMap<String, u64> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("probe_calls_total{syscall=\"write\",comm=\""))
+            .map(|l| {
+                let (comm, n) = l.split_once("\"} ").unwrap();
+                (comm.to_string(), n.parse().unwrap())
+            })
+            .collect()
+    }
+
+    fn expect(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        pairs.iter().map(|(c, n)| (c.to_string(), *n)).collect()
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
     #[test]
     fn buckets_are_cumulative_and_bounded_by_2_to_the_k_plus_1() {
-        let mut r = Registry::new(10, "tracepoint");
+        let mut r = Registry::new(10, &[], SECOND, "tracepoint");
         r.add(&[row(b"w", 5, 10)]);
         r.add(&[row(b"w", 2, 12)]);
-        let text = String::from_utf8(render(&r)).unwrap();
+        let text = text(&r);
         assert!(text.contains("probe_calls_total{syscall=\"write\",comm=\"w\"} 7\n"));
         assert!(text.contains("probe_bytes_total{syscall=\"write\",comm=\"w\"} 70\n"));
         // Slot 10 is [1024, 2048) ns: le = 2048 ns.
@@ -222,17 +279,135 @@ mod tests {
         assert!(text.contains("probe_latency_seconds_count{syscall=\"write\",comm=\"w\"} 7\n"));
         assert!(text.contains("probe_latency_seconds_sum{syscall=\"write\",comm=\"w\"} 7e-6\n"));
         assert!(text.contains("probe_build_info{version=\""));
+        assert!(text.contains("\nprobe_last_update_timestamp_seconds 1700000000.250\n"));
     }
 
     #[test]
-    fn comms_past_the_limit_go_to_other_and_stay_there() {
-        let mut r = Registry::new(2, "kprobe");
-        r.add(&[row(b"a", 1, 0), row(b"b", 1, 0), row(b"c", 1, 0)]);
-        r.add(&[row(b"c", 1, 0), row(b"a", 1, 0)]);
-        let text = String::from_utf8(render(&r)).unwrap();
-        assert!(text.contains("probe_calls_total{syscall=\"write\",comm=\"a\"} 2\n"));
-        assert!(text.contains("probe_calls_total{syscall=\"write\",comm=\"b\"} 1\n"));
-        assert!(text.contains("probe_calls_total{syscall=\"write\",comm=\"other\"} 2\n"));
-        assert!(!text.contains("comm=\"c\""));
+    fn losses_are_written_under_their_cause_and_never_go_back() {
+        let mut r = Registry::new(10, &[], SECOND, "tracepoint");
+        let mut l = Losses::default();
+        l.add(Cause::KernelSkipped, 4);
+        r.set_lost(l);
+        let mut fewer = Losses::default();
+        fewer.add(Cause::KernelSkipped, 3);
+        fewer.add(Cause::Evicted, 2);
+        r.set_lost(fewer);
+        let text = text(&r);
+        let lost: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("probe_events_lost_total{"))
+            .collect();
+        assert_eq!(
+            lost,
+            [
+                "probe_events_lost_total{cause=\"kernel_skipped\"} 4",
+                "probe_events_lost_total{cause=\"missed_return\"} 0",
+                "probe_events_lost_total{cause=\"evicted\"} 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn free_slots_go_to_the_active_names_and_the_rest_count_as_other() {
+        let mut r = Registry::new(2, &[], SECOND, "kprobe");
+        r.add(&[row(b"a", 1, 0), row(b"b", 5, 0), row(b"c", 3, 0)]);
+        // b and c are the most active: a counts as other.
+        assert_eq!(
+            writes(&text(&r)),
+            expect(&[("b", 5), ("c", 3), ("other", 1)])
+        );
+        // a, busier now but not more than twice as active as c: still
+        // other (a: 1 x 0.988 + 4 = 4.99; c: 3 x 0.988 = 2.96).
+        r.add(&[row(b"a", 4, 0)]);
+        assert_eq!(
+            writes(&text(&r)),
+            expect(&[("b", 5), ("c", 3), ("other", 5)])
+        );
+        // Now it is (1 x 0.988^2 + 4 x 0.988 + 3 = 7.9 > 2 x 2.93): it takes
+        // c's slot, with the interval's calls.
+        r.add(&[row(b"a", 3, 0)]);
+        assert_eq!(
+            writes(&text(&r)),
+            expect(&[("a", 3), ("b", 5), ("other", 5)])
+        );
+    }
+
+    #[test]
+    fn a_name_takes_a_slot_only_when_twice_as_active_and_nothing_goes_back() {
+        // An hour per interval: the activity of an interval ago weighs
+        // 2^-60, nothing.
+        let hour = Duration::from_secs(3600);
+        let mut r = Registry::new(2, &[], hour, "tracepoint");
+        r.add(&[row(b"junk1", 100, 0), row(b"junk2", 100, 0)]);
+        assert_eq!(writes(&text(&r)), expect(&[("junk1", 100), ("junk2", 100)]));
+        // The junk has gone; pg's first interval takes junk2's slot (the
+        // smaller label of two alike keeps its slot longer: junk1 was
+        // ranked first). The slot is given before the interval counts.
+        r.add(&[row(b"pg", 1, 0)]);
+        assert_eq!(writes(&text(&r)), expect(&[("junk1", 100), ("pg", 1)]));
+        // Activity alike: no flapping. pg 10, q 15 (not > 2 x 10).
+        r.add(&[row(b"pg", 10, 0), row(b"junk1", 10, 0)]);
+        r.add(&[row(b"pg", 10, 0), row(b"junk1", 10, 0), row(b"q", 15, 0)]);
+        assert_eq!(
+            writes(&text(&r)),
+            expect(&[("junk1", 120), ("other", 15), ("pg", 21)])
+        );
+        // q more than twice as active as the least active holder (pg, 1):
+        // it takes pg's slot; pg's calls count as other from then on.
+        r.add(&[row(b"q", 30, 0), row(b"pg", 1, 0), row(b"junk1", 10, 0)]);
+        assert_eq!(
+            writes(&text(&r)),
+            expect(&[("junk1", 130), ("other", 16), ("q", 30)])
+        );
+        // pg comes back with a flood: its series goes on from 21.
+        r.add(&[row(b"pg", 100, 0)]);
+        // (It took the slot of junk1, the least active holder now.)
+        assert_eq!(
+            writes(&text(&r)),
+            expect(&[("other", 16), ("pg", 121), ("q", 30)])
+        );
+        // Every call in exactly one series, written or kept.
+        let all: u64 = r
+            .series
+            .iter()
+            .filter(|((s, _), _)| *s == Syscall::Write)
+            .map(|(_, s)| s.calls)
+            .sum();
+        assert_eq!(all, 200 + 1 + 20 + 35 + 41 + 100);
+    }
+
+    #[test]
+    fn a_pinned_name_has_its_series_whatever_else_comes() {
+        let mut r = Registry::new(2, &[b"postgres".to_vec()], SECOND, "tracepoint");
+        let junk: Vec<Row> = (0..100)
+            .map(|i| row(format!("junk{i}").as_bytes(), 1000, 0))
+            .collect();
+        r.add(&junk);
+        let t = writes(&text(&r));
+        // One slot left by the pin: junk0 (the smallest label of 100 alike).
+        assert_eq!(t, expect(&[("junk0", 1000), ("other", 99_000)]));
+        r.add(&[row(b"postgres", 1, 0)]);
+        assert_eq!(
+            writes(&text(&r)),
+            expect(&[("junk0", 1000), ("other", 99_000), ("postgres", 1)])
+        );
+    }
+
+    #[test]
+    fn names_followed_and_series_kept_stay_bounded() {
+        let hour = Duration::from_secs(3600);
+        let mut r = Registry::new(3, &[], hour, "tracepoint");
+        for i in 0..50u64 {
+            // Each interval a new name, busier than every name before.
+            r.add(&[row(format!("n{i}").as_bytes(), 10 * (i + 1), 0)]);
+        }
+        // 3 names hold slots; 3 more keep their series for a return.
+        let kept: BTreeSet<&str> = r.series.keys().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(kept.len(), 6, "{kept:?}");
+        assert_eq!(
+            writes(&text(&r)).into_keys().collect::<Vec<_>>(),
+            ["n47", "n48", "n49"]
+        );
+        assert!(r.standings.len() <= 6, "{}", r.standings.len());
     }
 }

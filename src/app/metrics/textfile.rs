@@ -4,16 +4,27 @@
 //! 0644, created exclusively and never through a symlink, written whole,
 //! then renamed over PATH (which replaces a symlink there, never follows
 //! it). A reader sees the old text or the new one, never half.
+//!
+//! The new file's name is unpredictable (`.NAME.` and 16 random hex
+//! digits, `.tmp`), and a name that is taken is never used: another user
+//! of a world-writable directory (/tmp) cannot block it by making one
+//! first, which a name made of the pid allowed (a directory of that name
+//! froze the file for the whole run).
 
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, ErrorKind, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// Names tried, each new and random, before a write gives up: another
+/// user cannot guess one, so a taken name is a collision of 64 random
+/// bits, or a directory that lets no file be made.
+const NAMES_TRIED: usize = 8;
 
 /// Where the metrics go.
 pub struct TextFile {
     path: PathBuf,
-    tmp: PathBuf,
 }
 
 impl TextFile {
@@ -29,12 +40,8 @@ impl TextFile {
                 "--metrics-file {shown}: node_exporter's textfile collector reads only *.prom files"
             ));
         }
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".{}.tmp", std::process::id()));
         let t = TextFile {
             path: path.to_path_buf(),
-            tmp: path.with_file_name(tmp_name),
         };
         t.write(first).map_err(|e| {
             anyhow::anyhow!("--metrics-file {shown}: cannot write it ({e}): is the directory there, and ours to write?")
@@ -44,30 +51,67 @@ impl TextFile {
 
     /// Replaces the file's content with `text`.
     pub fn write(&self, text: &[u8]) -> io::Result<()> {
-        // A leftover of a run killed mid-write: ours (same pid) to remove.
-        let _ = std::fs::remove_file(&self.tmp);
-        let mut f: File = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&self.tmp)?;
+        let (tmp, mut f) = self.new_file()?;
         // The umask may have taken bits off: 0644 whatever it is.
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        let written = f.write_all(text).and_then(|()| f.sync_data());
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&self.tmp);
-            return Err(e);
+        let written = f
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .and_then(|()| f.write_all(text))
+            .and_then(|()| f.sync_data())
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
-        std::fs::rename(&self.tmp, &self.path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&self.tmp);
-        })
+        written
+    }
+
+    /// A file of a new random name beside PATH, made by us (O_EXCL): a
+    /// name that exists already is left alone, and another drawn.
+    fn new_file(&self) -> io::Result<(PathBuf, File)> {
+        let mut last = io::Error::from(ErrorKind::AlreadyExists);
+        for _ in 0..NAMES_TRIED {
+            let tmp = self
+                .path
+                .with_file_name(temp_name(&self.path, random_u64()?));
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)
+            {
+                Ok(f) => return Ok((tmp, f)),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
     }
 
     /// Where it is.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// `.NAME.XXXXXXXXXXXXXXXX.tmp` for PATH's NAME (a dot file that does not
+/// end in `.prom`: node_exporter reads none of it).
+fn temp_name(path: &Path, random: u64) -> OsString {
+    let mut name = OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{random:016x}.tmp"));
+    name
+}
+
+/// 64 bits from the kernel's random pool (getrandom(2), which does not
+/// block once the pool is ready at boot).
+fn random_u64() -> io::Result<u64> {
+    let mut b = [0u8; 8];
+    // SAFETY: b is a live buffer of b.len() bytes.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from_ne_bytes(b))
 }
 
 #[cfg(test)]
@@ -94,5 +138,17 @@ mod tests {
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(left.len(), 2, "no temporary file left: {left:?}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporary_names_are_dot_files_of_the_target_s_name_never_alike() {
+        let path = Path::new("/d/probe.prom");
+        assert_eq!(
+            temp_name(path, 0xab),
+            OsString::from(".probe.prom.00000000000000ab.tmp")
+        );
+        let drawn: std::collections::HashSet<u64> =
+            (0..64).map(|_| random_u64().unwrap()).collect();
+        assert_eq!(drawn.len(), 64);
     }
 }

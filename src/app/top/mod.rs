@@ -17,7 +17,7 @@ pub mod render;
 pub mod screen;
 pub mod table;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,9 +27,10 @@ use nix::sys::signal::Signal;
 use crate::app::abi::{ProbeConfig, Syscall};
 use crate::app::cli::TopOptions;
 use crate::app::inflight::{self, ExitCounts, Sweeps};
+use crate::app::loss::{Cause, Losses, say_lost};
 use crate::app::metrics::listener::Listener;
 use crate::app::metrics::textfile::TextFile;
-use crate::app::metrics::{Lost, Published, Registry, exposition};
+use crate::app::metrics::{Published, Registry, exposition};
 use crate::app::output::say;
 use crate::app::{cgroup, monitor, privileges, report, signals};
 use crate::attach::{self, AttachOptions, Attachment, Method};
@@ -71,18 +72,64 @@ impl TopSummary {
     /// Calls never counted: their return was missed, or their record was
     /// evicted, or the kernel skipped the probe.
     pub fn lost(&self) -> u64 {
-        self.exit.missed_returns + self.exit.evicted + self.recursion_misses.unwrap_or(0)
+        self.losses().total()
     }
+
+    /// The same by cause.
+    pub fn losses(&self) -> Losses {
+        top_losses(
+            self.method,
+            self.exit.missed_returns,
+            self.exit.evicted,
+            self.recursion_misses,
+        )
+    }
+}
+
+/// `top`'s losses by cause from the counts that make them: the returns
+/// never seen (whose cause depends on the method), the records evicted,
+/// the entries the kernel skipped.
+fn top_losses(
+    method: Option<Method>,
+    missed_returns: u64,
+    evicted: u64,
+    recursion_misses: Option<u64>,
+) -> Losses {
+    let mut l = Losses::default();
+    l.add(Cause::KernelSkipped, recursion_misses.unwrap_or(0));
+    l.add(Cause::of_missed_returns(method), missed_returns);
+    l.add(Cause::Evicted, evicted);
+    l
 }
 
 /// Everything a running `top` holds.
 struct Running {
     loaded: Loaded,
     /// None once detached.
-    attachment: Cell<Option<Attachment>>,
+    attachment: RefCell<Option<Attachment>>,
     method: Method,
     return_maxactive: Option<u32>,
     sweeps: Cell<Sweeps>,
+    /// A lower bound of the records evicted so far (found at sweeps).
+    evicted: Cell<u64>,
+}
+
+impl Running {
+    /// What the run has lost so far, by cause, from what the kernel has
+    /// counted by now: every interval, so a loss shows as it happens.
+    /// Each count only grows, and the stop's own account is never below
+    /// it (it finds, besides, the last returns missed, and every
+    /// eviction).
+    fn losses_so_far(&self) -> Losses {
+        let missed = inflight::missed_returns_so_far(&self.loaded).unwrap_or(0)
+            + self.sweeps.get().swept.missed;
+        let skipped = self
+            .attachment
+            .borrow()
+            .as_ref()
+            .and_then(Attachment::recursion_misses);
+        top_losses(Some(self.method), missed, self.evicted.get(), skipped)
+    }
 }
 
 /// The whole run. None when a signal came before anything was attached.
@@ -110,17 +157,17 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     let cpu = thread_cpu();
     let final_interval = table.interval(o.cumulative)?;
     let live_rows = final_interval.live_rows;
+    let lost = top_losses(
+        Some(running.method),
+        exit.missed_returns,
+        exit.evicted,
+        recursion_misses,
+    )
+    .max(last.lost_so_far);
     if let Some(m) = &mut metrics {
-        m.update(
-            final_interval.deltas(),
-            Lost {
-                missed_return: exit.missed_returns,
-                evicted: exit.evicted,
-                recursion: recursion_misses.unwrap_or(0),
-            },
-        );
+        m.update(final_interval.deltas(), lost);
     }
-    out.show(final_interval, &mut last, o, "last interval")?;
+    out.show(final_interval, lost, &mut last, o, "last interval")?;
     cost.add(thread_cpu().saturating_sub(cpu), live_rows);
     if let Some(m) = metrics {
         m.stop();
@@ -230,8 +277,9 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
             loaded,
             method: attachment.method,
             return_maxactive: attachment.return_maxactive,
-            attachment: Cell::new(Some(attachment)),
+            attachment: RefCell::new(Some(attachment)),
             sweeps: Cell::new(Sweeps::default()),
+            evicted: Cell::new(0),
         },
         metrics,
     )))
@@ -244,8 +292,8 @@ pub struct Metrics {
     published: Published,
     listener: Option<Listener>,
     file: Option<TextFile>,
-    /// The file could not be written at the last interval (said once).
-    file_failing: bool,
+    /// Intervals in a row the file could not be written.
+    file_failing: u64,
 }
 
 impl Metrics {
@@ -254,9 +302,9 @@ impl Metrics {
         if o.metrics_listen.is_none() && o.metrics_file.is_none() {
             return Ok(None);
         }
-        let registry = Registry::new(o.metrics_comms, method.name());
+        let registry = Registry::new(o.metrics_comms, &o.metrics_pins, o.interval, method.name());
         let published = Published::default();
-        published.set(exposition::render(&registry));
+        published.set(exposition::render(&registry, SystemTime::now()));
         let listener = match o.metrics_listen {
             Some(addr) => {
                 let l = Listener::start(addr, published.clone())
@@ -283,7 +331,7 @@ impl Metrics {
             published,
             listener,
             file,
-            file_failing: false,
+            file_failing: 0,
         }))
     }
 
@@ -295,22 +343,12 @@ impl Metrics {
     }
 
     /// An interval's rows into the totals, and out to both.
-    fn update(&mut self, rows: &[table::Row], lost: Lost) {
+    fn update(&mut self, rows: &[table::Row], lost: Losses) {
         self.registry.add(rows);
         self.registry.set_lost(lost);
-        let text = exposition::render(&self.registry);
+        let text = exposition::render(&self.registry, SystemTime::now());
         if let Some(f) = &self.file {
-            match f.write(&text) {
-                Ok(()) => self.file_failing = false,
-                Err(e) if !self.file_failing => {
-                    self.file_failing = true;
-                    say(&format!(
-                        "cannot write the metrics to {} ({e}); trying again every interval",
-                        crate::app::output::format::path(f.path())
-                    ));
-                }
-                Err(_) => {}
-            }
+            write_file(f, &text, &mut self.file_failing);
         }
         self.published.set(text);
     }
@@ -318,6 +356,36 @@ impl Metrics {
     fn stop(self) {
         if let Some(l) = self.listener {
             l.stop();
+        }
+    }
+}
+
+/// The file, rewritten. A failure is said at every interval it lasts, not
+/// once: each is an interval more that the file is stale (its
+/// probe_last_update_timestamp_seconds says since when); the recovery
+/// once. `failing`: the intervals in a row not written.
+fn write_file(f: &TextFile, text: &[u8], failing: &mut u64) {
+    let shown = crate::app::output::format::path(f.path());
+    let intervals = |n: u64| match n {
+        1 => "1 interval".to_string(),
+        n => format!("{n} intervals"),
+    };
+    match f.write(text) {
+        Ok(()) if *failing > 0 => {
+            say(&format!(
+                "the metrics are written to {shown} again, after {} not written",
+                intervals(*failing)
+            ));
+            *failing = 0;
+        }
+        Ok(()) => {}
+        Err(e) => {
+            *failing += 1;
+            say(&format!(
+                "cannot write the metrics to {shown} ({e}): {} not written now; trying again \
+                 every interval",
+                intervals(*failing)
+            ));
         }
     }
 }
@@ -345,6 +413,11 @@ struct Shown {
     time: Option<SystemTime>,
     length: Duration,
     title: String,
+    /// The run's losses as of this interval, by cause.
+    lost_so_far: Losses,
+    /// What `--json` shows of them: the interval's (`--cumulative`: the
+    /// run's so far).
+    lost: Losses,
 }
 
 impl Out {
@@ -378,12 +451,24 @@ impl Out {
         }
     }
 
-    /// Shows one interval (remembered in `last` for a redraw).
-    fn show(&mut self, i: Interval, last: &mut Shown, o: &TopOptions, title: &str) -> Result<()> {
+    /// Shows one interval, and the run's losses as of its end (remembered
+    /// in `last` for a redraw).
+    fn show(
+        &mut self,
+        i: Interval,
+        lost_so_far: Losses,
+        last: &mut Shown,
+        o: &TopOptions,
+        title: &str,
+    ) -> Result<()> {
         let now = SystemTime::now();
         let length = match last.time {
             Some(t) => now.duration_since(t).unwrap_or_default(),
             None => o.interval,
+        };
+        let lost = match o.cumulative {
+            true => lost_so_far,
+            false => lost_so_far.since(last.lost_so_far),
         };
         *last = Shown {
             rows: i.rows,
@@ -391,6 +476,8 @@ impl Out {
             time: Some(now),
             length,
             title: title.to_string(),
+            lost_so_far,
+            lost,
         };
         self.draw(last, o)
     }
@@ -422,7 +509,9 @@ impl Out {
             Out::Plain { json, files, out } => {
                 files.next_interval();
                 let lines = if *json {
-                    render::json(&view, files)
+                    let mut l = render::json(&view, files);
+                    l.extend(render::json_lost(&view, &s.lost));
+                    l
                 } else {
                     let mut l = render::table(&view, files);
                     l.push(String::new());
@@ -548,17 +637,16 @@ fn watch(
             let cpu = thread_cpu();
             let i = table.interval(o.cumulative)?;
             let live_rows = i.live_rows;
+            // Read only for those who show it: each read is a system call
+            // on the kernel's maps.
+            let lost = match metrics.is_some() || o.json {
+                true => r.losses_so_far().max(last.lost_so_far),
+                false => Losses::default(),
+            };
             if let Some(m) = metrics {
-                let missed = inflight::missed_returns_so_far(&r.loaded).unwrap_or(0);
-                m.update(
-                    i.deltas(),
-                    Lost {
-                        missed_return: missed + r.sweeps.get().swept.missed,
-                        ..Lost::default()
-                    },
-                );
+                m.update(i.deltas(), lost);
             }
-            out.show(i, &mut last, o, "")?;
+            out.show(i, lost, &mut last, o, "")?;
             cost.add(thread_cpu().saturating_sub(cpu), live_rows);
             intervals += 1;
             next += o.interval;
@@ -570,7 +658,11 @@ fn watch(
         if sweep_checked.elapsed() >= monitor::SWEEP_CHECK_EVERY {
             sweep_checked = Instant::now();
             let mut sweeps = r.sweeps.get();
-            sweeps.sweep_if_due(&r.loaded);
+            if sweeps.sweep_if_due(&r.loaded)
+                && let Ok(n) = inflight::evicted_so_far(&r.loaded, sweeps.swept)
+            {
+                r.evicted.set(r.evicted.get().max(n));
+            }
             r.sweeps.set(sweeps);
         }
     }
@@ -579,7 +671,7 @@ fn watch(
 /// Step 3: entries off, then (after a look at which calls returned
 /// unseen) the returns; what is still in flight is counted, not shown.
 fn stop_hooks(r: &Running) -> Result<(ExitCounts, Option<u64>)> {
-    let Some(mut attachment) = r.attachment.take() else {
+    let Some(mut attachment) = r.attachment.borrow_mut().take() else {
         return Err(anyhow!("the hooks were already detached"));
     };
     attachment.disable_entries();
@@ -600,12 +692,17 @@ pub fn report(s: &TopSummary) {
         "not counted",
     );
     if let Some(n @ 1..) = s.recursion_misses {
-        say(&format!(
-            "lost {n} calls: the kernel skipped the probe on calls made while a BPF \
-             program (another, or a preempted run of the probe's) ran on the same CPU (its \
-             recursion protection){}",
-            report::before_filters(s.filtered)
-        ));
+        say_lost(
+            n,
+            "calls",
+            Cause::KernelSkipped,
+            &format!(
+                "the kernel skipped the probe on calls made while a BPF program (another, or \
+                 a preempted run of the probe's) ran on the same CPU (its recursion \
+                 protection){}",
+                report::before_filters(s.filtered)
+            ),
+        );
     }
     if s.in_other > 0 {
         say(&format!(

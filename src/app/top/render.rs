@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::app::abi::{Syscall, TopBy};
+use crate::app::loss::Losses;
 use crate::app::output::{errno, format};
 use crate::app::top::files::FileNames;
 use crate::app::top::table::{Counts, Row, RowKey};
@@ -408,6 +409,28 @@ pub fn json(v: &View, files: &mut FileNames) -> Vec<String> {
             s
         })
         .collect()
+}
+
+/// `--json`: the calls lost in the interval (with `--cumulative`, in the
+/// run so far), by cause, as one object after the interval's rows, when
+/// there are any: `{"time":...,"interval_s":...,"cumulative":false,
+/// "lost":{"kernel_skipped":3}}`. The causes are named as on stderr and in
+/// the metrics; with no "syscall" and no "calls", it is no row.
+pub fn json_lost(v: &View, lost: &Losses) -> Option<String> {
+    let causes: Vec<String> = lost
+        .nonzero()
+        .map(|(c, n)| format!("\"{}\":{n}", c.label()))
+        .collect();
+    if causes.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{{\"time\":\"{}\",\"interval_s\":{:.3},\"cumulative\":{},\"lost\":{{{}}}}}",
+        utc(v.time),
+        v.length.as_secs_f64(),
+        v.cumulative,
+        causes.join(",")
+    ))
 }
 
 /// The syscalls as `read,write`.
