@@ -395,7 +395,7 @@ class Bench:
             for why, pat in (("rings full", r"(\d+) the kernel could not put in a ring"),
                              ("read too fast", r"(\d+) read too fast"),
                              ("malformed", r"(\d+) malformed"),
-                             ("rings full", r"lost (\d+) events: the kernel found the rings full"),
+                             ("rings full", r"lost (\d+) events: the kernel found the (?:map )?rings full"),
                              ("buffer full", r"lost (\d+) events: the outputs fell more"),
                              ("cut at the stop", r"lost (\d+) events: still buffered")):
                 n = sum(int(x) for x in re.findall(pat, text))

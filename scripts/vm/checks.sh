@@ -417,10 +417,10 @@ run_pidns_legacy() {
     fi
 }
 
-# explained_lost ERRFILE: the sum of N over the probe's "lost N events:" lines,
-# each of which names its cause.
+# explained_lost ERRFILE: the sum of N over the probe's "lost N events:"
+# lines (`probe top`'s say "lost N calls:"), each of which names its cause.
 explained_lost() {
-    sed -n 's/^probe: lost \([0-9]*\) events:.*/\1/p' "$1" | awk '{ n += $1 } END { print n + 0 }'
+    sed -En 's/^probe: lost ([0-9]+) (events|calls):.*/\1/p' "$1" | awk '{ n += $1 } END { print n + 0 }'
 }
 
 # check_via METHOD: the method ATTACH_LINE names is METHOD's (auto's:
