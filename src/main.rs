@@ -161,17 +161,15 @@ fn report(s: &Summary, o: &Options) {
             e,
             s.method,
             s.return_maxactive,
+            s.return_recursion_misses,
             "written as unfinished",
             "not reported",
         );
     }
     if let Some(n @ 1..) = s.recursion_misses {
         let filtered = o.pid.is_some() || o.comm.is_some() || o.cgroup.is_some();
-        say(&format!(
-            "lost {n} events: the kernel skipped the probe on calls made while a BPF \
-             program (another, or a preempted run of the probe's) ran on the same CPU (its \
-             recursion protection){}",
-            probe::app::report::before_filters(filtered)
+        say(&probe::app::report::entry_skips(
+            n, "events", s.method, filtered,
         ));
     }
     if let (Some(e), 2..) = (&s.exit, o.verbose) {
@@ -188,6 +186,11 @@ fn report(s: &Summary, o: &Options) {
                      tracepoint programs are counted since Linux 6.7)"
                 .to_string(),
         });
+        if let Some(n) = s.return_recursion_misses {
+            say(&format!(
+                "[loader] recursion misses of the return hooks: {n} (counted by this kernel)"
+            ));
+        }
     }
     if s.reader.malformed > 0 {
         say(&format!(

@@ -4,27 +4,72 @@ use crate::app::inflight::ExitCounts;
 use crate::app::output::say;
 use crate::attach::Method;
 
+/// Why the kernel skipped runs of the probe's programs attached by
+/// `method` (its recursion protection), as the loss lines say it, and what
+/// the kernel cannot tell apart. Measured (README, "Recursion misses"): a
+/// syscall hook can only meet a CPU whose flag a preempted task left
+/// raised; other tracers' kprobe, tracepoint and perf-event programs run
+/// with preemption off, so a system call never meets one of them running.
+pub fn recursion_cause(method: Option<Method>) -> &'static str {
+    match method {
+        // Its own counter, per program: only a run of the same program.
+        Some(Method::RawTracepoint) => {
+            "its recursion protection: a run of the probe's program had been preempted on that \
+             CPU, which kernels that run syscall tracepoint programs preemptibly allow, as 7.2 \
+             does; the program runs for every system call, so some of these may not be reads or \
+             writes"
+        }
+        // bpf_prog_active, the CPU's flag for every kprobe, tracepoint
+        // and perf-event program, which bpf(2)'s map operations raise
+        // with only migration off.
+        _ => {
+            "its recursion protection: on that CPU a task of any process, this one included, \
+             had been preempted inside a bpf(2) map operation, which only kernels that preempt \
+             inside the kernel allow, e.g. preempt=full"
+        }
+    }
+}
+
+/// What keeps the skips of `recursion_cause` away.
+fn recursion_advice(method: Option<Method>) -> &'static str {
+    match method {
+        Some(Method::RawTracepoint) => "try --attach tracepoint, whose programs are not preempted",
+        _ => "try --attach raw-tracepoint, which map operations do not stop",
+    }
+}
+
 /// `--exit` and `top`: what became of the calls between their entry and exit.
-/// `unfinished`: what became of the calls still in flight at the stop
-/// (`written as unfinished`, `not counted (no result yet)`); `no_entry`:
-/// of the returns whose entry was not seen (`not reported`, `not
-/// counted`).
+/// `exit_skips`: the runs of the return hooks the kernel skipped, as it
+/// counted them (None where it does not); `unfinished`: what became of the
+/// calls still in flight at the stop (`written as unfinished`, `not
+/// counted (no result yet)`); `no_entry`: of the returns whose entry was
+/// not seen (`not reported`, `not counted`).
 pub fn exit_losses(
     e: &ExitCounts,
     method: Option<Method>,
     return_maxactive: Option<u32>,
+    exit_skips: Option<u64>,
     unfinished: &str,
     no_entry: &str,
 ) {
-    if e.missed_returns > 0 && method == Some(Method::Tracepoint) {
+    let tracepoints = matches!(method, Some(Method::Tracepoint | Method::RawTracepoint));
+    if e.missed_returns > 0 && tracepoints && exit_skips == Some(0) {
+        // No maxactive, and the kernel skipped no exit program: nothing
+        // known explains it.
+        say(&format!(
+            "lost {} events: their returns were never seen, and the kernel skipped no exit \
+             hook: a cause the probe does not know (please report it)",
+            e.missed_returns
+        ));
+    } else if e.missed_returns > 0 && tracepoints {
         // No maxactive here: an exit tracepoint runs for every return,
-        // unless the kernel skips the program, which it does while
-        // another BPF program (or this one, preempted) runs on that CPU.
+        // unless the kernel skips the program.
         say(&format!(
             "lost {} events: their returns were never seen: the kernel skipped the exit hook \
-             (its recursion protection: another BPF program was running on that CPU); fewer \
-             BPF tools at once, or filter with -c or -p",
-            e.missed_returns
+             ({}); {}",
+            e.missed_returns,
+            recursion_cause(method),
+            recursion_advice(method)
         ));
     } else if e.missed_returns > 0 {
         let limit = match return_maxactive {
@@ -61,14 +106,26 @@ pub fn exit_losses(
     }
     if e.no_entry > 0 {
         say(&format!(
-            "{} returned with no entry seen (begun before the probe attached, or an entry \
-             the kernel skipped, counted above): {no_entry}",
+            "{} returned with no entry seen (begun before the probe attached or after the \
+             stop turned the entry hooks off, or an entry the kernel skipped, counted above): \
+             {no_entry}",
             match e.no_entry {
                 1 => "1 call".to_string(),
                 n => format!("{n} calls"),
             }
         ));
     }
+}
+
+/// The line for the calls on which the kernel skipped the entry hook of
+/// `method` (`what`: events, calls), N of them.
+pub fn entry_skips(n: u64, what: &str, method: Option<Method>, filtered: bool) -> String {
+    format!(
+        "lost {n} {what}: the kernel skipped the probe on these calls ({}){}; {}",
+        recursion_cause(method),
+        before_filters(filtered),
+        recursion_advice(method)
+    )
 }
 
 /// The kernel skips a program before it runs, so before its filters: with

@@ -32,7 +32,7 @@ use crate::app::metrics::textfile::TextFile;
 use crate::app::metrics::{Lost, Published, Registry, exposition};
 use crate::app::output::say;
 use crate::app::{cgroup, monitor, privileges, report, signals};
-use crate::attach::{self, AttachOptions, Attachment, Method};
+use crate::attach::{self, AttachOptions, Attachment, DetachReport, Method};
 use crate::loader::Loaded;
 use crate::obj::ProgramSpec;
 use crate::{cpus, identity};
@@ -52,8 +52,12 @@ pub struct TopSummary {
     pub intervals: u64,
     /// What became of the calls between entry and exit.
     pub exit: ExitCounts,
-    /// Calls the kernel skipped (another BPF program ran on the CPU).
+    /// Calls the kernel skipped (its recursion protection:
+    /// `report::recursion_cause`).
     pub recursion_misses: Option<u64>,
+    /// Runs of the return hooks the kernel skipped (each leaves its call's
+    /// return unseen, counted in `exit`).
+    pub return_recursion_misses: Option<u64>,
     pub method: Option<Method>,
     pub return_maxactive: Option<u32>,
     /// Rows of exited processes removed from the kernel's table.
@@ -105,7 +109,8 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     // Stopping comes first whatever happened: nothing stays attached.
     let stopped = stop_hooks(&running);
     let (intervals, mut last, mut cost) = watched?;
-    let (exit, recursion_misses) = stopped?;
+    let (exit, detached) = stopped?;
+    let recursion_misses = detached.recursion_misses;
     let cpu = thread_cpu();
     let final_interval = table.interval(o.cumulative)?;
     let live_rows = final_interval.live_rows;
@@ -134,6 +139,7 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
         intervals: intervals + 1,
         exit,
         recursion_misses,
+        return_recursion_misses: detached.return_recursion_misses,
         method: Some(running.method),
         return_maxactive: running.return_maxactive,
         removed: table.removed(),
@@ -569,7 +575,7 @@ fn watch(
 
 /// Step 3: entries off, then (after a look at which calls returned
 /// unseen) the returns; what is still in flight is counted, not shown.
-fn stop_hooks(r: &Running) -> Result<(ExitCounts, Option<u64>)> {
+fn stop_hooks(r: &Running) -> Result<(ExitCounts, DetachReport)> {
     let Some(mut attachment) = r.attachment.take() else {
         return Err(anyhow!("the hooks were already detached"));
     };
@@ -577,7 +583,7 @@ fn stop_hooks(r: &Running) -> Result<(ExitCounts, Option<u64>)> {
     let unseen = inflight::returned_unseen(&r.loaded);
     let detached = attachment.detach();
     let (exit, _unfinished) = inflight::calls_in_flight(&r.loaded, &unseen?, r.sweeps.get().swept)?;
-    Ok((exit, detached.recursion_misses))
+    Ok((exit, detached))
 }
 
 /// The report on stderr: each cause of loss, then the count line (the
@@ -587,16 +593,12 @@ pub fn report(s: &TopSummary) {
         &s.exit,
         s.method,
         s.return_maxactive,
+        s.return_recursion_misses,
         "not counted (no result yet)",
         "not counted",
     );
     if let Some(n @ 1..) = s.recursion_misses {
-        say(&format!(
-            "lost {n} calls: the kernel skipped the probe on calls made while a BPF \
-             program (another, or a preempted run of the probe's) ran on the same CPU (its \
-             recursion protection){}",
-            report::before_filters(s.filtered)
-        ));
+        say(&report::entry_skips(n, "calls", s.method, s.filtered));
     }
     if s.in_other > 0 {
         say(&format!(
