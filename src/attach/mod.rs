@@ -229,9 +229,9 @@ impl Attachment {
         self.links.iter().map(|l| &*l.program)
     }
 
-    /// Disables the entry hooks only: no call begins to be followed after
-    /// this returns, and the calls already begun still have their return
-    /// hooks. `detach` does the rest.
+    /// Stops the entry hooks only (their events closed): no call begins to
+    /// be followed after this returns, and the calls already begun still
+    /// have their return hooks. `detach` does the rest.
     pub fn disable_entries(&mut self) {
         self.disable(false);
     }
@@ -256,10 +256,10 @@ impl Attachment {
         }
     }
 
-    /// Disables every event first so no program runs after this returns:
-    /// the entry hooks, then the return hooks (so that no call begins
-    /// unseen at its end; what is still in flight then stays in flight).
-    /// Reads what the kernel counted, then closes everything. The
+    /// Stops every program first so none runs after this returns: the
+    /// entry hooks, then the return hooks (so that no call begins unseen at
+    /// its end; what is still in flight then stays in flight). Reads what
+    /// the kernel counted, then closes the programs. The
     /// recursion misses of the entry hooks are calls the probe never saw;
     /// those of the return hooks, counted apart, left a call in flight
     /// that the pairing finds as a missed return.
