@@ -180,6 +180,7 @@ fn report(s: &Summary, o: &Options) {
             e,
             s.method,
             s.return_maxactive,
+            s.return_recursion_misses,
             "written as unfinished",
             "not reported",
         );
@@ -190,12 +191,7 @@ fn report(s: &Summary, o: &Options) {
             n,
             "events",
             Cause::KernelSkipped,
-            &format!(
-                "the kernel skipped the probe on calls made while a BPF program (another, or \
-                 a preempted run of the probe's) ran on the same CPU (its recursion \
-                 protection){}",
-                probe::app::report::before_filters(filtered)
-            ),
+            &probe::app::report::entry_skips(s.method, filtered),
         );
     }
     if let (Some(e), 2..) = (&s.exit, o.verbose) {
@@ -212,6 +208,11 @@ fn report(s: &Summary, o: &Options) {
                      tracepoint programs are counted since Linux 6.7)"
                 .to_string(),
         });
+        if let Some(n) = s.return_recursion_misses {
+            say(&format!(
+                "[loader] recursion misses of the return hooks: {n} (counted by this kernel)"
+            ));
+        }
     }
     if s.reader.malformed > 0 {
         say_lost(

@@ -443,22 +443,18 @@ fn explained_run(ring: &str) {
     );
     // The capability drop makes sure the shutdown's steps still work.
     push(drops_read.clone());
-    // Teardown: programs off, their counts read, then everything closed.
+    // Teardown: programs off (their events closed, then a grace period
+    // for the runs under way), their counts read, then everything closed.
     for event in ["sys_enter_read", "sys_enter_write"] {
-        push(format!(
-            "ioctl(N<perf:syscalls/{event}>, PERF_EVENT_IOC_DISABLE, 0) = 0"
-        ));
+        push(format!("close(N<perf:syscalls/{event}>) = 0"));
     }
+    push("membarrier(MEMBARRIER_CMD_GLOBAL, 0) = 0".into());
     for prog in ["tracepoint_read", "tracepoint_writ"] {
         push(format!(
             "bpf(BPF_OBJ_GET_INFO_BY_FD, {{bpf_fd=N<prog:{prog}>, info_len=232}}) = 0"
         ));
     }
-    for (prog, event) in [
-        ("tracepoint_read", "sys_enter_read"),
-        ("tracepoint_writ", "sys_enter_write"),
-    ] {
-        push(format!("close(N<perf:syscalls/{event}>) = 0"));
+    for prog in ["tracepoint_read", "tracepoint_writ"] {
         push(format!("close(N<prog:{prog}>) = 0"));
     }
     // The reader told to stop; it unmaps its rings on its way out.

@@ -619,6 +619,141 @@ def report_metrics(res):
     return text + "\n\n" + table(["monitor", "CPU, % of one core", "seconds of load"], rows)
 
 
+def host_methods():
+    """The attach methods this host has, in the probe's order."""
+    kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe/type")
+    return (["kprobe"] if kprobes else []) + ["tracepoint", "raw-tracepoint"]
+
+
+SKIP_MODES = (
+    ("--ring map", []),
+    ("--ring perf", ["--ring", "perf"]),
+    ("--exit", ["--exit"]),
+    ("top", None),
+)
+
+
+def skip_counts(text):
+    """(entries the kernel skipped, returns never seen, calls) from a
+    probe's stderr: its loss lines and its received + lost."""
+    skipped = sum(int(n) for n in re.findall(
+        r"lost (\d+) (?:events|calls): the kernel skipped the probe", text))
+    unseen = sum(int(n) for n in re.findall(
+        r"lost (\d+) (?:events|calls): their returns were never seen", text))
+    m = re.search(r"probe: received=(\d+) lost=(\d+)\s*$", text)
+    calls = int(m.group(1)) + int(m.group(2)) if m else None
+    return skipped, unseen, calls
+
+
+def skip_run(args, binary, method, extra, stop_after):
+    """One monitor of `binary` on `method` (None: count_floor) while loadgen
+    writes at full speed on the load CPU, stopped `stop_after` s into the
+    load (the load runs on through the stop). Returns (skipped entries,
+    returns never seen, calls, error)."""
+    comm = f"bnsk{os.getpid() % 1000}-{len(SPAWNED)}"[:15]
+    err_p = tempfile.mktemp(prefix="probe-skips.")
+    out_p = err_p + ".out"
+    if binary is None:
+        argv = [FLOOR, *extra, comm]
+        cpu, ready = args.load_cpu, b"count_floor: attached"
+    elif extra is None:
+        argv = [binary, "top", "--attach", method, "-c", comm, "-q", "-i", "1"]
+        cpu, ready = args.monitor_cpu, b"probe: attached"
+    else:
+        argv = [binary, "--attach", method, "-c", comm, "-q", "--no-log", *extra]
+        cpu, ready = args.monitor_cpu, b"probe: attached"
+    with open(err_p, "wb") as err_f, open(out_p, "wb") as out_f:
+        p = spawn(["taskset", "-c", str(cpu), *argv], stdout=out_f, stderr=err_f)
+        SPAWNED.append(p.pid)
+        t_end = time.monotonic() + ATTACH_TIMEOUT
+        while ready not in read(err_p) and p.poll() is None and time.monotonic() < t_end:
+            time.sleep(0.005)
+        if ready not in read(err_p):
+            reap_sigint(p, 5)
+            return None, None, None, f"not attached: {last_line(read(err_p))}"
+        g = spawn([LOADGEN, "--comm", comm, "--writes", "4000000000", "--cpu",
+                   str(args.load_cpu)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(stop_after)
+        rc, killed = reap_sigint(p, STOP_TIMEOUT)
+        g.kill()
+        reap(g, 10)
+    text = read(err_p).decode(errors="replace")
+    out = read(out_p).decode(errors="replace")
+    for f in (err_p, out_p):
+        os.unlink(f)
+    if killed or rc != 0:
+        return None, None, None, f"rc={rc}: {last_line(text.encode())}"
+    if binary is None:
+        counts = dict(re.findall(r"(\w+)=(\d+)", out))
+        if "misses" not in counts:
+            return None, None, None, f"no misses= line: {last_line(out.encode())}"
+        return int(counts["misses"]), 0, int(counts["count"]), None
+    skipped, unseen, calls = skip_counts(text)
+    if calls is None:
+        return None, None, None, f"no received= line: {last_line(text.encode())}"
+    return skipped, unseen, calls, None
+
+
+def skips_runs(args):
+    """Skips per million calls under the bench load: each method this host
+    has, each output mode, this build and the baseline (--baseline, the
+    "before"), the load running through the stop; and the count-only floor
+    with a loop of bpf(2) map lookups beside the load, on its CPU."""
+    builds = [("after", PROBE)] + ([("before", args.baseline)] if args.baseline else [])
+    cells = []
+    for method in host_methods():
+        for mode, extra in SKIP_MODES:
+            for build, binary in builds:
+                cells.append((method, mode, build, binary, extra))
+        if method != "kprobe":
+            flags = ["--lookups"] + (["--raw"] if method == "raw-tracepoint" else [])
+            cells.append((method, "count_floor --lookups (on the load CPU)", "", None, flags))
+    res = {}
+    for run in range(args.skip_runs):
+        for method, mode, build, binary, extra in cells:
+            progress(f"skips {run + 1}/{args.skip_runs}: {method} {mode} {build}")
+            r = skip_run(args, binary, method, extra, args.skip_stop_after)
+            if r[3]:
+                progress(f"  FAILED: {r[3]}")
+            res.setdefault((method, mode, build), []).append(r)
+    return cells, res
+
+
+def report_skips(cells, res):
+    header = ["method", "mode", "build", "runs", "calls", "entries skipped by the kernel, per M",
+              "returns never seen, per M", "notes"]
+    rows = []
+    for method, mode, build, _, _ in cells:
+        rs = res[(method, mode, build)]
+        ok = [r for r in rs if r[3] is None]
+        errs = [r[3] for r in rs if r[3]]
+        calls = sum(r[2] for r in ok)
+        per_m = (lambda n: fmt(n * 1e6 / calls, ".1f") + f" ({n:,})") if calls else (lambda n: "–")
+        rows.append([method, mode, build or "–", len(ok), f"{calls:,}",
+                     per_m(sum(r[0] for r in ok)), per_m(sum(r[1] for r in ok)),
+                     f"FAILED {len(errs)}/{len(rs)}: {errs[-1][:80]}" if errs else ""])
+    return table(header, rows)
+
+
+def print_skips(skips, args):
+    if not skips:
+        return
+    print("\n## Runs the kernel skipped (its recursion protection), per million calls\n")
+    print(report_skips(*skips))
+    print(f"""
+- Each cell: loadgen writing one byte at a time at full speed on CPU {args.load_cpu},
+  the monitor (pinned to CPU {args.monitor_cpu}, `-c` on loadgen's name, `-q --no-log`;
+  top: `-q -i 1`) stopped with SIGINT {args.skip_stop_after:g} s into the load, which runs
+  on through the stop; {args.skip_runs} runs summed. calls = the probe's received + lost.
+- entries skipped: the probe's "the kernel skipped the probe" lines (the kernel's
+  recursion_misses of the entry programs); returns never seen: its "their returns were
+  never seen" lines (--exit, top), whatever cause they named.
+- before: the --baseline binary; after: this build.
+- count_floor --lookups: the floor's program, and a thread making bpf(2) map lookups
+  in a loop, both pinned to the load's CPU: what a map operation preempted on that CPU
+  costs the calls made there (none where the kernel does not preempt inside itself).""")
+
+
 def reap_sigint(p, timeout):
     try:
         p.send_signal(signal.SIGINT)
@@ -837,6 +972,15 @@ def main():
     ap.add_argument("--baseline", default=None, metavar="PROBE",
                     help="another probe binary (an earlier build) measured as one more row "
                          "in the default mode, interleaved with the others")
+    ap.add_argument("--no-skips", action="store_true",
+                    help="skip the table of the kernel's skips per million calls")
+    ap.add_argument("--skips-only", action="store_true",
+                    help="run only the table of the kernel's skips (with --baseline: before and after)")
+    ap.add_argument("--skip-runs", type=int, default=3,
+                    help="runs per cell of the skips table (default 3)")
+    ap.add_argument("--skip-stop-after", type=float, default=1.0,
+                    help="seconds of load before the monitor is stopped, the load still "
+                         "running (default 1.0)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary files")
     ap.add_argument("--no-build", action="store_true", help="(handled by scripts/bench) do not build")
     args = ap.parse_args()
@@ -874,11 +1018,14 @@ def main():
 
     b = Bench(args)
     t0 = time.monotonic()
+    ms = results = paced = top_keys = metrics = skips = None
     try:
-        ms, results = b.main_runs()
-        paced = None if args.no_paced else b.paced_runs()
-        top_keys = None if args.no_top_keys else top_keys_runs(args)
-        metrics = None if args.no_metrics else metrics_runs(args)
+        if not args.skips_only:
+            ms, results = b.main_runs()
+            paced = None if args.no_paced else b.paced_runs()
+            top_keys = None if args.no_top_keys else top_keys_runs(args)
+            metrics = None if args.no_metrics else metrics_runs(args)
+        skips = None if args.no_skips else skips_runs(args)
     finally:
         stop_all()
         if not args.keep:
@@ -888,6 +1035,10 @@ def main():
 
     print("# probe benchmark\n")
     print(machine_info(args, load_start, stale))
+    if results is None:
+        print(f"- total {time.monotonic() - t0:.0f} s")
+        print_skips(skips, args)
+        return 1 if b.failed else 0
     print(f"- {args.runs} measured runs per row, interleaved (row order rotated each run) "
           f"after one discarded warm-up round; medians; total {time.monotonic() - t0:.0f} s\n")
     print(f"## Load of {args.calls:,} one-byte writes per run\n")
@@ -937,6 +1088,7 @@ def main():
 - CPU: the monitor's user+system time over the load (loadgen writing at full
   speed, --calls x 4 writes), per second of it, with and without the
   listener and one scrape a second.""")
+    print_skips(skips, args)
     return 1 if b.failed else 0
 
 

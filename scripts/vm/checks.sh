@@ -171,9 +171,10 @@ run_method() {
     [ "$STOP_RC" -eq "$(want_rc "$err")" ] || fail="$fail exit-code:$STOP_RC"
 
     # Every call received, none lost; or, when the probe says the kernel's
-    # recursion protection skipped calls (7.2 does, now and then, with
-    # kprobes: counted before the filters, so perhaps other processes'
-    # calls), every call received or among those counted.
+    # recursion protection skipped calls (7.2 preempts raw tracepoint
+    # programs; counted before the filters, so perhaps other processes'
+    # calls, or other system calls), every call received or among those
+    # counted.
     n=$((VMTEST_WRITES + VMTEST_READS))
     last_counts "$err"
     accounted "$received" "$lost" "$n" "$err" ||
@@ -451,9 +452,10 @@ accounted() {
 }
 
 # skips_said ERRFILE: the probe said the kernel's recursion protection
-# skipped some of its runs (another BPF program on the CPU, or on 7.2 a
-# preempted run of its own): the one case where a check may see fewer
-# calls than were made, as long as the loss is counted.
+# skipped some of its runs (a task preempted inside a bpf(2) map
+# operation on that CPU, or on 7.2 a preempted run of its own raw
+# tracepoint program): the one case where a check may see fewer calls than
+# were made, as long as the loss is counted.
 skips_said() {
     grep -q 'its recursion protection' "$1"
 }

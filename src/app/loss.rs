@@ -72,26 +72,41 @@ impl Cause {
             Cause::BufferFull => "the outputs fell more than --buffer behind",
             Cause::CutAtStop => "still buffered when the stop cut the writing off",
             Cause::KernelSkipped => {
-                "the kernel's recursion protection skipped the probe (a BPF program already \
-                 ran on that CPU)"
+                "the kernel's recursion protection skipped the probe (a task preempted in a \
+                 bpf(2) map operation, or a preempted run of the probe's own raw-tracepoint \
+                 program, on that CPU)"
             }
             Cause::MissedReturn => {
-                "a return probe missed the call's return (more calls in flight than its \
-                 maxactive)"
+                "a return the probe never saw (on kprobes: more calls in flight than a return \
+                 probe's maxactive)"
             }
             Cause::Evicted => "evicted from the table of calls in flight",
             Cause::Malformed => "a record in the rings that is not an event (a bug)",
         }
     }
 
-    /// Why the returns of calls were not seen with `method`: a return
-    /// probe follows at most maxactive calls at once; a tracepoint (raw or
-    /// not) follows every call, so only the kernel skipping the exit
-    /// program leaves a call without its return.
-    pub fn of_missed_returns(method: Option<Method>) -> Cause {
+    /// The returns of `missed` calls that were never seen with `method`,
+    /// split by cause. A return probe follows at most maxactive calls at
+    /// once: on kprobes they are `MissedReturn`. A tracepoint (raw or not)
+    /// follows every call, so only the kernel skipping the exit program
+    /// leaves a call without its return: up to the exit runs it counted
+    /// skipped (`exit_skips`; every one where it does not count them,
+    /// before Linux 6.7) they are `KernelSkipped`, and any beyond have no
+    /// known cause (`MissedReturn`, which the line says).
+    pub fn split_missed_returns(
+        method: Option<Method>,
+        missed: u64,
+        exit_skips: Option<u64>,
+    ) -> [(Cause, u64); 2] {
         match method {
-            Some(Method::Tracepoint | Method::RawTracepoint) => Cause::KernelSkipped,
-            _ => Cause::MissedReturn,
+            Some(Method::Tracepoint | Method::RawTracepoint) => {
+                let skipped = exit_skips.map_or(missed, |k| k.min(missed));
+                [
+                    (Cause::KernelSkipped, skipped),
+                    (Cause::MissedReturn, missed - skipped),
+                ]
+            }
+            _ => [(Cause::KernelSkipped, 0), (Cause::MissedReturn, missed)],
         }
     }
 
@@ -113,6 +128,18 @@ impl Losses {
     /// Adds `n` to `cause`.
     pub fn add(&mut self, cause: Cause, n: u64) {
         self.0[cause.index()] += n;
+    }
+
+    /// Adds the returns never seen, split as `Cause::split_missed_returns`.
+    pub fn add_missed_returns(
+        &mut self,
+        method: Option<Method>,
+        missed: u64,
+        exit_skips: Option<u64>,
+    ) {
+        for (cause, n) in Cause::split_missed_returns(method, missed, exit_skips) {
+            self.add(cause, n);
+        }
     }
 
     /// Every cause together.

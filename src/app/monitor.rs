@@ -108,9 +108,13 @@ pub struct Summary {
     pub output_stuck: bool,
     /// The capabilities the monitor kept after attaching.
     pub capabilities_kept: u64,
-    /// Calls on which the kernel skipped the probe because another BPF
-    /// program ran on that CPU; None where this kernel does not count them.
+    /// Calls on which the kernel skipped the probe (its recursion
+    /// protection: `report::recursion_cause`); None where this kernel does
+    /// not count them.
     pub recursion_misses: Option<u64>,
+    /// `--exit`: runs of the return hooks the kernel skipped (each leaves
+    /// its call's return unseen, counted in `exit`).
+    pub return_recursion_misses: Option<u64>,
     /// The reader stopped on an error of its own (epoll failed).
     pub reader_error: Option<String>,
     /// `--exit`: what became of the calls between entry and exit.
@@ -143,7 +147,7 @@ impl Summary {
         l.add(Cause::CutAtStop, self.cut);
         l.add(Cause::KernelSkipped, self.recursion_misses.unwrap_or(0));
         if let Some(e) = self.exit {
-            l.add(Cause::of_missed_returns(self.method), e.missed_returns);
+            l.add_missed_returns(self.method, e.missed_returns, self.return_recursion_misses);
             l.add(Cause::Evicted, e.evicted);
         }
         l
@@ -847,6 +851,7 @@ fn stop(mut r: Running) -> Result<Summary> {
         output_stuck: stuck,
         capabilities_kept: r.capabilities_kept,
         recursion_misses: detached.recursion_misses,
+        return_recursion_misses: detached.return_recursion_misses,
         exit,
         method: Some(method),
         return_maxactive,

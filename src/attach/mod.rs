@@ -29,7 +29,7 @@ mod tracepoint;
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -175,8 +175,8 @@ impl std::error::Error for AttachError {}
 /// tracepoint link (which detaches the program), then the kprobe_events
 /// entry, then the program.
 struct Link {
-    /// A perf event (disabled to stop the program), or the fd of a raw
-    /// tracepoint link (closed to stop it: None once closed).
+    /// The perf event the program hangs off, or the fd of its raw
+    /// tracepoint link: closed to stop the program (None once closed).
     event: Option<Fd>,
     _legacy: Option<kprobe_legacy::LegacyKprobe>,
     program: Arc<Program>,
@@ -187,10 +187,14 @@ struct Link {
 /// What detaching learned from the kernel about the programs' runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DetachReport {
-    /// Calls the kernel skipped because another BPF program was running on
-    /// that CPU; None where this kernel does not count them (see
+    /// Calls on which the kernel skipped an entry hook (its recursion
+    /// protection); None where this kernel does not count them (see
     /// `Program::recursion_misses`).
     pub recursion_misses: Option<u64>,
+    /// The same count for the return hooks: returns whose exit program the
+    /// kernel skipped (each leaves its call pending, found as a missed
+    /// return). None without return hooks, or where not counted.
+    pub return_recursion_misses: Option<u64>,
 }
 
 /// A method `auto` tried before the one that attached, and why it did not.
@@ -251,25 +255,27 @@ impl Attachment {
         self.links.iter().map(|l| &*l.program)
     }
 
-    /// Disables the entry hooks only: no call begins to be followed after
-    /// this returns, and the calls already begun still have their return
-    /// hooks. `detach` does the rest.
+    /// Stops the entry hooks only (their events closed): no call begins to
+    /// be followed after this returns, and the calls already begun still
+    /// have their return hooks. `detach` does the rest.
     pub fn disable_entries(&mut self) {
         self.disable(false);
     }
 
-    /// Stops the programs of the entry or the return hooks: a perf event
-    /// is disabled (its program runs no more once that returns); a raw
-    /// tracepoint link is closed, and a grace period waited for, since
-    /// closing does not wait for the runs already under way.
+    /// Stops the programs of the entry or the return hooks: their perf
+    /// events or raw tracepoint links are closed, then a grace period is
+    /// waited for, since closing does not wait for the runs already under
+    /// way. Closed, not disabled: PERF_EVENT_IOC_DISABLE takes a
+    /// tracepoint or kprobe event off its list of events to record, but
+    /// the program stays in the tracepoint's array and runs on every hit
+    /// until the event is released. (Disabling was what the probe did
+    /// before: the entry hooks ran on through the stop while the return
+    /// hooks, closed first, saw nothing, and every call in that window was
+    /// a "missed return", a few in a quiet second, thousands under load.)
     fn disable(&mut self, on_return: bool) {
         let mut closed = false;
         for link in self.links.iter_mut().filter(|l| l.on_return == on_return) {
-            if self.method == Method::RawTracepoint {
-                closed |= link.event.take().is_some();
-            } else if let Some(event) = &link.event {
-                let _ = perf::disable(event.as_fd());
-            }
+            closed |= link.event.take().is_some();
         }
         if closed {
             crate::sys::wait_for_running_programs();
@@ -282,24 +288,43 @@ impl Attachment {
     /// only: a skipped return hook leaves its call in flight, counted
     /// there. None where this kernel does not count them.
     pub fn recursion_misses(&self) -> Option<u64> {
-        self.links
-            .iter()
-            .filter(|l| !l.on_return)
-            .map(|l| l.program.recursion_misses())
-            .sum::<Option<u64>>()
+        self.misses(false)
     }
 
-    /// Disables every event first so no program runs after this returns:
-    /// the entry hooks, then the return hooks (so that no call begins
-    /// unseen at its end; what is still in flight then stays in flight).
-    /// Reads what the kernel counted, then closes everything.
+    /// The same for the return hooks: each exit run the kernel skipped
+    /// leaves its call in flight, found as a missed return. None without
+    /// return hooks, or where the kernel does not count them.
+    pub fn return_recursion_misses(&self) -> Option<u64> {
+        self.misses(true)
+    }
+
+    /// The recursion misses of the entry hooks (or of the return hooks):
+    /// None without such hooks, or where the kernel does not count them.
+    fn misses(&self, on_return: bool) -> Option<u64> {
+        let mut hooks = self.links.iter().filter(|l| l.on_return == on_return);
+        let first = hooks.next()?.program.recursion_misses();
+        hooks
+            .map(|l| l.program.recursion_misses())
+            .fold(first, |sum, n| Some(sum? + n?))
+    }
+
+    /// Stops every program first so none runs after this returns: the
+    /// entry hooks, then the return hooks (so that no call begins unseen at
+    /// its end; what is still in flight then stays in flight). Reads what
+    /// the kernel counted, then closes the programs. The
+    /// recursion misses of the entry hooks are calls the probe never saw;
+    /// those of the return hooks, counted apart, left a call in flight
+    /// that the pairing finds as a missed return.
     pub fn detach(mut self) -> DetachReport {
         for on_return in [false, true] {
             self.disable(on_return);
         }
-        let recursion_misses = self.recursion_misses();
+        let report = DetachReport {
+            recursion_misses: self.misses(false),
+            return_recursion_misses: self.misses(true),
+        };
         drop(self);
-        DetachReport { recursion_misses }
+        report
     }
 }
 

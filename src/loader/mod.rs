@@ -212,13 +212,15 @@ impl Program {
         bpf::prog_info(self.fd())
     }
 
-    /// Calls on which the kernel skipped this program because another BPF
-    /// program was running on that CPU (recursion protection). None where
+    /// Runs of this program the kernel skipped (its recursion protection).
+    /// A kprobe or perf-tracepoint program is skipped on a CPU whose
+    /// "a BPF program is running" flag is up: raised by every kprobe,
+    /// tracepoint and perf-event program run, and by bpf(2)'s map
+    /// operations; a raw tracepoint program only when it would run inside
+    /// a run of itself on that CPU (one that was preempted). None where
     /// the kernel cannot say: before 5.12 there is no such count, and
     /// kprobe, perf-tracepoint and raw-tracepoint programs are counted only
-    /// since 6.7 (on 5.12-6.6 their count stays 0). A raw tracepoint
-    /// program is skipped only when it would run inside itself on that CPU
-    /// (not when another program runs, unlike kprobes and tracepoints).
+    /// since 6.7 (on 5.12-6.6 their count stays 0).
     pub fn recursion_misses(&self) -> Option<u64> {
         let (info, len) = self.info().ok()?;
         let counted = len >= bpf::PROG_INFO_RECURSION_MISSES_END

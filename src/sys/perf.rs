@@ -198,7 +198,9 @@ pub fn enable(event: BorrowedFd) -> io::Result<()> {
     })
 }
 
-/// Stops the event: when this returns, its program runs no more.
+/// Stops the event counting and recording. Not its BPF program: on a
+/// tracepoint or kprobe event the program keeps running on every hit until
+/// the event is closed (attach::Attachment closes to stop one).
 pub fn disable(event: BorrowedFd) -> io::Result<()> {
     ioctl(event, PERF_EVENT_IOC_DISABLE, 0, || {
         "PERF_EVENT_IOC_DISABLE, 0".into()

@@ -33,7 +33,7 @@ use crate::app::metrics::textfile::TextFile;
 use crate::app::metrics::{Published, Registry, exposition};
 use crate::app::output::say;
 use crate::app::{cgroup, monitor, privileges, report, signals};
-use crate::attach::{self, AttachOptions, Attachment, Method};
+use crate::attach::{self, AttachOptions, Attachment, DetachReport, Method};
 use crate::loader::Loaded;
 use crate::obj::ProgramSpec;
 use crate::{cpus, identity};
@@ -53,8 +53,12 @@ pub struct TopSummary {
     pub intervals: u64,
     /// What became of the calls between entry and exit.
     pub exit: ExitCounts,
-    /// Calls the kernel skipped (another BPF program ran on the CPU).
+    /// Calls the kernel skipped (its recursion protection:
+    /// `report::recursion_cause`).
     pub recursion_misses: Option<u64>,
+    /// Runs of the return hooks the kernel skipped (each leaves its call's
+    /// return unseen, counted in `exit`).
+    pub return_recursion_misses: Option<u64>,
     pub method: Option<Method>,
     pub return_maxactive: Option<u32>,
     /// Rows of exited processes removed from the kernel's table.
@@ -82,22 +86,24 @@ impl TopSummary {
             self.exit.missed_returns,
             self.exit.evicted,
             self.recursion_misses,
+            self.return_recursion_misses,
         )
     }
 }
 
 /// `top`'s losses by cause from the counts that make them: the returns
-/// never seen (whose cause depends on the method), the records evicted,
-/// the entries the kernel skipped.
+/// never seen (whose cause depends on the method and on the exit runs the
+/// kernel skipped), the records evicted, the entries the kernel skipped.
 fn top_losses(
     method: Option<Method>,
     missed_returns: u64,
     evicted: u64,
     recursion_misses: Option<u64>,
+    return_recursion_misses: Option<u64>,
 ) -> Losses {
     let mut l = Losses::default();
     l.add(Cause::KernelSkipped, recursion_misses.unwrap_or(0));
-    l.add(Cause::of_missed_returns(method), missed_returns);
+    l.add_missed_returns(method, missed_returns, return_recursion_misses);
     l.add(Cause::Evicted, evicted);
     l
 }
@@ -123,12 +129,18 @@ impl Running {
     fn losses_so_far(&self) -> Losses {
         let missed = inflight::missed_returns_so_far(&self.loaded).unwrap_or(0)
             + self.sweeps.get().swept.missed;
-        let skipped = self
-            .attachment
-            .borrow()
+        let attachment = self.attachment.borrow();
+        let skipped = attachment.as_ref().and_then(Attachment::recursion_misses);
+        let exit_skipped = attachment
             .as_ref()
-            .and_then(Attachment::recursion_misses);
-        top_losses(Some(self.method), missed, self.evicted.get(), skipped)
+            .and_then(Attachment::return_recursion_misses);
+        top_losses(
+            Some(self.method),
+            missed,
+            self.evicted.get(),
+            skipped,
+            exit_skipped,
+        )
     }
 }
 
@@ -153,7 +165,8 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     // Stopping comes first whatever happened: nothing stays attached.
     let stopped = stop_hooks(&running);
     let (intervals, mut last, mut cost) = watched?;
-    let (exit, recursion_misses) = stopped?;
+    let (exit, detached) = stopped?;
+    let recursion_misses = detached.recursion_misses;
     let cpu = thread_cpu();
     let final_interval = table.interval(o.cumulative)?;
     let live_rows = final_interval.live_rows;
@@ -162,6 +175,7 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
         exit.missed_returns,
         exit.evicted,
         recursion_misses,
+        detached.return_recursion_misses,
     )
     .max(last.lost_so_far);
     if let Some(m) = &mut metrics {
@@ -182,6 +196,7 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
         intervals: intervals + 1,
         exit,
         recursion_misses,
+        return_recursion_misses: detached.return_recursion_misses,
         method: Some(running.method),
         return_maxactive: running.return_maxactive,
         removed: table.removed(),
@@ -670,7 +685,7 @@ fn watch(
 
 /// Step 3: entries off, then (after a look at which calls returned
 /// unseen) the returns; what is still in flight is counted, not shown.
-fn stop_hooks(r: &Running) -> Result<(ExitCounts, Option<u64>)> {
+fn stop_hooks(r: &Running) -> Result<(ExitCounts, DetachReport)> {
     let Some(mut attachment) = r.attachment.borrow_mut().take() else {
         return Err(anyhow!("the hooks were already detached"));
     };
@@ -678,7 +693,7 @@ fn stop_hooks(r: &Running) -> Result<(ExitCounts, Option<u64>)> {
     let unseen = inflight::returned_unseen(&r.loaded);
     let detached = attachment.detach();
     let (exit, _unfinished) = inflight::calls_in_flight(&r.loaded, &unseen?, r.sweeps.get().swept)?;
-    Ok((exit, detached.recursion_misses))
+    Ok((exit, detached))
 }
 
 /// The report on stderr: each cause of loss, then the count line (the
@@ -688,6 +703,7 @@ pub fn report(s: &TopSummary) {
         &s.exit,
         s.method,
         s.return_maxactive,
+        s.return_recursion_misses,
         "not counted (no result yet)",
         "not counted",
     );
@@ -696,12 +712,7 @@ pub fn report(s: &TopSummary) {
             n,
             "calls",
             Cause::KernelSkipped,
-            &format!(
-                "the kernel skipped the probe on calls made while a BPF program (another, or \
-                 a preempted run of the probe's) ran on the same CPU (its recursion \
-                 protection){}",
-                report::before_filters(s.filtered)
-            ),
+            &report::entry_skips(s.method, s.filtered),
         );
     }
     if s.in_other > 0 {
