@@ -134,6 +134,24 @@ static __always_inline int comm_matches(const char *comm,
 	return a[0] == b[0] && a[1] == b[1];
 }
 
+/* -p: the calling process is the very one asked for, not one that reused
+ * its pid after it exited: its group leader started when the target did
+ * (start_boottime, what /proc/PID/stat shows in clock ticks). Two reads of
+ * kernel memory, made only for calls whose pid matched. A read that fails
+ * is no match. */
+static __always_inline int is_target(const struct config *cfg)
+{
+	const char *task = (const char *)bpf_get_current_task();
+	const char *leader = 0;
+	__u64 start = 0;
+	if (bpf_probe_read_kernel(&leader, sizeof(leader),
+				  task + cfg->target_leader_off) ||
+	    bpf_probe_read_kernel(&start, sizeof(start),
+				  leader + cfg->target_start_off))
+		return 0;
+	return start >= cfg->target_start_lo && start < cfg->target_start_hi;
+}
+
 /* -p: the calling process is the one asked for. */
 static __always_inline int is_filtered_process(__u32 tgid,
 					       const struct config *cfg)
@@ -144,10 +162,13 @@ static __always_inline int is_filtered_process(__u32 tgid,
 	if (bpf_get_ns_current_pid_tgid(cfg->pidns_dev, cfg->pidns_ino, &ns,
 					sizeof(ns)))
 		return 0;
-	return ns.tgid == cfg->filter_tgid;
+	if (ns.tgid != cfg->filter_tgid)
+		return 0;
 #else
-	return tgid == cfg->filter_tgid;
+	if (tgid != cfg->filter_tgid)
+		return 0;
 #endif
+	return !cfg->target_start_off || is_target(cfg);
 }
 
 /* The filters, on the current task: its config if they let it through. */
@@ -534,14 +555,19 @@ static __always_inline int on_exit(void *ctx, __s64 ret)
 			bump(COUNT_NO_ENTRY);
 		return 0;
 	}
+	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
+	/* -p: a record the target left pending (its return never seen) is
+	 * keyed by a thread id that a process reusing the target's pid may
+	 * have now: that process's return must not complete it. */
+	if (cfg && cfg->target_start_off && !is_target(cfg))
+		return 0;
 	/* Completed in place and sent from the record itself: no copy. */
 	struct event *ev = &f->ev;
 	ev->lat_ns = bpf_ktime_get_ns() - ev->ts_ns;
 	ev->ret = ret;
 	ev->flags = EVENT_COMPLETED;
 	bump(COUNT_MATCHED);
-	__u32 zero = 0;
-	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
 	if (!cfg) {
 		count_drop();
 		return 0;

@@ -225,6 +225,7 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
             .trim()
             .to_string()
     };
+    use probe::app::abi::CONFIG_SIZE;
     let mut want: Vec<String> = Vec::new();
     let mut push = |s: String| want.push(s);
     let memlock = told[0]
@@ -266,7 +267,7 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
     };
     for (name, kind, key, value, entries, flags) in [
         ("events", "PERF_EVENT_ARRAY", 4, 4, possible, 0),
-        ("config_map", "ARRAY", 4, 72, 1, 0),
+        ("config_map", "ARRAY", 4, CONFIG_SIZE, 1, 0),
         // --ring perf: the map rings' arrays stay at one entry.
         ("ring_pos", "ARRAY", 4, 128, 1, 0x400),
         ("ring_events", "ARRAY", 4, 80, 1, 0x400),
@@ -290,11 +291,10 @@ fn explain_tells_every_call_of_set_up_and_teardown_in_order() {
             types(name)
         ));
     }
-    push(
-        "bpf(BPF_MAP_UPDATE_ELEM, {map_fd=N<map:config_map>, key=[0, 0, 0, 0], value=<72 bytes>, \
-         flags=BPF_ANY}) = 0"
-            .into(),
-    );
+    push(format!(
+        "bpf(BPF_MAP_UPDATE_ELEM, {{map_fd=N<map:config_map>, key=[0, 0, 0, 0], \
+         value=<{CONFIG_SIZE} bytes>, flags=BPF_ANY}}) = 0"
+    ));
     push("epoll_create1(EPOLL_CLOEXEC) = N<epoll>".into());
     push("eventfd2(0, EFD_CLOEXEC|EFD_NONBLOCK) = N<eventfd>".into());
     push(format!(

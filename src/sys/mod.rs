@@ -1,14 +1,16 @@
 //! Thin, typed wrappers over the raw system calls the loader needs: bpf(2),
 //! perf_event_open(2) and its ioctls, mmap of a perf ring, epoll and
-//! eventfd. Each new fd is an `Fd` (an owned fd that `--explain` can name
-//! and whose close it tells), so that closing, and so detaching, is tied to
-//! Rust ownership. Every call is told to `explain` when that is on.
+//! eventfd, pidfd_open(2). Each new fd is an `Fd` (an owned fd that
+//! `--explain` can name and whose close it tells), so that closing, and so
+//! detaching, is tied to Rust ownership. Every call is told to `explain`
+//! when that is on.
 
 pub mod bpf;
 pub mod epoll;
 pub mod explain;
 pub mod mem;
 pub mod perf;
+pub mod process;
 
 pub use explain::Fd;
 

@@ -5,7 +5,8 @@
 //!    (config.top_by) instead of sending events, attach the entry and exit
 //!    hooks of `--syscalls`, drop privileges;
 //! 2. `watch`: every `-i` seconds read the table (table.rs) and show what
-//!    the interval added (render.rs; a screen on a terminal, screen.rs);
+//!    the interval added (render.rs; a screen on a terminal, screen.rs),
+//!    until `-d`, a signal, `q`, or the process of `-p` exiting;
 //! 3. `stop`: entries off, returns off, one last read (the last interval),
 //!    and what became of the calls in flight.
 //!
@@ -31,6 +32,7 @@ use crate::app::metrics::listener::Listener;
 use crate::app::metrics::textfile::TextFile;
 use crate::app::metrics::{Lost, Published, Registry, exposition};
 use crate::app::output::say;
+use crate::app::target::Target;
 use crate::app::{cgroup, monitor, privileges, report, signals};
 use crate::attach::{self, AttachOptions, Attachment, Method};
 use crate::loader::Loaded;
@@ -83,6 +85,10 @@ struct Running {
     method: Method,
     return_maxactive: Option<u32>,
     sweeps: Cell<Sweeps>,
+    /// `-p`: the process, whose exit ends the run.
+    target: Option<Target>,
+    /// The run ended because it exited (said once the screen is gone).
+    target_exited: Cell<bool>,
 }
 
 /// The whole run. None when a signal came before anything was attached.
@@ -128,6 +134,13 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     let total = table.run_total().clone();
     let in_other = table.other_calls();
     out.finish(totals, &total, o)?;
+    if let Some(t) = running
+        .target
+        .as_ref()
+        .filter(|_| running.target_exited.get())
+    {
+        say(&t.exit_line());
+    }
     Ok(Some(TopSummary {
         counted: total.calls,
         in_other,
@@ -150,6 +163,8 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
     }
     let self_tgid = identity::kernel_tgid()?;
     let pid_ns = monitor::pid_namespace_for(o.pid)?;
+    let target = o.pid.map(Target::open).transpose()?;
+    let identity = target.as_ref().and_then(|t| t.identity(&|_| {}));
     let cgroup = o.cgroup.as_deref().map(cgroup::open).transpose()?;
     let mut spec = monitor::probe_spec(pid_ns)?;
     // The probe's table has room for --keys rows (and as many errnos);
@@ -169,6 +184,7 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
     let config = ProbeConfig {
         verbose: 0,
         filter_tgid: o.pid,
+        target: identity,
         pid_ns,
         self_tgid,
         filter_comm: o.comm.clone(),
@@ -229,6 +245,8 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
             return_maxactive: attachment.return_maxactive,
             attachment: Cell::new(Some(attachment)),
             sweeps: Cell::new(Sweeps::default()),
+            target,
+            target_exited: Cell::new(false),
         },
         metrics,
     )))
@@ -500,7 +518,8 @@ impl Cost {
 /// How often the loop looks at signals, keys and the clock.
 const TICK: Duration = Duration::from_millis(50);
 
-/// Step 2: an interval every `-i` until `-d`, a signal, or `q`. Returns
+/// Step 2: an interval every `-i` until `-d`, a signal, `q`, or the
+/// process of `-p` exiting (said). Returns
 /// how many intervals were shown, the last (for the final one's length),
 /// and what they cost.
 fn watch(
@@ -533,6 +552,10 @@ fn watch(
         if let Out::Screen { screen, .. } = out
             && screen.keys().contains(&Key::Quit)
         {
+            return Ok((intervals, last, cost));
+        }
+        if r.target.as_ref().is_some_and(Target::exited) {
+            r.target_exited.set(true);
             return Ok((intervals, last, cost));
         }
         if Instant::now() >= next {

@@ -15,6 +15,14 @@
 //! loadgen --comm NAME --open-fds N [--hold-ms MS [--every-ms E]]
 //! loadgen --comm NAME --ia32 N
 //! loadgen [--comm NAME] --getppid N [--cpu C] [--report]
+//! loadgen --comm NAME --reuse-pid K [--impostor-ms MS]
+//!
+//! `--reuse-pid K` makes a process that writes K known lines and exits,
+//! then at once another with the same pid, which writes `secret!!` (see
+//! reuse.rs).
+//!
+//! loadgen --no-pidfd-open PROGRAM ARGS... runs PROGRAM with pidfd_open
+//! refused (EPERM) by a seccomp filter, as a container's profile may.
 //!
 //! `--ia32 N` makes N rounds of 32-bit system calls from this 64-bit
 //! program (`int $0x80`: the kernel runs them from its ia32 table, as for
@@ -71,6 +79,8 @@
 
 mod calls;
 mod family;
+mod nopidfd;
+mod reuse;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -98,6 +108,8 @@ struct Args {
     distinct: bool,
     ia32: u64,
     getppid: u64,
+    reuse_pid: Option<u64>,
+    impostor_ms: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -123,6 +135,8 @@ fn parse() -> Result<Args, String> {
         distinct: false,
         ia32: 0,
         getppid: 0,
+        reuse_pid: None,
+        impostor_ms: 300,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -162,6 +176,8 @@ fn parse() -> Result<Args, String> {
             "--every-ms" => a.every_ms = Some(v.parse().map_err(|_| bad.clone())?),
             "--ia32" => a.ia32 = v.parse().map_err(|_| bad.clone())?,
             "--getppid" => a.getppid = v.parse().map_err(|_| bad.clone())?,
+            "--reuse-pid" => a.reuse_pid = Some(v.parse().map_err(|_| bad.clone())?),
+            "--impostor-ms" => a.impostor_ms = v.parse().map_err(|_| bad.clone())?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -370,6 +386,11 @@ fn ia32_calls(comm: &str, rounds: u64) {
 }
 
 fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--no-pidfd-open") {
+        eprintln!("loadgen: {}", nopidfd::exec(&argv[2..]));
+        std::process::exit(2);
+    }
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {
@@ -377,6 +398,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(writes) = args.reuse_pid {
+        std::process::exit(reuse::run(&args.comm, writes, args.impostor_ms));
+    }
     if let Some(dir) = &args.family {
         let mut setup = family::setup(std::path::Path::new(dir));
         set_comm(&args.comm);
