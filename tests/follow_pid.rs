@@ -27,8 +27,14 @@ struct Lab {
 
 impl Lab {
     fn start(comm: &str, writes: u64) -> Lab {
+        Lab::start_with(comm, writes, &[])
+    }
+
+    /// `start`, with more flags for loadgen (`--from-thread`).
+    fn start_with(comm: &str, writes: u64, more: &[&str]) -> Lab {
         let mut child = Command::new(LOADGEN)
             .args(["--comm", comm, "--reuse-pid", &writes.to_string()])
+            .args(more)
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn loadgen --reuse-pid");
@@ -66,8 +72,14 @@ impl Lab {
 
 /// The hello line of target `t`'s write `i` with -v.
 fn hello(t: u32, comm: &str, fd: &str, i: u64) -> String {
+    hello_from(t, t, comm, fd, i)
+}
+
+/// The same made by thread `tid` of the target `t`.
+fn hello_from(tid: u32, t: u32, comm: &str, fd: &str, i: u64) -> String {
     format!(
-        "hello sys_write was called pid={t} tgid={t} comm={comm} fd={fd} count=8 data=known{i:03}\n"
+        "hello sys_write was called pid={tid} tgid={t} comm={comm} fd={fd} count=8 \
+         data=known{i:03}\n"
     )
 }
 
@@ -85,11 +97,19 @@ fn without_attached(stderr: &[String]) -> Vec<String> {
 fn a_process_that_reuses_the_pid_at_once_is_never_reported_and_the_exit_stops_the_probe() {
     require_root!();
     let _turn = serial();
-    for (method, exit) in [("tracepoint", false), ("raw-tracepoint", true)] {
-        let dir = scratch_dir(&format!("reuse-{method}"));
+    // The target's writes from its group leader (one read of kernel memory
+    // in the check) and from another thread (two), with and without --exit.
+    for (method, exit, thread) in [
+        ("tracepoint", false, false),
+        ("raw-tracepoint", true, true),
+        ("tracepoint", true, false),
+        ("raw-tracepoint", false, true),
+    ] {
+        let what = format!("{method} exit={exit} thread={thread}");
+        let dir = scratch_dir(&format!("reuse-{method}-{exit}-{thread}"));
         let comm = unique_comm("ru");
         let k = 7;
-        let lab = Lab::start(&comm, k);
+        let lab = Lab::start_with(&comm, k, if thread { &["--from-thread"] } else { &[] });
         let mut args = vec!["--attach", method, "-v", "-p"];
         let pid = lab.target.to_string();
         args.push(&pid);
@@ -99,49 +119,51 @@ fn a_process_that_reuses_the_pid_at_once_is_never_reported_and_the_exit_stops_th
         let mut probe = Probe::start(&dir, &args);
         probe.wait_attached();
         lab.go();
-        let want: String = (0..k)
-            .map(|i| hello(lab.target, &comm, &lab.fd, i))
-            .collect();
         let (target, fd) = (lab.target, lab.fd.clone());
         lab.finish();
         // Not signalled: the target's exit stops it.
         let done = probe.wait(Duration::from_secs(10));
-        assert_eq!(exit_code(&done.status), 0, "{method}: {:?}", done.stderr);
+        assert_eq!(exit_code(&done.status), 0, "{what}: {:?}", done.stderr);
         assert_eq!(
             without_attached(&done.stderr),
             [
                 format!("probe: process {target} ({comm}) exited: stopping"),
                 format!("probe: received={k} lost=0"),
             ],
-            "{method}"
+            "{what}"
         );
-        if exit {
-            // --exit's lines carry the result and latency too.
-            let lines: Vec<&str> = done.stdout.lines().collect();
-            assert_eq!(lines.len(), k as usize, "{method}: {}", done.stdout);
-            for (i, line) in lines.iter().enumerate() {
-                let base = hello(target, &comm, &fd, i as u64);
-                let (before, after) = base.trim_end().split_once(" data=").unwrap();
-                assert!(
-                    line.starts_with(&format!("{before} ret=8 lat_ns="))
-                        && line.ends_with(&format!(" data={after}")),
-                    "{method}: {line}"
-                );
-            }
-        } else {
-            assert_eq!(done.stdout, want, "{method}");
-        }
         let log = fs::read_to_string(dir.join("syscalls.log")).unwrap();
         let lines = event_lines(&log);
-        assert_eq!(lines.len(), k as usize, "{method}: {log}");
+        assert_eq!(lines.len(), k as usize, "{what}: {log}");
+        let tid: u32 = field(lines[0], "pid").parse().unwrap();
+        assert_eq!(tid != target, thread, "{what}: {}", lines[0]);
         for (i, line) in lines.iter().enumerate() {
+            assert_eq!(field(line, "pid"), tid.to_string(), "{line}");
             assert_eq!(field(line, "tgid"), target.to_string(), "{line}");
             assert_eq!(field(line, "comm"), comm, "{line}");
             assert_eq!(field(line, "data"), format!("known{i:03}"), "{line}");
         }
+        let want: Vec<String> = (0..k)
+            .map(|i| hello_from(tid, target, &comm, &fd, i))
+            .collect();
+        let shown: Vec<&str> = done.stdout.lines().collect();
+        assert_eq!(shown.len(), k as usize, "{what}: {}", done.stdout);
+        for (line, want) in shown.iter().zip(&want) {
+            if exit {
+                // --exit's lines carry the result and latency too.
+                let (before, after) = want.trim_end().split_once(" data=").unwrap();
+                assert!(
+                    line.starts_with(&format!("{before} ret=8 lat_ns="))
+                        && line.ends_with(&format!(" data={after}")),
+                    "{what}: {line}"
+                );
+            } else {
+                assert_eq!(*line, want.trim_end(), "{what}");
+            }
+        }
         assert!(
             !log.contains("impostor") && !log.contains("secret") && !done.stdout.contains("secret"),
-            "{method}: the impostor was reported"
+            "{what}: the impostor was reported"
         );
         assert_nothing_left();
     }
@@ -347,6 +369,7 @@ fn a_process_that_exits_while_the_probe_starts_stops_it_with_exact_totals() {
         .spawn()
         .unwrap();
     let pid = target.id();
+    wait_in_sigwait(pid);
     let probe = Probe::start(
         &dir,
         &[
@@ -426,6 +449,21 @@ fn start_wrapped(dir: &std::path::Path, wrapper: &[&str], args: &[&str]) -> Prob
     let mut probe = Probe::start_wrapped(dir, wrapper, args, Stdio::from(file));
     probe.stdout_path = stdout;
     probe
+}
+
+/// Until process `pid` waits in rt_sigtimedwait (x86-64 syscall 128), so
+/// that SIGUSR1 wakes it rather than kills it.
+fn wait_in_sigwait(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .unwrap_or_default()
+        .split(' ')
+        .next()
+        != Some("128")
+    {
+        assert!(std::time::Instant::now() < deadline, "never in sigwait");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Waits (at most 20 s) for a stderr line starting with `prefix`.

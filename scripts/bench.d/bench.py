@@ -541,6 +541,15 @@ PID_MODES = (
 )
 
 
+def wait_in_sigwait(pid, timeout=10):
+    """Until loadgen --wait-signal is in rt_sigtimedwait (x86-64 syscall
+    128, as /proc/PID/syscall says), so that SIGUSR1 wakes it rather than
+    kills it."""
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end and read(f"/proc/{pid}/syscall").split(b" ")[0] != b"128":
+        time.sleep(0.001)
+
+
 def pid_run(args, extra, env, comm):
     """One run of PID_MODES: loadgen waits for SIGUSR1 so that the probe
     can be started with its pid; a -p probe must stop by itself when it
@@ -559,6 +568,7 @@ def pid_run(args, extra, env, comm):
             wait_attached(err_p)
             if b"probe: attached" not in read(err_p):
                 return None, None, None, f"not attached: {last_line(read(err_p))}"
+        wait_in_sigwait(g.pid)
         os.kill(g.pid, signal.SIGUSR1)
         out, _ = g.communicate(timeout=120 + args.calls * 50e-6)
         LIVE.pop(g.pid, None)
@@ -924,6 +934,8 @@ def main():
                     help="skip the metrics' scrape and CPU measures")
     ap.add_argument("--no-pid", action="store_true",
                     help="skip -p's cost per event (against -c, and -p without kernel BTF)")
+    ap.add_argument("--only-pid", action="store_true",
+                    help="measure -p's cost per event alone (no other table)")
     ap.add_argument("--attach", default="tracepoint", help="probe --attach METHOD (default tracepoint, like the floor)")
     ap.add_argument("--no-raw", action="store_true",
                     help="skip the raw-tracepoint rows (floors and every mode) and the getppid rows")
@@ -970,10 +982,10 @@ def main():
     b = Bench(args)
     t0 = time.monotonic()
     try:
-        ms, results = b.main_runs()
-        paced = None if args.no_paced else b.paced_runs()
-        top_keys = None if args.no_top_keys else top_keys_runs(args)
-        metrics = None if args.no_metrics else metrics_runs(args)
+        ms, results = ([], {}) if args.only_pid else b.main_runs()
+        paced = None if args.no_paced or args.only_pid else b.paced_runs()
+        top_keys = None if args.no_top_keys or args.only_pid else top_keys_runs(args)
+        metrics = None if args.no_metrics or args.only_pid else metrics_runs(args)
         pid = None if args.no_pid else pid_runs(args)
     finally:
         stop_all()
@@ -986,9 +998,10 @@ def main():
     print(machine_info(args, load_start, stale))
     print(f"- {args.runs} measured runs per row, interleaved (row order rotated each run) "
           f"after one discarded warm-up round; medians; total {time.monotonic() - t0:.0f} s\n")
-    print(f"## Load of {args.calls:,} one-byte writes per run\n")
-    print(report_main(ms, results, args))
-    print("""
+    if ms:
+        print(f"## Load of {args.calls:,} one-byte writes per run\n")
+        print(report_main(ms, results, args))
+        print("""
 - ns/syscall: loadgen --report (wall time of its loop / calls), median over runs;
   overhead = median − median of the bare load; × floor = overhead / the floor's
   overhead: count_floor's for entry-only rows, count_floor --exits's (two hooks per
@@ -1000,7 +1013,7 @@ def main():
   program itself runs in loadgen's context: it is in ns/syscall, not here.
 - peak RSS: VmHWM just before SIGINT.  exec→attached: from spawn (taskset + exec)
   to the ready line on stderr/stdout, polled every ~1 ms.""")
-    unrelated = report_unrelated(ms, results)
+    unrelated = report_unrelated(ms, results) if ms else None
     if unrelated:
         print("\n## The cost to syscalls the probe does not follow (getppid)\n")
         print(unrelated)

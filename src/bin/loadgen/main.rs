@@ -15,7 +15,7 @@
 //! loadgen --comm NAME --open-fds N [--hold-ms MS [--every-ms E]]
 //! loadgen --comm NAME --ia32 N
 //! loadgen [--comm NAME] --getppid N [--cpu C] [--report]
-//! loadgen --comm NAME --reuse-pid K [--impostor-ms MS]
+//! loadgen --comm NAME --reuse-pid K [--impostor-ms MS] [--from-thread]
 //!
 //! `--reuse-pid K` makes a process that writes K known lines and exits,
 //! then at once another with the same pid, which writes `secret!!` (see
@@ -110,6 +110,7 @@ struct Args {
     getppid: u64,
     reuse_pid: Option<u64>,
     impostor_ms: u64,
+    from_thread: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -137,6 +138,7 @@ fn parse() -> Result<Args, String> {
         getppid: 0,
         reuse_pid: None,
         impostor_ms: 300,
+        from_thread: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -151,6 +153,10 @@ fn parse() -> Result<Args, String> {
             }
             "--distinct" => {
                 a.distinct = true;
+                continue;
+            }
+            "--from-thread" => {
+                a.from_thread = true;
                 continue;
             }
             _ => {}
@@ -201,17 +207,28 @@ fn pin(cpu: usize) {
     }
 }
 
-/// Blocks SIGUSR1 and waits for it: no read or write on the way.
-fn wait_for_sigusr1() {
-    // SAFETY: a sigset built and used on this thread only.
+fn sigusr1() -> libc::sigset_t {
+    // SAFETY: a sigset built on this thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGUSR1);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let mut sig = 0;
-        libc::sigwait(&set, &mut sig);
+        set
     }
+}
+
+/// SIGUSR1 pending rather than fatal from now on (children inherit it).
+fn block_sigusr1() {
+    // SAFETY: a valid sigset; this thread's mask only.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &sigusr1(), std::ptr::null_mut()) };
+}
+
+/// Blocks SIGUSR1 and waits for it: no read or write on the way.
+fn wait_for_sigusr1() {
+    block_sigusr1();
+    let mut sig = 0;
+    // SAFETY: a valid sigset and an int to write to.
+    unsafe { libc::sigwait(&sigusr1(), &mut sig) };
 }
 
 /// Bytes thread `i` writes in round `j` of the pipe ring.
@@ -399,7 +416,12 @@ fn main() {
         }
     };
     if let Some(writes) = args.reuse_pid {
-        std::process::exit(reuse::run(&args.comm, writes, args.impostor_ms));
+        std::process::exit(reuse::run(
+            &args.comm,
+            writes,
+            args.impostor_ms,
+            args.from_thread,
+        ));
     }
     if let Some(dir) = &args.family {
         let mut setup = family::setup(std::path::Path::new(dir));

@@ -3,7 +3,8 @@
 //!
 //! 1. A child, the target, named COMM, waits for SIGUSR1 (no read or write
 //!    on the way), then makes K 8-byte writes to /dev/null, `known000`,
-//!    `known001`, ..., and exits. This prints `target=PID fd=FD` first
+//!    `known001`, ..., and exits (with `--from-thread`, the writes are
+//!    made by a second thread of it, not its group leader). This prints `target=PID fd=FD` first
 //!    (FD: /dev/null's), so a test can start a probe with `-p PID` and
 //!    then send the signal.
 //! 2. As soon as the target has exited, this reaps it and makes the
@@ -79,7 +80,7 @@ fn reap(pid: libc::pid_t) -> bool {
 }
 
 /// The whole `--reuse-pid` run; the process's exit code.
-pub fn run(comm: &str, writes: u64, impostor_ms: u64) -> i32 {
+pub fn run(comm: &str, writes: u64, impostor_ms: u64, from_thread: bool) -> i32 {
     assert!(writes <= 1000, "--reuse-pid: at most 1000 writes");
     let sink = File::options()
         .write(true)
@@ -88,16 +89,28 @@ pub fn run(comm: &str, writes: u64, impostor_ms: u64) -> i32 {
     let fd = sink.as_raw_fd();
     let lines: Vec<[u8; 8]> = (0..writes).map(known).collect();
     // Named before the fork, so that the target has its name from its
-    // first instant (a probe reads it at its start).
+    // first instant (a probe reads it at its start); SIGUSR1 blocked
+    // before it too, so that it waits for the target's sigwait however
+    // early it comes.
     super::set_comm(comm);
+    super::block_sigusr1();
     // SAFETY: this process is single-threaded; the child makes only
     // async-signal-safe calls (sigwait, write) and _exits.
     let target = unsafe { libc::fork() };
     if target == 0 {
         super::wait_for_sigusr1();
-        for line in &lines {
-            // SAFETY: 8 bytes from a live buffer to an open fd.
-            unsafe { libc::write(fd, line.as_ptr() as *const _, 8) };
+        let write_all = move || {
+            for line in &lines {
+                // SAFETY: 8 bytes from a live buffer to an open fd.
+                unsafe { libc::write(fd, line.as_ptr() as *const _, 8) };
+            }
+        };
+        if from_thread {
+            // The child of a single-threaded process: making a thread
+            // here is as safe as in any new process.
+            let _ = std::thread::spawn(write_all).join();
+        } else {
+            write_all();
         }
         // SAFETY: ends the child without running the parent's exit code.
         unsafe { libc::_exit(0) };
