@@ -958,7 +958,7 @@ def main():
             print(f"bench: {path} missing: build with "
                   "`cargo build --release --bins --example count_floor`", file=sys.stderr)
             return 1
-    if shutil.which("bpftrace") is None and not args.no_bpftrace:
+    if shutil.which("bpftrace") is None and not (args.no_bpftrace or args.only_pid):
         print("bench: bpftrace not found (scripts/bench installs it)", file=sys.stderr)
         return 1
     if os.cpu_count() < 2:
