@@ -132,9 +132,15 @@ impl Target {
     pub fn exited(&self) -> bool {
         match &self.watch {
             Watch::Pidfd(fd) => sys::process::pidfd_exited(fd.as_fd()),
-            Watch::Proc => {
-                !matches!(read_stat(self.pid), Ok(s) if s.start == self.ticks && s.running())
-            }
+            // Only a file that is gone says the process is: another error
+            // (a /proc mounted with hidepid, once the capabilities are
+            // dropped) cannot tell, and a false stop would be worse.
+            Watch::Proc => match read_stat(self.pid) {
+                Ok(s) => s.start != self.ticks || !s.running(),
+                Err(e) => {
+                    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
+                }
+            },
         }
     }
 
