@@ -137,7 +137,7 @@ struct top_err_key {		/* a row's errors by errno */
 	__u32 pad;
 };
 
-struct config {			/* 72 bytes, slot 0 of the config map */
+struct config {			/* 96 bytes, slot 0 of the config map */
 	__u32 verbose;		/* >= 1: copy a preview of written bytes */
 	__u32 filter_tgid;	/* 0: any process; else the process id, as
 				 * seen from pidns_* in the probe_pidns build */
@@ -158,6 +158,15 @@ struct config {			/* 72 bytes, slot 0 of the config map */
 	__u32 ring_slots;	/* 0: events go out through the perf rings;
 				 * else (a power of two) the slots per CPU of
 				 * the event rings in ring_slots/ring_pos */
+	/* -p is a process, not a number: the calling process must also be
+	 * the one whose group leader started (start_boottime, ns since boot)
+	 * in [target_start_lo, target_start_hi). The offsets in task_struct
+	 * come from the kernel's BTF; target_start_off 0: no BTF, the number
+	 * alone is matched. */
+	__u32 target_leader_off;	/* task_struct.group_leader */
+	__u32 target_start_off;		/* task_struct.start_boottime */
+	__u64 target_start_lo;
+	__u64 target_start_hi;
 };
 
 /* The event ring of one CPU (--ring map): the programs on that CPU write

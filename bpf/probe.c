@@ -134,8 +134,30 @@ static __always_inline int comm_matches(const char *comm,
 	return a[0] == b[0] && a[1] == b[1];
 }
 
+/* -p: the calling process is the very one asked for, not one that reused
+ * its pid after it exited: its group leader started when the target did
+ * (start_boottime, what /proc/PID/stat shows in clock ticks). Made only
+ * for calls whose pid matched: one read of kernel memory when the caller
+ * is the group leader itself (its thread id is the process id: a
+ * single-threaded process's every call), two from another thread (its
+ * group_leader first). A read that fails is no match. */
+static __always_inline int is_target(const struct config *cfg, __u64 pid_tgid)
+{
+	const char *task = (const char *)bpf_get_current_task();
+	const char *leader = task;
+	__u64 start = 0;
+	if ((__u32)pid_tgid != pid_tgid >> 32 &&
+	    bpf_probe_read_kernel(&leader, sizeof(leader),
+				  task + cfg->target_leader_off))
+		return 0;
+	if (bpf_probe_read_kernel(&start, sizeof(start),
+				  leader + cfg->target_start_off))
+		return 0;
+	return start >= cfg->target_start_lo && start < cfg->target_start_hi;
+}
+
 /* -p: the calling process is the one asked for. */
-static __always_inline int is_filtered_process(__u32 tgid,
+static __always_inline int is_filtered_process(__u64 pid_tgid,
 					       const struct config *cfg)
 {
 #ifdef PIDNS_FILTER
@@ -144,22 +166,25 @@ static __always_inline int is_filtered_process(__u32 tgid,
 	if (bpf_get_ns_current_pid_tgid(cfg->pidns_dev, cfg->pidns_ino, &ns,
 					sizeof(ns)))
 		return 0;
-	return ns.tgid == cfg->filter_tgid;
+	if (ns.tgid != cfg->filter_tgid)
+		return 0;
 #else
-	return tgid == cfg->filter_tgid;
+	if (pid_tgid >> 32 != cfg->filter_tgid)
+		return 0;
 #endif
+	return !cfg->target_start_off || is_target(cfg, pid_tgid);
 }
 
 /* The filters, on the current task: its config if they let it through. */
-static __always_inline struct config *wanted(__u32 tgid, char *comm)
+static __always_inline struct config *wanted(__u64 pid_tgid, char *comm)
 {
 	__u32 zero = 0;
 	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
 	if (!cfg)
 		return 0;
-	if (tgid == cfg->self_tgid)
+	if (pid_tgid >> 32 == cfg->self_tgid)
 		return 0;
-	if (cfg->filter_tgid && !is_filtered_process(tgid, cfg))
+	if (cfg->filter_tgid && !is_filtered_process(pid_tgid, cfg))
 		return 0;
 	if (cfg->filter_cgroup &&
 	    bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
@@ -308,7 +333,7 @@ static __always_inline int on_entry(void *ctx, __u16 syscall, __u64 fd,
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	char comm[COMM_LEN];
-	struct config *cfg = wanted(pid_tgid >> 32, comm);
+	struct config *cfg = wanted(pid_tgid, comm);
 	if (!cfg)
 		return 0;
 	if (cfg->exit_mode) {
@@ -530,18 +555,23 @@ static __always_inline int on_exit(void *ctx, __s64 ret)
 	if (!f || !(f->ev.flags & EVENT_PENDING)) {
 		/* Not one of ours, or one whose entry came before us. */
 		char comm[COMM_LEN];
-		if (wanted(pid_tgid >> 32, comm))
+		if (wanted(pid_tgid, comm))
 			bump(COUNT_NO_ENTRY);
 		return 0;
 	}
+	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
+	/* -p: a record the target left pending (its return never seen) is
+	 * keyed by a thread id that a process reusing the target's pid may
+	 * have now: that process's return must not complete it. */
+	if (cfg && cfg->target_start_off && !is_target(cfg, pid_tgid))
+		return 0;
 	/* Completed in place and sent from the record itself: no copy. */
 	struct event *ev = &f->ev;
 	ev->lat_ns = bpf_ktime_get_ns() - ev->ts_ns;
 	ev->ret = ret;
 	ev->flags = EVENT_COMPLETED;
 	bump(COUNT_MATCHED);
-	__u32 zero = 0;
-	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
 	if (!cfg) {
 		count_drop();
 		return 0;

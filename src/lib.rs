@@ -51,6 +51,7 @@ pub mod app {
     pub mod privileges;
     pub mod report;
     pub mod signals;
+    pub mod target;
     pub mod top;
 
     /// The probe compiled by build.rs from bpf/probe.c.

@@ -126,7 +126,11 @@ fn event_inflight_config_and_top_match_the_compiled_probe() {
             top_by,
             syscalls,
             compat_status_off,
-            ring_slots
+            ring_slots,
+            target_leader_off,
+            target_start_off,
+            target_start_lo,
+            target_start_hi
         );
         same_layout!(
             btf_struct(&object(file), "ring_pos"),

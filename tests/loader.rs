@@ -293,6 +293,7 @@ fn explained_run(ring: &str) {
             .trim()
             .to_string()
     };
+    use probe::app::abi::CONFIG_SIZE;
     let mut want: Vec<String> = Vec::new();
     let mut push = |s: String| want.push(s);
     let memlock = told[0]
@@ -342,7 +343,7 @@ fn explained_run(ring: &str) {
     };
     for (name, kind, key, value, entries, flags) in [
         ("events", "PERF_EVENT_ARRAY", 4, 4, possible, 0),
-        ("config_map", "ARRAY", 4, 72, 1, 0),
+        ("config_map", "ARRAY", 4, CONFIG_SIZE, 1, 0),
         ("ring_pos", "ARRAY", 4, 128, pos_entries, 0x400),
         ("ring_events", "ARRAY", 4, event_size, event_entries, 0x400),
         ("drops", "PERCPU_ARRAY", 4, 8, 1, 0),
@@ -365,11 +366,10 @@ fn explained_run(ring: &str) {
             types(name)
         ));
     }
-    push(
-        "bpf(BPF_MAP_UPDATE_ELEM, {map_fd=N<map:config_map>, key=[0, 0, 0, 0], value=<72 bytes>, \
-         flags=BPF_ANY}) = 0"
-            .into(),
-    );
+    push(format!(
+        "bpf(BPF_MAP_UPDATE_ELEM, {{map_fd=N<map:config_map>, key=[0, 0, 0, 0], \
+         value=<{CONFIG_SIZE} bytes>, flags=BPF_ANY}}) = 0"
+    ));
     // The map rings' two arrays, mapped whole (in pages).
     let page = 4096;
     let mapped = [

@@ -530,6 +530,112 @@ def report_top_keys(res):
     return table(header, rows)
 
 
+PID_MODES = (
+    # key, label, the probe's filter ({comm}, {pid} filled in; None: no
+    # probe), its environment.
+    ("bare", "load alone", None, {}),
+    ("c", "probe -q --no-log -c COMM", ["-c", "{comm}"], {}),
+    ("p_nobtf", "probe -q --no-log -p PID, no kernel BTF (the number alone)", ["-p", "{pid}"],
+     {"PROBE_BTF": "/nonexistent"}),
+    ("p", "probe -q --no-log -p PID (the process's identity checked)", ["-p", "{pid}"], {}),
+    ("c_exit", "probe --exit -q --no-log -c COMM", ["--exit", "-c", "{comm}"], {}),
+    ("p_exit", "probe --exit -q --no-log -p PID (checked at entry and exit)",
+     ["--exit", "-p", "{pid}"], {}),
+)
+
+
+def wait_in_sigwait(pid, timeout=10):
+    """Until loadgen --wait-signal is in rt_sigtimedwait (x86-64 syscall
+    128, as /proc/PID/syscall says), so that SIGUSR1 wakes it rather than
+    kills it."""
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end and read(f"/proc/{pid}/syscall").split(b" ")[0] != b"128":
+        time.sleep(0.001)
+
+
+def pid_run(args, extra, env, comm):
+    """One run of PID_MODES: loadgen waits for SIGUSR1 so that the probe
+    can be started with its pid; a -p probe must stop by itself when it
+    exits. Returns (ns_per_call, received, lost, error)."""
+    g = spawn([LOADGEN, "--comm", comm, "--wait-signal", "--writes", str(args.calls),
+               "--cpu", str(args.load_cpu), "--report"], stdout=subprocess.PIPE,
+              stderr=subprocess.DEVNULL)
+    p, err_p = None, tempfile.mktemp(prefix="probe-pid.")
+    try:
+        if extra is not None:
+            argv = ["taskset", "-c", str(args.monitor_cpu), PROBE, "--attach", args.attach,
+                    "-q", "--no-log", *[a.format(comm=comm, pid=g.pid) for a in extra]]
+            with open(err_p, "wb") as err_f:
+                p = spawn(argv, stdout=subprocess.DEVNULL, stderr=err_f,
+                          env={**os.environ, **env})
+            wait_attached(err_p)
+            if b"probe: attached" not in read(err_p):
+                return None, None, None, f"not attached: {last_line(read(err_p))}"
+        wait_in_sigwait(g.pid)
+        os.kill(g.pid, signal.SIGUSR1)
+        out, _ = g.communicate(timeout=120 + args.calls * 50e-6)
+        LIVE.pop(g.pid, None)
+        m = re.search(rb"calls=(\d+) ns=(\d+)", out)
+        if not m:
+            return None, None, None, f"loadgen: {last_line(out)}"
+        ns = int(m.group(2)) / int(m.group(1))
+        if p is None:
+            return ns, None, None, None
+        if "-p" in extra:
+            rc, killed = reap(p, 10)
+            if killed:
+                return ns, None, None, "-p: did not stop at the exit of its process"
+        else:
+            rc, killed = reap_sigint(p, STOP_TIMEOUT)
+        m = re.search(rb"probe: received=(\d+) lost=(\d+)\s*$", read(err_p))
+        if rc != 0 or not m:
+            return ns, None, None, f"probe rc={rc}: {last_line(read(err_p))}"
+        return ns, int(m.group(1)), int(m.group(2)), None
+    finally:
+        if p is not None and p.poll() is None:
+            reap_sigint(p, 5)
+        if os.path.exists(err_p):
+            os.unlink(err_p)
+
+
+def pid_runs(args):
+    """-p's cost per event: the same load under -c COMM, -p PID without
+    kernel BTF (a tgid compare), and -p PID (the tgid compare, then two
+    reads of kernel memory: the group leader's start time), interleaved."""
+    res = {key: [] for key, *_ in PID_MODES}
+    for run in range(args.runs):
+        order = PID_MODES[run % len(PID_MODES):] + PID_MODES[:run % len(PID_MODES)]
+        for key, label, extra, env in order:
+            progress(f"-p: run {run + 1}/{args.runs}: {label}")
+            r = pid_run(args, extra, env, f"bnpid{os.getpid() % 1000}-{run}{key}"[:15])
+            if r[3]:
+                progress(f"  FAILED: {r[3]}")
+            res[key].append(r)
+    return res
+
+
+def report_pid(res, calls):
+    ns = {k: med([r[0] for r in rs if r[0] is not None and not r[3]]) for k, rs in res.items()}
+    ref = {"c": "c", "p_nobtf": "c", "p": "c", "c_exit": "c_exit", "p_exit": "c_exit"}
+    rows = []
+    for key, label, _, _ in PID_MODES:
+        rs = res[key]
+        good = [r for r in rs if r[0] is not None and not r[3]]
+        spread = f"{min(r[0] for r in good):.1f}–{max(r[0] for r in good):.1f}" if good else "–"
+        over = ns[key] - ns["bare"] if key != "bare" and None not in (ns[key], ns["bare"]) else None
+        base = ref.get(key)
+        delta = (ns[key] - ns[base] if base and base != key and None not in (ns[key], ns[base])
+                 else None)
+        counted = [r for r in good if r[1] is not None]
+        got = (f"{sum(r[1] for r in counted):,} of {calls * len(counted):,}, lost "
+               f"{sum(r[2] for r in counted):,}" if counted else "–")
+        fails = [r[3] for r in rs if r[3]]
+        rows.append([label, fmt(ns[key], ".1f"), spread, fmt(over, "+.1f"), fmt(delta, "+.1f"),
+                     got, f"FAILED {len(fails)}/{len(rs)}: {fails[-1]}" if fails else ""])
+    return table(["row", "ns/syscall (median)", "min–max", "overhead ns", "vs -c (same mode)",
+                  "received (all runs)", "notes"], rows)
+
+
 def scrape(port, timeout=5):
     """One GET /metrics: (seconds, body)."""
     import http.client
@@ -964,6 +1070,10 @@ def main():
                     help="skip probe top's interval with 10,000 keys")
     ap.add_argument("--no-metrics", action="store_true",
                     help="skip the metrics' scrape and CPU measures")
+    ap.add_argument("--no-pid", action="store_true",
+                    help="skip -p's cost per event (against -c, and -p without kernel BTF)")
+    ap.add_argument("--only-pid", action="store_true",
+                    help="measure -p's cost per event alone (no other table)")
     ap.add_argument("--attach", default="tracepoint", help="probe --attach METHOD (default tracepoint, like the floor)")
     ap.add_argument("--no-raw", action="store_true",
                     help="skip the raw-tracepoint rows (floors and every mode) and the getppid rows")
@@ -995,7 +1105,7 @@ def main():
             print(f"bench: {path} missing: build with "
                   "`cargo build --release --bins --example count_floor`", file=sys.stderr)
             return 1
-    if shutil.which("bpftrace") is None and not args.no_bpftrace:
+    if shutil.which("bpftrace") is None and not (args.no_bpftrace or args.only_pid):
         print("bench: bpftrace not found (scripts/bench installs it)", file=sys.stderr)
         return 1
     if os.cpu_count() < 2:
@@ -1018,14 +1128,15 @@ def main():
 
     b = Bench(args)
     t0 = time.monotonic()
-    ms = results = paced = top_keys = metrics = skips = None
+    ms = results = paced = top_keys = metrics = skips = pid = None
     try:
         if not args.skips_only:
-            ms, results = b.main_runs()
-            paced = None if args.no_paced else b.paced_runs()
-            top_keys = None if args.no_top_keys else top_keys_runs(args)
-            metrics = None if args.no_metrics else metrics_runs(args)
-        skips = None if args.no_skips else skips_runs(args)
+            ms, results = ([], {}) if args.only_pid else b.main_runs()
+            paced = None if args.no_paced or args.only_pid else b.paced_runs()
+            top_keys = None if args.no_top_keys or args.only_pid else top_keys_runs(args)
+            metrics = None if args.no_metrics or args.only_pid else metrics_runs(args)
+            pid = None if args.no_pid else pid_runs(args)
+        skips = None if args.no_skips or args.only_pid else skips_runs(args)
     finally:
         stop_all()
         if not args.keep:
@@ -1041,9 +1152,10 @@ def main():
         return 1 if b.failed else 0
     print(f"- {args.runs} measured runs per row, interleaved (row order rotated each run) "
           f"after one discarded warm-up round; medians; total {time.monotonic() - t0:.0f} s\n")
-    print(f"## Load of {args.calls:,} one-byte writes per run\n")
-    print(report_main(ms, results, args))
-    print("""
+    if ms:
+        print(f"## Load of {args.calls:,} one-byte writes per run\n")
+        print(report_main(ms, results, args))
+        print("""
 - ns/syscall: loadgen --report (wall time of its loop / calls), median over runs;
   overhead = median − median of the bare load; × floor = overhead / the floor's
   overhead: count_floor's for entry-only rows, count_floor --exits's (two hooks per
@@ -1055,7 +1167,7 @@ def main():
   program itself runs in loadgen's context: it is in ns/syscall, not here.
 - peak RSS: VmHWM just before SIGINT.  exec→attached: from spawn (taskset + exec)
   to the ready line on stderr/stdout, polled every ~1 ms.""")
-    unrelated = report_unrelated(ms, results)
+    unrelated = report_unrelated(ms, results) if ms else None
     if unrelated:
         print("\n## The cost to syscalls the probe does not follow (getppid)\n")
         print(unrelated)
@@ -1089,6 +1201,16 @@ def main():
   speed, --calls x 4 writes), per second of it, with and without the
   listener and one scrape a second.""")
     print_skips(skips, args)
+    if pid:
+        print(f"\n## -p: the cost of following a process ({args.calls:,} writes per run)\n")
+        print(report_pid(pid, args.calls))
+        print("""
+- Each probe filters in the kernel; loadgen waits for SIGUSR1 so that the probe
+  starts with its pid, and a -p probe stops by itself at loadgen's exit (a run
+  where it does not fails). -p checks the tgid, then reads the group leader's
+  start time (two bpf_probe_read_kernel) for the calls whose tgid matched;
+  without kernel BTF (PROBE_BTF=/nonexistent) it checks the tgid alone.
+  vs -c: the difference of medians with the -c row of the same mode.""")
     return 1 if b.failed else 0
 
 

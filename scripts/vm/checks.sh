@@ -30,6 +30,9 @@
 #                           fd told opened is told closed, every mapping
 #                           unmapped, every kprobe_events entry removed, and
 #                           the method's own files told (default 1)
+#   VMTEST_REUSE            1: run -p on each method (and probe top -p on the
+#                           first) with its process's pid reused at once by
+#                           an impostor that must never be reported (default 1)
 #   VMTEST_EXIT_ROUNDS      times the --exit checks are repeated (default 1;
 #                           more to soak the kernel's return probes)
 #   VMTEST_CHECK_NO_TRACEFS 1: fail if tracefs is mounted before the first run (default 0)
@@ -51,6 +54,7 @@ VMTEST_EXIT=${VMTEST_EXIT:-1}
 VMTEST_EXIT_ROUNDS=${VMTEST_EXIT_ROUNDS:-1}
 VMTEST_TOP=${VMTEST_TOP:-1}
 VMTEST_EXPLAIN=${VMTEST_EXPLAIN:-1}
+VMTEST_REUSE=${VMTEST_REUSE:-1}
 VMTEST_CHECK_NO_TRACEFS=${VMTEST_CHECK_NO_TRACEFS:-0}
 ATTACH_TIMEOUT=${VMTEST_ATTACH_TIMEOUT:-30}
 EXIT_TIMEOUT=${VMTEST_EXIT_TIMEOUT:-60}
@@ -652,6 +656,97 @@ run_top() {
     rm -rf "$json" "$json.sum" "$truth" "$truth.sum" "$VMTEST_TMP/fam"
 }
 
+# wait_exit PID: wait for PID to exit by itself (at most EXIT_TIMEOUT s;
+# then SIGINT, and EXITED=0). Sets STOP_RC.
+wait_exit() {
+    EXITED=1
+    _n=0
+    while alive "$1" && [ "$_n" -lt $((EXIT_TIMEOUT * 10)) ]; do
+        sleep 0.1
+        _n=$((_n + 1))
+    done
+    alive "$1" && EXITED=0
+    stop_probe "$1" INT
+}
+
+# -p follows a process, not a number: loadgen --reuse-pid makes a target
+# that writes 5 known lines (known000 ... known004) once told, and as soon
+# as it exited another process with its very pid (clone3 with set_tid),
+# `impostor`, which writes secret!! for 300 ms. The probe (-p TARGET -v;
+# with "top": probe top -p TARGET --json) must report exactly the
+# target's 5 writes and nothing of the impostor, say the target exited,
+# and stop by itself with exit code 0.
+run_reuse() {
+    m=$1
+    top=${2:-}
+    name=reuse${top:+-top}-$m
+    fail=
+    t0=$(now_cs)
+    say "start kernel=$KERNEL method=$name"
+    err=$VMTEST_TMP/$name.err
+    out=$VMTEST_TMP/$name.out
+    lab=$VMTEST_TMP/$name.lab
+    rm -f "$err" "$out" "$lab" "$out.want"
+    "$LOADGEN" --comm reuseme --reuse-pid 5 >"$lab" &
+    labpid=$!
+    _n=0
+    while ! grep -q '^target=' "$lab" && [ "$_n" -lt 100 ]; do
+        sleep 0.1
+        _n=$((_n + 1))
+    done
+    target=$(sed -n 's/^target=\([0-9]*\) fd=.*/\1/p' "$lab")
+    fd=$(sed -n 's/^target=[0-9]* fd=\([0-9]*\)$/\1/p' "$lab")
+    if [ -n "$top" ]; then
+        "$PROBE" top --attach "$m" --json -i 0.2 -p "$target" >"$out" 2>"$err" &
+    else
+        "$PROBE" --attach "$m" -v -p "$target" --no-log >"$out" 2>"$err" &
+    fi
+    pid=$!
+    if wait_attached "$pid" "$err"; then
+        check_via "$m"
+        kill -USR1 "$target"
+        wait "$labpid" || fail="$fail lab:'$(tr '\n' ' ' <"$lab")'"
+        grep -qx "impostor=$target writes=300" "$lab" || fail="$fail no-impostor-with-the-pid"
+    else
+        fail="$fail not-attached"
+        kill -USR1 "$target"
+        wait "$labpid"
+    fi
+    wait_exit "$pid"
+    [ "$EXITED" = 1 ] || fail="$fail did-not-stop-at-the-exit"
+    [ "$STOP_RC" -eq 0 ] || fail="$fail exit-code:$STOP_RC"
+    grep -qx "probe: process $target (reuseme) exited: stopping" "$err" || fail="$fail exit-not-said"
+    last_counts "$err"
+    accounted "$received" "$lost" 5 "$err" || fail="$fail last:'$last'(want:received+lost=5)"
+    [ "$lost" = "$(explained_lost "$err")" ] || fail="$fail unexplained-loss"
+    grep -q -e impostor -e secret "$out" && fail="$fail impostor-reported"
+    if [ -n "$top" ]; then
+        calls=$(sed -n 's/.*"pid":'"$target"',"comm":"reuseme","syscall":"write","calls":\([0-9]*\),.*/\1/p' "$out" |
+            awk '{ n += $1 } END { print n + 0 }')
+        rows=$(grep -c . "$out")
+        others=$(grep -vc '"pid":'"$target"',"comm":"reuseme","syscall":"write"' "$out")
+        [ "$calls" = "${received:-x}" ] && [ "$others" = 0 ] ||
+            fail="$fail top-rows:$rows,calls=$calls,others=$others"
+    else
+        i=0
+        while [ "$i" -lt 5 ]; do
+            echo "hello sys_write was called pid=$target tgid=$target comm=reuseme fd=$fd count=8 data=known00$i"
+            i=$((i + 1))
+        done >"$out.want"
+        if [ "${received:-x}" = 5 ]; then
+            cmp -s "$out.want" "$out" || fail="$fail lines-differ"
+        else
+            # A loss (counted and said): the lines there are, all the target's.
+            [ "$(grep -c . "$out")" = "${received:-x}" ] && [ "$(grep -cvxF -f "$out.want" "$out")" = 0 ] ||
+                fail="$fail lines-differ"
+        fi
+    fi
+    kprobe_events_empty || fail="$fail kprobe_events-not-empty"
+    finish "$name" "$t0"
+    [ -n "$fail" ] && dump_failure "$name" "$err" "$out"
+    rm -f "$out" "$out.want" "$lab"
+}
+
 # The raw tracepoints see 32-bit calls too, numbered from the ia32 table:
 # loadgen --ia32 makes 12 per round (int $0x80) numbered like the
 # family's calls on x86-64, then 5 writes and 3 reads of its own; the
@@ -811,6 +906,14 @@ fi
 if [ "$VMTEST_EXPLAIN" = 1 ]; then
     for m in $VMTEST_METHODS; do
         run_explain "$m"
+    done
+fi
+if [ "$VMTEST_REUSE" = 1 ]; then
+    for m in $VMTEST_METHODS; do
+        [ "$m" = auto ] || run_reuse "$m"
+    done
+    for m in $VMTEST_METHODS; do
+        [ "$m" = auto ] || { run_reuse "$m" top; break; }
     done
 fi
 if [ "$VMTEST_NAMESPACES" = 1 ]; then

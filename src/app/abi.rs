@@ -7,7 +7,7 @@ pub const PREVIEW_LEN: usize = 8;
 pub const EVENT_SIZE: usize = 80;
 /// The part an entry sends: the event without ret and lat_ns.
 pub const ENTRY_EVENT_SIZE: usize = 64;
-pub const CONFIG_SIZE: usize = 72;
+pub const CONFIG_SIZE: usize = 96;
 
 pub const EVENT_HAS_PREVIEW: u16 = 1;
 pub const EVENT_COMPLETED: u16 = 2;
@@ -337,6 +337,10 @@ pub struct RawConfig {
     pub syscalls: u32,
     pub compat_status_off: u32,
     pub ring_slots: u32,
+    pub target_leader_off: u32,
+    pub target_start_off: u32,
+    pub target_start_lo: u64,
+    pub target_start_hi: u64,
 }
 
 const _: () = {
@@ -354,6 +358,10 @@ const _: () = {
     assert!(offset_of!(RawConfig, syscalls) == 60);
     assert!(offset_of!(RawConfig, compat_status_off) == 64);
     assert!(offset_of!(RawConfig, ring_slots) == 68);
+    assert!(offset_of!(RawConfig, target_leader_off) == 72);
+    assert!(offset_of!(RawConfig, target_start_off) == 76);
+    assert!(offset_of!(RawConfig, target_start_lo) == 80);
+    assert!(offset_of!(RawConfig, target_start_hi) == 88);
 };
 
 /// A pid namespace, as `bpf_get_ns_current_pid_tgid` names it: the
@@ -364,6 +372,22 @@ pub struct PidNs {
     pub ino: u64,
 }
 
+/// `-p`'s process as the kernel can tell it from another that reuses its
+/// pid: where its group leader's start time is in a task_struct (from the
+/// kernel's BTF), and the range that start time lies in (`app::target`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TargetIdentity {
+    /// `offsetof(struct task_struct, group_leader)`.
+    pub leader_off: u32,
+    /// `offsetof(struct task_struct, start_boottime)`: not 0.
+    pub start_off: u32,
+    /// The leader's `start_boottime` (ns since boot, the kernel's own
+    /// clock) is at least this...
+    pub start_lo: u64,
+    /// ... and less than this.
+    pub start_hi: u64,
+}
+
 /// What the monitor tells the probe, before it becomes a `RawConfig`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProbeConfig {
@@ -371,6 +395,9 @@ pub struct ProbeConfig {
     /// Only this process (tgid); None for all. A host tgid, or, with
     /// `pid_ns`, the tgid in that namespace (the probe_pidns build).
     pub filter_tgid: Option<u32>,
+    /// With `filter_tgid`: the process's identity, so that one reusing its
+    /// pid is not matched (None: the number alone, without kernel BTF).
+    pub target: Option<TargetIdentity>,
     pub pid_ns: Option<PidNs>,
     /// The monitor's own tgid as the kernel sees it (the host's).
     pub self_tgid: u32,
@@ -410,6 +437,12 @@ impl ProbeConfig {
             ring_slots: self.ring_slots,
             ..RawConfig::default()
         };
+        if let (Some(_), Some(t)) = (self.filter_tgid, self.target) {
+            raw.target_leader_off = t.leader_off;
+            raw.target_start_off = t.start_off;
+            raw.target_start_lo = t.start_lo;
+            raw.target_start_hi = t.start_hi;
+        }
         if let Some(comm) = &self.filter_comm {
             raw.filter_comm_set = 1;
             let n = comm.len().min(COMM_LEN - 1);

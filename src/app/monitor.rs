@@ -2,8 +2,9 @@
 //!
 //! 1. `start`: load, open the rings, attach, drop privileges, start the
 //!    threads (the ring reader, and one per output);
-//! 2. `wait`: for a signal, the duration, or the reader of stdout going
-//!    away, saying meanwhile when stdout is too slow to show everything;
+//! 2. `wait`: for a signal, the duration, the reader of stdout going
+//!    away, or the process of `-p` exiting, saying meanwhile when stdout
+//!    is too slow to show everything;
 //! 3. `stop`: detach, drain the rings, let the outputs write what is
 //!    buffered (for a bounded time), and count.
 //!
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::app::abi::{Event, PidNs, ProbeConfig, Syscall};
+use crate::app::abi::{Event, PidNs, ProbeConfig, Syscall, TargetIdentity};
 use crate::app::batch::{Batcher, ReaderStats};
 use crate::app::cli::{MAP_RING_SLOTS_PER_PAGE, Options, RingKind};
 use crate::app::inflight::{self, ExitCounts};
@@ -33,6 +34,7 @@ use crate::app::output::{
     self, Control, Format, LineWriter, Output, OutputReport, Progress, format, log_file,
 };
 use crate::app::pid_file::PidFile;
+use crate::app::target::Target;
 use crate::app::{cgroup, privileges, signals};
 use crate::attach::{self, AttachOptions, Attachment};
 use crate::loader::Loaded;
@@ -211,6 +213,8 @@ struct Running {
     reopen: Option<Sender<()>>,
     /// `--pid-file`: removed when the run ends (dropped).
     _pid_file: Option<PidFile>,
+    /// `-p`: the process, whose exit ends the run.
+    target: Option<Target>,
 }
 
 /// How often `wait` looks whether a sweep is due.
@@ -250,6 +254,8 @@ fn start(o: &Options) -> Result<Option<Running>> {
     // The kernel's view of the monitor: its tgid, and where -p looks.
     let self_tgid = identity::kernel_tgid()?;
     let pid_ns = pid_filter_namespace(o)?;
+    let target = o.pid.map(Target::open).transpose()?;
+    let identity = target.as_ref().and_then(|t| t.identity(&|l| debug(o, l)));
     let cgroup = o.cgroup.as_deref().map(cgroup::open).transpose()?;
     let spec = probe_spec(pid_ns)?;
     debug(
@@ -267,7 +273,7 @@ fn start(o: &Options) -> Result<Option<Running>> {
         return Ok(None);
     }
 
-    let loaded = create_maps(o, spec, self_tgid, pid_ns, cgroup)?;
+    let loaded = create_maps(o, spec, self_tgid, (pid_ns, identity), cgroup)?;
     if interrupted() {
         return Ok(None);
     }
@@ -357,6 +363,7 @@ fn start(o: &Options) -> Result<Option<Running>> {
         sweeps: Cell::new(inflight::Sweeps::default()),
         reopen,
         _pid_file: pid_file,
+        target,
     }))
 }
 
@@ -451,12 +458,13 @@ pub fn pid_namespace_for(pid: Option<u32>) -> Result<Option<PidNs>> {
     Ok(Some(ns))
 }
 
-/// The maps, and the probe's configuration written into its config map.
+/// The maps, and the probe's configuration written into its config map
+/// (`-p`: where its pid is matched, and the process's identity).
 fn create_maps(
     o: &Options,
     spec: obj::ObjectSpec,
     self_tgid: u32,
-    pid_ns: Option<PidNs>,
+    (pid_ns, target): (Option<PidNs>, Option<TargetIdentity>),
     cgroup: Option<std::os::fd::OwnedFd>,
 ) -> Result<Loaded> {
     let possible = cpus::possible_count()?;
@@ -510,6 +518,7 @@ fn create_maps(
     let config = ProbeConfig {
         verbose: o.verbose,
         filter_tgid: o.pid,
+        target,
         pid_ns,
         self_tgid,
         filter_comm: o.comm.clone(),
@@ -745,7 +754,8 @@ impl SkipNotices {
     }
 }
 
-/// Step 2: until a signal, the duration, or stdout's reader going away.
+/// Step 2: until a signal, the duration, stdout's reader going away, or
+/// the process of `-p` exiting (said).
 fn wait(r: &Running, o: &Options) {
     let watch_stdout = r.outputs.iter().any(|t| t.name == "stdout");
     let deadline = o.duration.map(|d| Instant::now() + d);
@@ -761,6 +771,12 @@ fn wait(r: &Running, o: &Options) {
             || (watch_stdout && stdout_gone())
             || deadline.is_some_and(|d| Instant::now() >= d);
         if stop {
+            return;
+        }
+        if let Some(t) = &r.target
+            && t.exited()
+        {
+            output::say(&t.exit_line());
             return;
         }
         notices.check(r);

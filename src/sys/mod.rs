@@ -1,8 +1,10 @@
 //! Thin, typed wrappers over the raw system calls the loader needs: bpf(2),
 //! perf_event_open(2) and its ioctls, mmap of a perf ring or a BPF array,
-//! epoll and eventfd, and the kernel's files it reads and writes (file.rs). Each new fd is an `Fd` (an owned fd that `--explain` can name
-//! and whose close it tells), so that closing, and so detaching, is tied to
-//! Rust ownership. Every call is told to `explain` when that is on.
+//! epoll and eventfd, pidfd_open(2), and the kernel's files it reads and
+//! writes (file.rs). Each new fd is an `Fd` (an owned fd that `--explain`
+//! can name and whose close it tells), so that closing, and so detaching,
+//! is tied to Rust ownership. Every call is told to `explain` when that is
+//! on.
 
 pub mod bpf;
 pub mod epoll;
@@ -10,6 +12,7 @@ pub mod explain;
 pub mod file;
 pub mod mem;
 pub mod perf;
+pub mod process;
 
 pub use explain::Fd;
 

@@ -5,7 +5,8 @@
 //!    (config.top_by) instead of sending events, attach the entry and exit
 //!    hooks of `--syscalls`, drop privileges;
 //! 2. `watch`: every `-i` seconds read the table (table.rs) and show what
-//!    the interval added (render.rs; a screen on a terminal, screen.rs);
+//!    the interval added (render.rs; a screen on a terminal, screen.rs),
+//!    until `-d`, a signal, `q`, or the process of `-p` exiting;
 //! 3. `stop`: entries off, returns off, one last read (the last interval),
 //!    and what became of the calls in flight.
 //!
@@ -32,6 +33,7 @@ use crate::app::metrics::listener::Listener;
 use crate::app::metrics::textfile::TextFile;
 use crate::app::metrics::{Published, Registry, exposition};
 use crate::app::output::say;
+use crate::app::target::Target;
 use crate::app::{cgroup, monitor, privileges, report, signals};
 use crate::attach::{self, AttachOptions, Attachment, DetachReport, Method};
 use crate::loader::Loaded;
@@ -118,6 +120,10 @@ struct Running {
     sweeps: Cell<Sweeps>,
     /// A lower bound of the records evicted so far (found at sweeps).
     evicted: Cell<u64>,
+    /// `-p`: the process, whose exit ends the run.
+    target: Option<Target>,
+    /// The run ended because it exited (said once the screen is gone).
+    target_exited: Cell<bool>,
 }
 
 impl Running {
@@ -190,6 +196,13 @@ pub fn run(o: &TopOptions) -> Result<Option<TopSummary>> {
     let total = table.run_total().clone();
     let in_other = table.other_calls();
     out.finish(totals, &total, started.elapsed(), o)?;
+    if let Some(t) = running
+        .target
+        .as_ref()
+        .filter(|_| running.target_exited.get())
+    {
+        say(&t.exit_line());
+    }
     Ok(Some(TopSummary {
         counted: total.calls,
         in_other,
@@ -213,6 +226,8 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
     }
     let self_tgid = identity::kernel_tgid()?;
     let pid_ns = monitor::pid_namespace_for(o.pid)?;
+    let target = o.pid.map(Target::open).transpose()?;
+    let identity = target.as_ref().and_then(|t| t.identity(&|_| {}));
     let cgroup = o.cgroup.as_deref().map(cgroup::open).transpose()?;
     let mut spec = monitor::probe_spec(pid_ns)?;
     // The probe's table has room for --keys rows (and as many errnos);
@@ -232,6 +247,7 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
     let config = ProbeConfig {
         verbose: 0,
         filter_tgid: o.pid,
+        target: identity,
         pid_ns,
         self_tgid,
         filter_comm: o.comm.clone(),
@@ -295,6 +311,8 @@ fn start(o: &TopOptions) -> Result<Option<(Running, Option<Metrics>)>> {
             attachment: RefCell::new(Some(attachment)),
             sweeps: Cell::new(Sweeps::default()),
             evicted: Cell::new(0),
+            target,
+            target_exited: Cell::new(false),
         },
         metrics,
     )))
@@ -613,7 +631,8 @@ impl Cost {
 /// How often the loop looks at signals, keys and the clock.
 const TICK: Duration = Duration::from_millis(50);
 
-/// Step 2: an interval every `-i` until `-d`, a signal, or `q`. Returns
+/// Step 2: an interval every `-i` until `-d`, a signal, `q`, or the
+/// process of `-p` exiting (said). Returns
 /// how many intervals were shown, the last (for the final one's length),
 /// and what they cost.
 fn watch(
@@ -646,6 +665,10 @@ fn watch(
         if let Out::Screen { screen, .. } = out
             && screen.keys().contains(&Key::Quit)
         {
+            return Ok((intervals, last, cost));
+        }
+        if r.target.as_ref().is_some_and(Target::exited) {
+            r.target_exited.set(true);
             return Ok((intervals, last, cost));
         }
         if Instant::now() >= next {

@@ -15,6 +15,14 @@
 //! loadgen --comm NAME --open-fds N [--hold-ms MS [--every-ms E]]
 //! loadgen --comm NAME --ia32 N
 //! loadgen [--comm NAME] --getppid N [--cpu C] [--report]
+//! loadgen --comm NAME --reuse-pid K [--impostor-ms MS] [--from-thread]
+//!
+//! `--reuse-pid K` makes a process that writes K known lines and exits,
+//! then at once another with the same pid, which writes `secret!!` (see
+//! reuse.rs).
+//!
+//! loadgen --no-pidfd-open PROGRAM ARGS... runs PROGRAM with pidfd_open
+//! refused (EPERM) by a seccomp filter, as a container's profile may.
 //!
 //! `--ia32 N` makes N rounds of 32-bit system calls from this 64-bit
 //! program (`int $0x80`: the kernel runs them from its ia32 table, as for
@@ -71,6 +79,8 @@
 
 mod calls;
 mod family;
+mod nopidfd;
+mod reuse;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -98,6 +108,9 @@ struct Args {
     distinct: bool,
     ia32: u64,
     getppid: u64,
+    reuse_pid: Option<u64>,
+    impostor_ms: u64,
+    from_thread: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -123,6 +136,9 @@ fn parse() -> Result<Args, String> {
         distinct: false,
         ia32: 0,
         getppid: 0,
+        reuse_pid: None,
+        impostor_ms: 300,
+        from_thread: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -137,6 +153,10 @@ fn parse() -> Result<Args, String> {
             }
             "--distinct" => {
                 a.distinct = true;
+                continue;
+            }
+            "--from-thread" => {
+                a.from_thread = true;
                 continue;
             }
             _ => {}
@@ -162,6 +182,8 @@ fn parse() -> Result<Args, String> {
             "--every-ms" => a.every_ms = Some(v.parse().map_err(|_| bad.clone())?),
             "--ia32" => a.ia32 = v.parse().map_err(|_| bad.clone())?,
             "--getppid" => a.getppid = v.parse().map_err(|_| bad.clone())?,
+            "--reuse-pid" => a.reuse_pid = Some(v.parse().map_err(|_| bad.clone())?),
+            "--impostor-ms" => a.impostor_ms = v.parse().map_err(|_| bad.clone())?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -185,17 +207,28 @@ fn pin(cpu: usize) {
     }
 }
 
-/// Blocks SIGUSR1 and waits for it: no read or write on the way.
-fn wait_for_sigusr1() {
-    // SAFETY: a sigset built and used on this thread only.
+fn sigusr1() -> libc::sigset_t {
+    // SAFETY: a sigset built on this thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGUSR1);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let mut sig = 0;
-        libc::sigwait(&set, &mut sig);
+        set
     }
+}
+
+/// SIGUSR1 pending rather than fatal from now on (children inherit it).
+fn block_sigusr1() {
+    // SAFETY: a valid sigset; this thread's mask only.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &sigusr1(), std::ptr::null_mut()) };
+}
+
+/// Blocks SIGUSR1 and waits for it: no read or write on the way.
+fn wait_for_sigusr1() {
+    block_sigusr1();
+    let mut sig = 0;
+    // SAFETY: a valid sigset and an int to write to.
+    unsafe { libc::sigwait(&sigusr1(), &mut sig) };
 }
 
 /// Bytes thread `i` writes in round `j` of the pipe ring.
@@ -370,6 +403,11 @@ fn ia32_calls(comm: &str, rounds: u64) {
 }
 
 fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--no-pidfd-open") {
+        eprintln!("loadgen: {}", nopidfd::exec(&argv[2..]));
+        std::process::exit(2);
+    }
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {
@@ -377,6 +415,14 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(writes) = args.reuse_pid {
+        std::process::exit(reuse::run(
+            &args.comm,
+            writes,
+            args.impostor_ms,
+            args.from_thread,
+        ));
+    }
     if let Some(dir) = &args.family {
         let mut setup = family::setup(std::path::Path::new(dir));
         set_comm(&args.comm);
